@@ -1,0 +1,473 @@
+"""The application service: register authorities, append records, read histories.
+
+Appending is load, act, save, a batch at a time: look the batch's references up in
+the record index, load the citizens it touches, apply each record to its citizen,
+then save every changed citizen and the new index rows in one transaction. A save
+that loses a race to another writer is retried from a fresh load.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    StoredEvent,
+    Transcoding,
+)
+
+from ledger import records as r
+from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen, record_of
+from ledger.errors import (
+    ConcurrencyConflict,
+    InvalidRecord,
+    LedgerError,
+    NotEnrolled,
+    NotEntitled,
+    ReferenceConflict,
+    RuleViolation,
+    TargetError,
+    UnknownCitizen,
+)
+from ledger.identity import citizen_id, parse_resident_id
+from ledger.records import Record, RecordKey
+from ledger.storage import DEFAULT_URL, IndexEntry, IndexRow, environment, ledger_recorder
+from ledger.wire import parse_record
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+BATCH_SIZE = 1000
+MAX_ATTEMPTS = 8
+CACHE_SIZE = 50_000
+
+
+class Clock(Protocol):
+    """Where the ledger gets the time; injected so replays and tests are repeatable."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FixedClock:
+    """A clock that reads `at`, moving on by `step` at every reading."""
+
+    at: datetime
+    step: timedelta = timedelta(0)
+
+    def now(self) -> datetime:
+        now = self.at
+        self.at = now + self.step
+        return now
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class RecordKeyAsList(Transcoding):
+    type = RecordKey
+    name = "record_key"
+
+    def encode(self, obj: RecordKey) -> list[str]:
+        return [obj.authority, obj.reference]
+
+    def decode(self, data: list[str]) -> RecordKey:
+        return RecordKey(data[0], data[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    field: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    line: int
+    position: int
+
+
+@dataclass
+class AppendReport:
+    """What happened to each line of an append."""
+
+    appended: int = 0
+    positions: list[tuple[int, int]] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "appended": self.appended,
+            "duplicates": len(self.duplicates),
+            "rejected": [
+                {"line": x.line, "field": x.field, "error": x.error} for x in self.rejected
+            ],
+            "positions": [{"line": ln, "position": p} for ln, p in self.positions],
+            "duplicate_of": [{"line": d.line, "position": d.position} for d in self.duplicates],
+        }
+
+    def summary(self) -> str:
+        return (
+            f"appended {self.appended}, duplicates {len(self.duplicates)}, "
+            f"rejected {len(self.rejected)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One record as the ledger received it."""
+
+    position: int
+    recorded_at: datetime
+    version: int
+    record: Record
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "recorded_at": self.recorded_at.isoformat(),
+            **self.record.to_wire(),
+        }
+
+
+@dataclass
+class _Pending:
+    citizen_id: uuid.UUID
+    version: int
+    digest: bytes
+    line: int
+
+
+@dataclass
+class _Batch:
+    """One batch applied in memory, before it is saved, and what it was applied against."""
+
+    known: dict[RecordKey, IndexEntry]
+    authorities: Mapping[str, Authority]
+    citizens: dict[uuid.UUID, Citizen]
+    today: date
+    now: datetime
+    pending: dict[RecordKey, _Pending] = field(default_factory=dict)
+    index_rows: list[IndexRow] = field(default_factory=list)
+    appended: list[tuple[int, uuid.UUID, int]] = field(default_factory=list)
+    stored_duplicates: list[tuple[int, IndexEntry]] = field(default_factory=list)
+    batch_duplicates: list[tuple[int, _Pending]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class Ledger(Application[uuid.UUID]):
+    """The write side: one log of citizens' records and the authorities that issue them."""
+
+    name = "Ledger"
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(env={**environment(url), **(env or {})})
+        self.url = url
+        self.clock: Clock = clock or SystemClock()
+        self.store = ledger_recorder(self.recorder)
+        self._citizens: OrderedDict[uuid.UUID, Citizen] = OrderedDict()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        transcoder.register(RecordKeyAsList())
+
+    # Authorities
+
+    def register_authority(
+        self,
+        authority_id: str,
+        name: str,
+        may_issue: list[str],
+        entitled_from: date | None = None,
+    ) -> int:
+        """Register an authority; returns the position of the registration."""
+        for _ in range(MAX_ATTEMPTS):
+            registry = self._registry()
+            now = self.clock.now()
+            if registry is None:
+                registry = AuthorityRegistry.open(now)
+            registry.register(authority_id, name, may_issue, entitled_from, now)
+            try:
+                recordings = self.save(registry)
+            except IntegrityError:
+                continue
+            return recordings[-1].notification.id
+        raise ConcurrencyConflict("the authority registry kept changing; try again")
+
+    def authorities(self) -> list[Authority]:
+        """Every registered authority, in the order registered."""
+        registry = self._registry()
+        return list(registry.authorities.values()) if registry else []
+
+    def _registry(self) -> AuthorityRegistry | None:
+        try:
+            registry: AuthorityRegistry = self.repository.get(REGISTRY_ID)
+        except AggregateNotFoundError:
+            return None
+        return registry
+
+    # Appending
+
+    def append_lines(
+        self,
+        lines: Iterable[tuple[int, str | bytes]],
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> AppendReport:
+        """Append numbered NDJSON lines in order; each bad line is rejected alone."""
+        report = AppendReport()
+        for batch in _batched(lines, batch_size):
+            parsed: list[tuple[int, Record]] = []
+            for number, text in batch:
+                try:
+                    parsed.append((number, parse_record(text)))
+                except InvalidRecord as e:
+                    report.rejected.append(Rejection(number, e.field, e.message))
+            self._append_parsed(parsed, report)
+            if progress is not None:
+                progress(len(batch))
+        report.rejected.sort(key=lambda x: x.line)
+        return report
+
+    def append_records(self, records: Iterable[Mapping[str, Any]]) -> AppendReport:
+        """Append already decoded records, numbered from 1, as one batch."""
+        report = AppendReport()
+        parsed: list[tuple[int, Record]] = []
+        for number, data in enumerate(records, start=1):
+            try:
+                parsed.append((number, parse_record(data)))
+            except InvalidRecord as e:
+                report.rejected.append(Rejection(number, e.field, e.message))
+        self._append_parsed(parsed, report)
+        report.rejected.sort(key=lambda x: x.line)
+        return report
+
+    def _append_parsed(self, parsed: list[tuple[int, Record]], report: AppendReport) -> None:
+        if not parsed:
+            return
+        for attempt in range(MAX_ATTEMPTS):
+            batch = self._apply(parsed)
+            aggregates = [c for c in batch.citizens.values() if c.pending_events]
+            try:
+                recordings = (
+                    self.save(*aggregates, index_rows=batch.index_rows) if aggregates else []
+                )
+            except IntegrityError:
+                self._forget(batch.citizens)
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter only
+                continue
+            except BaseException:
+                self._forget(batch.citizens)
+                raise
+            self._remember(batch.citizens)
+            self._report(batch, recordings, report)
+            return
+        raise ConcurrencyConflict(
+            "other writers kept changing the same citizens; "
+            f"the batch of {len(parsed)} records was not written, send it again"
+        )
+
+    def _report(self, batch: _Batch, recordings: list[Any], report: AppendReport) -> None:
+        new_positions = {
+            (rec.domain_event.originator_id, rec.domain_event.originator_version): (
+                rec.notification.id
+            )
+            for rec in recordings
+        }
+        stored = self.store.positions(
+            (entry.citizen_id, entry.version) for _, entry in batch.stored_duplicates
+        )
+        report.appended += len(batch.appended)
+        report.positions.extend(
+            (line, new_positions[(cid, version)]) for line, cid, version in batch.appended
+        )
+        for line, entry in batch.stored_duplicates:
+            report.duplicates.append(Duplicate(line, stored[(entry.citizen_id, entry.version)]))
+        for line, pending in batch.batch_duplicates:
+            position = new_positions[(pending.citizen_id, pending.version)]
+            report.duplicates.append(Duplicate(line, position))
+        report.rejected.extend(batch.rejected)
+
+    def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
+        keys = {rec.key for _, rec in parsed} | {rec.target for _, rec in parsed if rec.target}
+        registry = self._registry()
+        batch = _Batch(
+            known=self.store.lookup(keys),
+            authorities=registry.authorities if registry else {},
+            citizens=self._load({citizen_id(rec.citizen.value) for _, rec in parsed}),
+            today=self.today(),
+            now=self.clock.now(),
+        )
+        for line, rec in parsed:
+            digest = rec.digest()
+            earlier = batch.pending.get(rec.key)
+            stored = batch.known.get(rec.key)
+            if earlier is not None or stored is not None:
+                self._repeat(batch, line, digest, earlier, stored)
+                continue
+            try:
+                citizen = self._act(batch, rec)
+            except LedgerError as e:
+                batch.rejected.append(Rejection(line, e.field, e.message))
+                continue
+            batch.pending[rec.key] = _Pending(citizen.id, citizen.version, digest, line)
+            batch.index_rows.append(
+                (rec.authority, rec.reference, citizen.id, citizen.version, digest)
+            )
+            batch.appended.append((line, citizen.id, citizen.version))
+        return batch
+
+    @staticmethod
+    def _repeat(
+        batch: _Batch, line: int, digest: bytes, earlier: _Pending | None, stored: IndexEntry | None
+    ) -> None:
+        """A reference seen before: a duplicate if the content is the same, else a conflict."""
+        if earlier is not None:
+            if earlier.digest == digest:
+                batch.batch_duplicates.append((line, earlier))
+            else:
+                batch.rejected.append(_conflict(line, f"line {earlier.line}"))
+        elif stored is not None:
+            if stored.digest == digest:
+                batch.stored_duplicates.append((line, stored))
+            else:
+                batch.rejected.append(_conflict(line, "a stored record"))
+
+    @staticmethod
+    def _act(batch: _Batch, rec: Record) -> Citizen:
+        """Apply one new record to its citizen, or raise the rule it breaks."""
+        _check_authority(batch.authorities, rec)
+        if rec.occurred_on > batch.today:
+            raise RuleViolation(f"is after today ({batch.today})", "occurred_on")
+        cid = citizen_id(rec.citizen.value)
+        citizen = batch.citizens.get(cid)
+        if rec.type == r.ENROLLED:
+            if citizen is not None:
+                raise RuleViolation("is already enrolled", "citizen")
+            citizen = batch.citizens[cid] = Citizen.enroll(rec, batch.now)
+            return citizen
+        if citizen is None:
+            raise NotEnrolled("is not enrolled")
+        if rec.target is not None:
+            owner = batch.pending.get(rec.target) or batch.known.get(rec.target)
+            if owner is not None and owner.citizen_id != cid:
+                raise TargetError(f"{rec.target} is a record of another citizen")
+        citizen.append(rec, batch.now)
+        return citizen
+
+    def today(self) -> date:
+        """Today by the ledger's clock, in China Standard Time."""
+        return self.clock.now().astimezone(CHINA_STANDARD_TIME).date()
+
+    def _load(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Citizen]:
+        found = {i: self._citizens[i] for i in ids if i in self._citizens}
+        missing = sorted(ids - found.keys())
+        current: uuid.UUID | str | None = None
+        citizen: Any = None
+        for stored in self.store.events_of(missing):
+            if stored.originator_id != current:
+                if citizen is not None:
+                    found[citizen.id] = citizen
+                current, citizen = stored.originator_id, None
+            citizen = self._event(stored).mutate(citizen)
+        if citizen is not None:
+            found[citizen.id] = citizen
+        return found
+
+    def _remember(self, citizens: dict[uuid.UUID, Citizen]) -> None:
+        for cid, citizen in citizens.items():
+            self._citizens[cid] = citizen
+            self._citizens.move_to_end(cid)
+        while len(self._citizens) > CACHE_SIZE:
+            self._citizens.popitem(last=False)
+
+    def _forget(self, citizens: Iterable[uuid.UUID]) -> None:
+        for cid in citizens:
+            self._citizens.pop(cid, None)
+
+    # Reading
+
+    def history(self, resident_id: str, known_at: datetime | None = None) -> list[HistoryEntry]:
+        """A citizen's records in the order received, optionally as known at a time."""
+        resident = parse_resident_id(resident_id)
+        cid = resident.citizen_id
+        events = [self._event(s) for s in self.store.events_of([cid])]
+        if not events:
+            raise UnknownCitizen(f"{resident.value} has no records in the ledger")
+        positions = dict(self.store.recorded_positions(cid))
+        return [
+            HistoryEntry(
+                positions[e.originator_version],
+                e.timestamp,
+                e.originator_version,
+                record_of(resident.value, e),
+            )
+            for e in events
+            if known_at is None or e.timestamp <= known_at
+        ]
+
+    def _event(self, stored: StoredEvent) -> Citizen.Event:
+        event = self.mapper.to_domain_event(stored)
+        assert isinstance(event, Citizen.Event)
+        return event
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def _check_authority(authorities: Mapping[str, Authority], record: Record) -> None:
+    authority = authorities.get(record.authority)
+    if authority is None:
+        raise NotEntitled(f"{record.authority} is not a registered authority")
+    authority.check_entitled(record)
+
+
+def _conflict(line: int, where: str) -> Rejection:
+    error = ReferenceConflict(
+        f"already names {where} with different content; a record is never changed"
+    )
+    return Rejection(line, error.field, error.message)
+
+
+def _batched(
+    lines: Iterable[tuple[int, str | bytes]], size: int
+) -> Iterator[list[tuple[int, str | bytes]]]:
+    batch: list[tuple[int, str | bytes]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

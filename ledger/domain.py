@@ -1,0 +1,378 @@
+"""The aggregates: each Citizen's history of records, and the registry of authorities.
+
+Events are facts as the authorities reported them (ids, dates, Decimal amounts);
+nothing here derives points. Commands check every rule before triggering an event,
+so a refused command leaves the aggregate untouched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger import records as r
+from ledger.errors import (
+    AuthorityExists,
+    InvalidRecord,
+    NotEntitled,
+    RuleViolation,
+    TargetError,
+)
+from ledger.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
+from ledger.records import REFERENCE_PATTERN, Record, RecordKey
+
+REGISTRY_ID = uuid.uuid5(NAMESPACE, "authority-registry")
+AUTHORITY_ID = REFERENCE_PATTERN
+
+
+@dataclass(slots=True)
+class RecordState:
+    """What a citizen's history says about one of their records."""
+
+    type: str
+    kind: str | None
+    occurred_on: date
+    target: RecordKey | None = None
+    settled_on: date | None = None
+    vacated: bool = False
+    revoked: bool = False
+    repaired: bool = False
+    open_dispute: RecordKey | None = None
+    resolved: bool = False
+
+
+class Citizen(Aggregate):
+    """One person's history: every record about them, in the order received."""
+
+    class Event(Aggregate.Event):
+        authority: str
+        reference: str
+        occurred_on: date
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Citizen)
+            aggregate.apply_record(self)
+
+    class Enrolled(Aggregate.Created):
+        resident_id: str
+        authority: str
+        reference: str
+        occurred_on: date
+
+    class InfractionRecorded(Event):
+        kind: str
+        amount: Decimal | None
+
+    class InfractionSettled(Event):
+        target: RecordKey
+        amount: Decimal
+
+    class PaymentRecorded(Event):
+        kind: str
+        amount: Decimal
+
+    class VerificationRecorded(Event):
+        kind: str
+        credential: str
+
+    class VerificationRevoked(Event):
+        target: RecordKey
+        reason: str
+
+    class RecordDisputed(Event):
+        target: RecordKey
+        reason: str
+
+    class DisputeResolved(Event):
+        target: RecordKey
+        outcome: str
+
+    class RecordVacated(Event):
+        target: RecordKey
+        reason: str
+
+    class CreditRepaired(Event):
+        target: RecordKey
+
+    def __init__(self, resident_id: str, authority: str, reference: str, occurred_on: date) -> None:
+        self.resident_id = resident_id
+        self.records: dict[RecordKey, RecordState] = {
+            RecordKey(authority, reference): RecordState(r.ENROLLED, None, occurred_on)
+        }
+
+    @property
+    def birth_date(self) -> date:
+        return ResidentId(self.resident_id).birth_date
+
+    @classmethod
+    def enroll(cls, record: Record, at: datetime) -> Citizen:
+        """Open a citizen's history with their enrolment record."""
+        _check_not_before_birth(record)
+        return cls._create(
+            cls.Enrolled,
+            id=citizen_id(record.citizen.value),
+            timestamp=at,
+            resident_id=record.citizen.value,
+            authority=record.authority,
+            reference=record.reference,
+            occurred_on=record.occurred_on,
+        )
+
+    def append(self, record: Record, at: datetime) -> None:
+        """Add a record of any type but enrolment, after checking its rules."""
+        if record.type == r.ENROLLED:
+            raise RuleViolation("is already enrolled", "citizen")
+        _check_not_before_birth(record)
+        if record.key in self.records:  # pragma: no cover - the service checks the index
+            raise RuleViolation("is already used by another record", "reference")
+        check = getattr(self, "_check_" + record.type.replace(".", "_"))
+        target = self.records.get(record.target) if record.target else None
+        if record.target is not None:
+            if target is None:
+                raise TargetError(f"{record.target} is not a record of this citizen")
+            if record.occurred_on < target.occurred_on:
+                raise RuleViolation(
+                    f"is before the target's date {target.occurred_on}", "occurred_on"
+                )
+        check(record, target)
+        event_class, names = _EVENT_CLASSES[record.type]
+        payload = {name: getattr(record, name) for name in names}
+        self.trigger_event(
+            event_class,
+            timestamp=at,
+            authority=record.authority,
+            reference=record.reference,
+            occurred_on=record.occurred_on,
+            **payload,
+        )
+
+    def _check_infraction_recorded(self, record: Record, _: None) -> None:
+        pass
+
+    _check_payment_recorded = _check_infraction_recorded
+    _check_verification_recorded = _check_infraction_recorded
+
+    def _check_infraction_settled(self, record: Record, target: RecordState) -> None:
+        if target.type != r.INFRACTION:
+            raise TargetError(f"{record.target} is a {target.type}, not an infraction")
+        if record.target is not None and record.target.authority != record.authority:
+            raise TargetError("must be an infraction recorded by the same authority")
+        if target.kind in r.UNSETTLEABLE_KINDS:
+            raise TargetError(f"a {target.kind} cannot be settled")
+        if target.vacated:
+            raise TargetError(f"{record.target} has been vacated")
+        if target.settled_on is not None:
+            raise TargetError(f"{record.target} was already settled on {target.settled_on}")
+
+    def _check_verification_revoked(self, record: Record, target: RecordState) -> None:
+        if target.type != r.VERIFICATION:
+            raise TargetError(f"{record.target} is a {target.type}, not a verification")
+        if record.target is not None and record.target.authority != record.authority:
+            raise TargetError("must be a verification recorded by the same authority")
+        if target.revoked:
+            raise TargetError(f"{record.target} is already revoked")
+
+    def _check_record_disputed(self, record: Record, target: RecordState) -> None:
+        if target.type not in (r.INFRACTION, r.PAYMENT, r.VERIFICATION, r.REVOKED):
+            raise TargetError(
+                f"{record.target} is a {target.type}; only infractions, payments, "
+                "verifications and revocations can be disputed"
+            )
+        if target.open_dispute is not None:
+            raise TargetError(f"{record.target} already has an open dispute")
+
+    def _check_dispute_resolved(self, record: Record, target: RecordState) -> None:
+        if target.type != r.DISPUTED:
+            raise TargetError(f"{record.target} is a {target.type}, not a dispute")
+        if record.target is not None and record.target.authority != record.authority:
+            raise TargetError("must be a dispute opened by the same authority")
+        if target.resolved:
+            raise TargetError(f"{record.target} is already resolved")
+
+    def _check_record_vacated(self, record: Record, target: RecordState) -> None:
+        if target.type != r.INFRACTION:
+            raise TargetError(f"{record.target} is a {target.type}, not an infraction")
+        if target.vacated:
+            raise TargetError(f"{record.target} is already vacated")
+
+    def _check_credit_repaired(self, record: Record, target: RecordState) -> None:
+        if target.type != r.INFRACTION:
+            raise TargetError(f"{record.target} is a {target.type}, not an infraction")
+        if target.settled_on is None:
+            raise TargetError(f"{record.target} has not been settled")
+        if target.repaired:
+            raise TargetError(f"{record.target} is already repaired")
+        if record.occurred_on < target.settled_on:
+            raise RuleViolation(
+                f"is before the settlement of the target on {target.settled_on}",
+                "occurred_on",
+            )
+
+    def apply_record(self, event: Citizen.Event) -> None:
+        """Fold one event into the state the rules need."""
+        if isinstance(event, Citizen.Enrolled):
+            return
+        key = RecordKey(event.authority, event.reference)
+        kind = getattr(event, "kind", None)
+        target_key: RecordKey | None = getattr(event, "target", None)
+        self.records[key] = RecordState(_TYPES[type(event)], kind, event.occurred_on, target_key)
+        if target_key is None:
+            return
+        target = self.records[target_key]
+        if isinstance(event, Citizen.InfractionSettled):
+            target.settled_on = event.occurred_on
+        elif isinstance(event, Citizen.VerificationRevoked):
+            target.revoked = True
+        elif isinstance(event, Citizen.RecordDisputed):
+            target.open_dispute = key
+        elif isinstance(event, Citizen.DisputeResolved):
+            target.resolved = True
+            disputed = self.records[target.target] if target.target else None
+            if disputed is not None:
+                disputed.open_dispute = None
+                if event.outcome == "removed" and disputed.type == r.INFRACTION:
+                    disputed.vacated = True
+        elif isinstance(event, Citizen.RecordVacated):
+            target.vacated = True
+        elif isinstance(event, Citizen.CreditRepaired):
+            target.repaired = True
+
+
+def _check_not_before_birth(record: Record) -> None:
+    if record.occurred_on < record.citizen.birth_date:
+        raise RuleViolation(
+            f"is before the citizen's birth date {record.citizen.birth_date}", "occurred_on"
+        )
+
+
+_EVENT_CLASSES: dict[str, tuple[type[Citizen.Event], tuple[str, ...]]] = {
+    r.INFRACTION: (Citizen.InfractionRecorded, ("kind", "amount")),
+    r.SETTLED: (Citizen.InfractionSettled, ("target", "amount")),
+    r.PAYMENT: (Citizen.PaymentRecorded, ("kind", "amount")),
+    r.VERIFICATION: (Citizen.VerificationRecorded, ("kind", "credential")),
+    r.REVOKED: (Citizen.VerificationRevoked, ("target", "reason")),
+    r.DISPUTED: (Citizen.RecordDisputed, ("target", "reason")),
+    r.RESOLVED: (Citizen.DisputeResolved, ("target", "outcome")),
+    r.VACATED: (Citizen.RecordVacated, ("target", "reason")),
+    r.REPAIRED: (Citizen.CreditRepaired, ("target",)),
+}
+_TYPES: dict[type[Any], str] = {cls: t for t, (cls, _) in _EVENT_CLASSES.items()}
+RECORD_TYPE_OF_EVENT: dict[type[Any], str] = {**_TYPES, Citizen.Enrolled: r.ENROLLED}
+
+
+def record_of(resident_id: str, event: Any) -> Record:
+    """The wire record an event was written from."""
+    record_type = RECORD_TYPE_OF_EVENT[type(event)]
+    extra = {
+        name: getattr(event, name)
+        for name in ("kind", "amount", "credential", "reason", "outcome", "target")
+        if hasattr(event, name)
+    }
+    return Record(
+        type=record_type,
+        citizen=parse_resident_id(resident_id),
+        authority=event.authority,
+        reference=event.reference,
+        occurred_on=event.occurred_on,
+        **extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """A registered issuer and what it may issue, from which date."""
+
+    authority_id: str
+    name: str
+    may_issue: tuple[str, ...]
+    entitled_from: date | None
+    registered_at: datetime
+
+    def check_entitled(self, record: Record) -> None:
+        """Raise `NotEntitled` unless this authority may issue `record` on its date."""
+        wanted = f"{record.type}:{record.kind}" if record.kind else record.type
+        if record.type not in self.may_issue and wanted not in self.may_issue:
+            raise NotEntitled(f"{self.authority_id} may not issue {wanted}")
+        if self.entitled_from is not None and record.occurred_on < self.entitled_from:
+            raise NotEntitled(
+                f"{self.authority_id} may issue {wanted} only from {self.entitled_from}"
+            )
+
+
+def _check_authority(authority_id: str, name: str, may_issue: list[str]) -> None:
+    if not AUTHORITY_ID.fullmatch(authority_id):
+        raise InvalidRecord("must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -", "authority")
+    if not 1 <= len(name) <= 200:
+        raise InvalidRecord("must be 1 to 200 characters", "name")
+    if not may_issue:
+        raise InvalidRecord("must name at least one record type", "may_issue")
+    for entitlement in may_issue:
+        record_type, _, kind = entitlement.partition(":")
+        if record_type not in r.RECORD_TYPES:
+            raise InvalidRecord(
+                f"{record_type!r} is not a record type; one of " + ", ".join(r.RECORD_TYPES),
+                "may_issue",
+            )
+        if kind and kind not in r.KINDS.get(record_type, ()):
+            kinds = r.KINDS.get(record_type)
+            raise InvalidRecord(
+                f"{kind!r} is not a kind of {record_type}"
+                + ("; one of " + ", ".join(kinds) if kinds else "; it has no kinds"),
+                "may_issue",
+            )
+
+
+class AuthorityRegistry(Aggregate):
+    """Every authority ever registered; an auditor replays it to check entitlements."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class AuthorityRegistered(Aggregate.Event):
+        authority_id: str
+        name: str
+        may_issue: list[str]
+        entitled_from: date | None
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, AuthorityRegistry)
+            aggregate.authorities[self.authority_id] = Authority(
+                self.authority_id,
+                self.name,
+                tuple(self.may_issue),
+                self.entitled_from,
+                self.timestamp,
+            )
+
+    def __init__(self) -> None:
+        self.authorities: dict[str, Authority] = {}
+
+    @classmethod
+    def open(cls, at: datetime) -> AuthorityRegistry:
+        return cls._create(cls.Opened, id=REGISTRY_ID, timestamp=at)
+
+    def register(
+        self,
+        authority_id: str,
+        name: str,
+        may_issue: list[str],
+        entitled_from: date | None,
+        at: datetime,
+    ) -> None:
+        """Register a new authority; ids are never reused."""
+        if authority_id in self.authorities:
+            raise AuthorityExists(f"{authority_id} is already registered")
+        _check_authority(authority_id, name, may_issue)
+        self.trigger_event(
+            self.AuthorityRegistered,
+            timestamp=at,
+            authority_id=authority_id,
+            name=name,
+            may_issue=list(may_issue),
+            entitled_from=entitled_from,
+        )

@@ -1,0 +1,119 @@
+"""Records as the ledger accepts them: types, kinds and the `Record` value object.
+
+A `Record` is what a wire line becomes once its shape is valid; whether it may be
+written (entitlement, enrolment, target state) is decided by the aggregates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ledger.identity import ResidentId
+
+ENROLLED = "citizen.enrolled"
+INFRACTION = "infraction.recorded"
+SETTLED = "infraction.settled"
+PAYMENT = "payment.recorded"
+VERIFICATION = "verification.recorded"
+REVOKED = "verification.revoked"
+DISPUTED = "record.disputed"
+RESOLVED = "dispute.resolved"
+VACATED = "record.vacated"
+REPAIRED = "credit.repaired"
+
+RECORD_TYPES = (
+    ENROLLED, INFRACTION, SETTLED, PAYMENT, VERIFICATION,
+    REVOKED, DISPUTED, RESOLVED, VACATED, REPAIRED,
+)  # fmt: skip
+
+INFRACTION_KINDS = (
+    "traffic_fine", "tax_arrears", "court_judgment",
+    "judgment_default", "loan_default", "criminal_conviction",
+)  # fmt: skip
+UNSETTLEABLE_KINDS = frozenset({"criminal_conviction"})
+PAYMENT_KINDS = ("tax_paid_on_time", "loan_repaid_on_time")
+VERIFICATION_KINDS = ("degree", "professional_license")
+OUTCOMES = ("upheld", "removed")
+
+KINDS: dict[str, tuple[str, ...]] = {
+    INFRACTION: INFRACTION_KINDS,
+    PAYMENT: PAYMENT_KINDS,
+    VERIFICATION: VERIFICATION_KINDS,
+}
+
+TARGETED_TYPES = frozenset({SETTLED, REVOKED, DISPUTED, RESOLVED, VACATED, REPAIRED})
+
+CENT = Decimal("0.01")
+# \Z because marshmallow's Regexp validator matches from the start, not the whole string.
+REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}\Z")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecordKey:
+    """(authority, reference): the identity of a record across the whole ledger."""
+
+    authority: str
+    reference: str
+
+    def __str__(self) -> str:
+        return f"{self.authority}/{self.reference}"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One valid wire record, normalised (upper-case check character, Decimal amount)."""
+
+    type: str
+    citizen: ResidentId
+    authority: str
+    reference: str
+    occurred_on: date
+    kind: str | None = None
+    amount: Decimal | None = None
+    credential: str | None = None
+    reason: str | None = None
+    outcome: str | None = None
+    target: RecordKey | None = None
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(self.authority, self.reference)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The record in its wire form, with only the fields its type has."""
+        wire: dict[str, Any] = {
+            "type": self.type,
+            "citizen": self.citizen.value,
+            "authority": self.authority,
+            "reference": self.reference,
+            "occurred_on": self.occurred_on.isoformat(),
+        }
+        for name in ("kind", "credential", "reason", "outcome"):
+            value = getattr(self, name)
+            if value is not None:
+                wire[name] = value
+        if self.amount is not None:
+            wire["amount"] = str(self.amount)
+        if self.target is not None:
+            wire["target"] = {
+                "authority": self.target.authority,
+                "reference": self.target.reference,
+            }
+        return wire
+
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical content: equal digests mean the same record.
+
+        Amounts are compared by value to the cent, so "200" and "200.00" are one record.
+        """
+        wire = self.to_wire()
+        if self.amount is not None:
+            wire["amount"] = str(self.amount.quantize(CENT))
+        return hashlib.sha256(orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)).digest()

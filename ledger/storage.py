@@ -1,0 +1,300 @@
+"""Where the log lives: database URLs, and recorders that keep the record index.
+
+The record index maps (authority, reference) to the citizen and version of the event
+that holds the record, with a digest of its content. It is written in the same
+transaction as the events, so the log and the index never disagree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.errors import StorageError
+from ledger.records import RecordKey
+
+DEFAULT_URL = "sqlite:///ledger.db"
+
+IndexRow = tuple[str, str, uuid.UUID, int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Where a record is stored and what it said."""
+
+    citizen_id: uuid.UUID
+    version: int
+    digest: bytes
+
+
+def environment(url: str) -> dict[str, str]:
+    """The eventsourcing settings for a `sqlite:///PATH` or `postgresql://` URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise StorageError(f"{url!r}: use sqlite:///PATH, e.g. sqlite:///ledger.db")
+        path = unquote(parts.path[1:])
+        if path == ":memory:":
+            path = f"file:ledger-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        elif not Path(path).resolve().parent.is_dir():
+            raise StorageError(f"{url!r}: folder {Path(path).parent} does not exist")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
+        }
+    if parts.scheme in ("postgresql", "postgres"):
+        if not parts.path.strip("/"):
+            raise StorageError(f"{url!r}: name the database, e.g. postgresql://HOST/DB")
+        query = parse_qs(parts.query)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "4",
+            "APPLICATION_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
+        }
+    raise StorageError(
+        f"{url!r}: unsupported database; use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs of its store beyond eventsourcing's recorder."""
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]: ...
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]: ...
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]: ...
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]: ...
+
+
+def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:
+    rows: list[IndexRow] = kwargs.get("index_rows") or []
+    return rows
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder plus the record index, in one transaction."""
+
+    index_table = "record_index"
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.index_table} ("
+            "authority TEXT NOT NULL, reference TEXT NOT NULL, "
+            "citizen_id TEXT NOT NULL, version INTEGER NOT NULL, digest BLOB NOT NULL, "
+            "PRIMARY KEY (authority, reference)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        rows = index_rows_of(kwargs)
+        if rows:
+            c.executemany(
+                f"INSERT INTO {self.index_table} VALUES (?, ?, ?, ?, ?)",
+                [(a, ref, cid.hex, v, d) for a, ref, cid, v, d in rows],
+            )
+        return ids
+
+    def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            rows: list[sqlite3.Row] = c.fetchall()
+            return rows
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]:
+        found: dict[RecordKey, IndexEntry] = {}
+        key_list = list(keys)
+        for start in range(0, len(key_list), 400):
+            chunk = key_list[start : start + 400]
+            clause = " OR ".join(["(authority = ? AND reference = ?)"] * len(chunk))
+            params = [x for k in chunk for x in (k.authority, k.reference)]
+            rows = self._query(
+                "SELECT authority, reference, citizen_id, version, digest "
+                f"FROM {self.index_table} WHERE {clause}",
+                params,
+            )
+            for a, ref, cid, version, digest in rows:
+                found[RecordKey(a, ref)] = IndexEntry(uuid.UUID(cid), version, bytes(digest))
+        return found
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
+        events: list[StoredEvent] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._query(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
+                [i.hex for i in chunk],
+            )
+            events.extend(StoredEvent(uuid.UUID(o), v, t, bytes(s)) for o, v, t, s in rows)
+        return events
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]:
+        found: dict[tuple[uuid.UUID, int], int] = {}
+        for cid, version in versions:
+            rows = self._query(
+                f"SELECT rowid FROM {self.events_table_name} "
+                "WHERE originator_id = ? AND originator_version = ?",
+                [cid.hex, version],
+            )
+            if rows:
+                found[(cid, version)] = rows[0][0]
+        return found
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
+        rows = self._query(
+            f"SELECT originator_version, rowid FROM {self.events_table_name} "
+            "WHERE originator_id = ? ORDER BY originator_version",
+            [citizen.hex],
+        )
+        return [(v, p) for v, p in rows]
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder plus the record index, in one transaction."""
+
+    def __init__(self, datastore: PostgresDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.index_table = events_table_name.removesuffix("_events") + "_record_index"
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "authority text NOT NULL, reference text NOT NULL, "
+                "citizen_id uuid NOT NULL, version bigint NOT NULL, digest bytea NOT NULL, "
+                "PRIMARY KEY (authority, reference))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.index_table))
+        )
+
+    def _table(self, name: str) -> Any:
+        return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # The index rows go in after the table lock, so concurrent writers meet the
+        # lock first and can never deadlock on each other's index keys.
+        self._lock_table(curs)
+        rows = index_rows_of(kwargs)
+        if rows:
+            columns = list(zip(*sorted(rows), strict=True))
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} SELECT * FROM unnest("
+                    "%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::bytea[])"
+                ).format(self._table(self.index_table)),
+                [list(col) for col in columns],
+            )
+        self._notify_channel(curs)
+        super(PostgresApplicationRecorder, self)._insert_stored_events(
+            curs, stored_events, **kwargs
+        )
+
+    def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return curs.fetchall()
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]:
+        key_list = list(keys)
+        if not key_list:
+            return {}
+        rows = self._query(
+            SQL(
+                "SELECT i.authority, i.reference, i.citizen_id, i.version, i.digest "
+                "FROM {} i JOIN unnest(%s::text[], %s::text[]) AS k(authority, reference) "
+                "ON i.authority = k.authority AND i.reference = k.reference"
+            ).format(self._table(self.index_table)),
+            [[k.authority for k in key_list], [k.reference for k in key_list]],
+        )
+        return {
+            RecordKey(row["authority"], row["reference"]): IndexEntry(
+                row["citizen_id"], row["version"], bytes(row["digest"])
+            )
+            for row in rows
+        }
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
+        if not ids:
+            return []
+        rows = self._query(
+            SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {} "
+                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            ).format(self._table(self.events_table_name)),
+            [list(ids)],
+        )
+        return [
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"],
+                bytes(row["state"]),
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]:
+        pairs = list(versions)
+        if not pairs:
+            return {}
+        rows = self._query(
+            SQL(
+                "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
+                "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+                "ON e.originator_id = k.id AND e.originator_version = k.version"
+            ).format(self._table(self.events_table_name)),
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+        return {
+            (row["originator_id"], row["originator_version"]): row["notification_id"]
+            for row in rows
+        }
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
+        rows = self._query(
+            SQL(
+                "SELECT originator_version, notification_id FROM {} "
+                "WHERE originator_id = %s ORDER BY originator_version"
+            ).format(self._table(self.events_table_name)),
+            [citizen],
+        )
+        return [(row["originator_version"], row["notification_id"]) for row in rows]
+
+
+def ledger_recorder(recorder: ApplicationRecorder) -> LedgerRecorder:
+    if not isinstance(recorder, SQLiteLedgerRecorder | PostgresLedgerRecorder):
+        raise StorageError("the ledger needs its own recorder; open it with a database URL")
+    return recorder
