@@ -11,22 +11,27 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import chain, islice
+from multiprocessing import get_context
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Recording,
     StoredEvent,
-    Transcoding,
+    Transcoder,
 )
 
 from ledger import records as r
 from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen, record_of
+from ledger.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
 from ledger.errors import (
     ConcurrencyConflict,
     InvalidRecord,
@@ -47,6 +52,7 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
 MAX_ATTEMPTS = 8
 CACHE_SIZE = 50_000
+INLINE_BATCHES = 3
 
 
 class Clock(Protocol):
@@ -73,28 +79,6 @@ class FixedClock:
         return now
 
 
-class DateAsISO(Transcoding):
-    type = date
-    name = "date"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
-
-
-class RecordKeyAsList(Transcoding):
-    type = RecordKey
-    name = "record_key"
-
-    def encode(self, obj: RecordKey) -> list[str]:
-        return [obj.authority, obj.reference]
-
-    def decode(self, data: list[str]) -> RecordKey:
-        return RecordKey(data[0], data[1])
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     line: int
@@ -119,6 +103,7 @@ class AppendReport:
     positions: list[tuple[int, int]] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    retries: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -197,6 +182,11 @@ class Ledger(Application[uuid.UUID]):
         self.store = ledger_recorder(self.recorder)
         self._citizens: OrderedDict[uuid.UUID, Citizen] = OrderedDict()
 
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
@@ -244,33 +234,27 @@ class Ledger(Application[uuid.UUID]):
         lines: Iterable[tuple[int, str | bytes]],
         batch_size: int = BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
+        parsers: int = 0,
     ) -> AppendReport:
-        """Append numbered NDJSON lines in order; each bad line is rejected alone."""
+        """Append numbered NDJSON lines in order; each bad line is rejected alone.
+
+        With `parsers` > 0, that many processes validate later batches while this one
+        applies and saves the current batch.
+        """
         report = AppendReport()
-        for batch in _batched(lines, batch_size):
-            parsed: list[tuple[int, Record]] = []
-            for number, text in batch:
-                try:
-                    parsed.append((number, parse_record(text)))
-                except InvalidRecord as e:
-                    report.rejected.append(Rejection(number, e.field, e.message))
+        for size, (parsed, rejected) in _parse_ahead(_batched(lines, batch_size), parsers):
+            report.rejected.extend(rejected)
             self._append_parsed(parsed, report)
             if progress is not None:
-                progress(len(batch))
+                progress(size)
         report.rejected.sort(key=lambda x: x.line)
         return report
 
     def append_records(self, records: Iterable[Mapping[str, Any]]) -> AppendReport:
         """Append already decoded records, numbered from 1, as one batch."""
         report = AppendReport()
-        parsed: list[tuple[int, Record]] = []
-        for number, data in enumerate(records, start=1):
-            try:
-                parsed.append((number, parse_record(data)))
-            except InvalidRecord as e:
-                report.rejected.append(Rejection(number, e.field, e.message))
+        parsed, report.rejected = parse_numbered(list(enumerate(records, start=1)))
         self._append_parsed(parsed, report)
-        report.rejected.sort(key=lambda x: x.line)
         return report
 
     def _append_parsed(self, parsed: list[tuple[int, Record]], report: AppendReport) -> None:
@@ -280,10 +264,9 @@ class Ledger(Application[uuid.UUID]):
             batch = self._apply(parsed)
             aggregates = [c for c in batch.citizens.values() if c.pending_events]
             try:
-                recordings = (
-                    self.save(*aggregates, index_rows=batch.index_rows) if aggregates else []
-                )
+                recordings = self._save(aggregates, batch.index_rows)
             except IntegrityError:
+                report.retries += 1
                 self._forget(batch.citizens)
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter only
                 continue
@@ -298,7 +281,20 @@ class Ledger(Application[uuid.UUID]):
             f"the batch of {len(parsed)} records was not written, send it again"
         )
 
-    def _report(self, batch: _Batch, recordings: list[Any], report: AppendReport) -> None:
+    def _save(self, citizens: list[Citizen], index_rows: list[IndexRow]) -> list[Recording[Any]]:
+        """Write the citizens' new events and their index rows in one transaction.
+
+        `Application.save` would do the same with runtime protocol checks on every
+        event; a bulk feed cannot afford them.
+        """
+        if not citizens:
+            return []
+        events = [event for citizen in citizens for event in citizen.collect_events()]
+        return self.events.put(events, index_rows=index_rows)
+
+    def _report(
+        self, batch: _Batch, recordings: list[Recording[Any]], report: AppendReport
+    ) -> None:
         new_positions = {
             (rec.domain_event.originator_id, rec.domain_event.originator_version): (
                 rec.notification.id
@@ -322,10 +318,14 @@ class Ledger(Application[uuid.UUID]):
     def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
         keys = {rec.key for _, rec in parsed} | {rec.target for _, rec in parsed if rec.target}
         registry = self._registry()
+        # Citizens first, then the index: whatever another writer commits in between
+        # is then seen as a duplicate, and our stale citizen fails the save and is
+        # reloaded; the other order could see a record in a citizen but not the index.
+        citizens = self._load({citizen_id(rec.citizen.value) for _, rec in parsed})
         batch = _Batch(
             known=self.store.lookup(keys),
             authorities=registry.authorities if registry else {},
-            citizens=self._load({citizen_id(rec.citizen.value) for _, rec in parsed}),
+            citizens=citizens,
             today=self.today(),
             now=self.clock.now(),
         )
@@ -458,6 +458,46 @@ def _conflict(line: int, where: str) -> Rejection:
         f"already names {where} with different content; a record is never changed"
     )
     return Rejection(line, error.field, error.message)
+
+
+Parsed = tuple[list[tuple[int, Record]], list[Rejection]]
+
+
+def parse_numbered(batch: list[tuple[int, Any]]) -> Parsed:
+    """Validate numbered wire records: the valid ones, and a rejection for each other."""
+    parsed: list[tuple[int, Record]] = []
+    rejected: list[Rejection] = []
+    for number, data in batch:
+        try:
+            parsed.append((number, parse_record(data)))
+        except InvalidRecord as e:
+            rejected.append(Rejection(number, e.field, e.message))
+    return parsed, rejected
+
+
+def _parse_ahead(
+    batches: Iterator[list[tuple[int, str | bytes]]], parsers: int
+) -> Iterator[tuple[int, Parsed]]:
+    """Parsed batches in order. Past the first few batches, with parsers > 0, other
+    processes validate batches ahead of use: starting them costs more than a short
+    input takes.
+    """
+    for batch in islice(batches, INLINE_BATCHES if parsers > 0 else None):
+        yield len(batch), parse_numbered(batch)
+    first = next(batches, None)
+    if first is None:
+        return
+    # spawn, not fork: a forked child would share the parent's database connections.
+    with ProcessPoolExecutor(parsers, mp_context=get_context("spawn")) as pool:
+        ahead: deque[tuple[int, Future[Parsed]]] = deque()
+        for batch in chain([first], batches):
+            ahead.append((len(batch), pool.submit(parse_numbered, batch)))
+            if len(ahead) > 2 * parsers:
+                size, future = ahead.popleft()
+                yield size, future.result()
+        while ahead:
+            size, future = ahead.popleft()
+            yield size, future.result()
 
 
 def _batched(

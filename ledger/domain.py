@@ -125,6 +125,8 @@ class Citizen(Aggregate):
 
     def append(self, record: Record, at: datetime) -> None:
         """Add a record of any type but enrolment, after checking its rules."""
+        if record.citizen.value != self.resident_id:
+            raise RuleViolation(f"is not {self.resident_id}, whose history this is", "citizen")
         if record.type == r.ENROLLED:
             raise RuleViolation("is already enrolled", "citizen")
         _check_not_before_birth(record)
@@ -312,7 +314,12 @@ def _check_authority(authority_id: str, name: str, may_issue: list[str]) -> None
     if not may_issue:
         raise InvalidRecord("must name at least one record type", "may_issue")
     for entitlement in may_issue:
-        record_type, _, kind = entitlement.partition(":")
+        record_type, colon, kind = entitlement.partition(":")
+        if colon and not kind:
+            raise InvalidRecord(
+                f"{entitlement!r} names no kind after the colon; leave it out to allow all",
+                "may_issue",
+            )
         if record_type not in r.RECORD_TYPES:
             raise InvalidRecord(
                 f"{record_type!r} is not a record type; one of " + ", ".join(r.RECORD_TYPES),

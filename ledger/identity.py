@@ -8,6 +8,7 @@ under abolished codes stay valid for life.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def parse_resident_id(text: object) -> ResidentId:
     return ResidentId(value)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def citizen_id(resident_id: str) -> uuid.UUID:
     """The Citizen aggregate's id: a uuid5 of the normalised identity number."""
     return uuid.uuid5(NAMESPACE, "citizen:" + resident_id.upper())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -81,10 +81,10 @@ class Record:
     reason: str | None = None
     outcome: str | None = None
     target: RecordKey | None = None
+    key: RecordKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> RecordKey:
-        return RecordKey(self.authority, self.reference)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", RecordKey(self.authority, self.reference))
 
     def to_wire(self) -> dict[str, Any]:
         """The record in its wire form, with only the fields its type has."""
