@@ -1,0 +1,191 @@
+"""Benchmarks, each a ratio against a baseline measured in the same run.
+
+    python scripts/bench.py [--citizens N] [--postgres URL] [--skip-demo]
+
+- bulk ingest: `ledger append` of a generated NDJSON file into PostgreSQL, against
+  the plain-psycopg ceiling (executemany of rows of the same size, 1000 rows per
+  transaction, into a table of the same shape);
+- where the time goes: validation, applying to aggregates, and saving, each timed
+  alone in this process on the same records;
+- `ledger demo --citizens 10000` on SQLite, against its one-minute budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import click
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from ledger.application import AppendReport, Ledger, parse_numbered
+from scripts.demo import DEMO_AUTHORITIES, Population
+
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+ROWS_PER_TRANSACTION = 1000
+
+
+@contextmanager
+def schema(url: str) -> Iterator[str]:
+    name = "bench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def register(url: str) -> None:
+    app = Ledger(url)
+    for spec in DEMO_AUTHORITIES:
+        app.register_authority(spec.authority_id, spec.name, list(spec.may_issue))
+    app.close()
+
+
+def ledger_append(url: str, path: Path) -> tuple[float, dict[str, object]]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [LEDGER, "append", str(path), "--json", "--db", url],
+        capture_output=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise click.ClickException(f"ledger append failed: {done.stderr.decode()[-2000:]}")
+    report: dict[str, object] = json.loads(done.stdout)
+    return elapsed, report
+
+
+def plain_ceiling(url: str, name: str) -> tuple[float, int, float]:
+    """executemany of the ledger's own stored rows into a table of the same shape."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT originator_id, originator_version, topic, state "
+            f"FROM {name}.ledger_events WHERE topic LIKE '%%Citizen%%' "
+            "ORDER BY notification_id"
+        ).fetchall()
+        conn.execute(
+            f"CREATE TABLE {name}.ceiling (originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        size = sum(len(r[3]) + len(r[2]) + 24 for r in rows) / max(len(rows), 1)
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for i in range(0, len(rows), ROWS_PER_TRANSACTION):
+                with conn.transaction():
+                    cur.executemany(
+                        f"INSERT INTO {name}.ceiling (originator_id, originator_version, "
+                        "topic, state) VALUES (%s, %s, %s, %s)",
+                        rows[i : i + ROWS_PER_TRANSACTION],
+                    )
+        return time.perf_counter() - started, len(rows), size
+
+
+def phases(url: str, lines: list[tuple[int, bytes]]) -> dict[str, float]:
+    """Seconds spent validating, applying and saving the same records, each alone."""
+    app = Ledger(url)
+    started = time.perf_counter()
+    batches = [parse_numbered(lines[i : i + 1000])[0] for i in range(0, len(lines), 1000)]
+    validate = time.perf_counter() - started
+    apply = save = 0.0
+    report = AppendReport()
+    for parsed in batches:
+        t0 = time.perf_counter()
+        batch = app._apply(parsed)
+        t1 = time.perf_counter()
+        recordings = app._save(
+            [c for c in batch.citizens.values() if c.pending_events], batch.index_rows
+        )
+        t2 = time.perf_counter()
+        app._remember(batch.citizens)
+        app._report(batch, recordings, report)
+        apply += t1 - t0
+        save += t2 - t1
+    app.close()
+    return {"validate": validate, "apply": apply, "save": save}
+
+
+def demo_seconds(citizens: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        subprocess.run(
+            [LEDGER, "demo", "--citizens", str(citizens), "--db",
+             f"sqlite:///{folder}/demo.db"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return time.perf_counter() - started
+
+
+@click.command()
+@click.option("--citizens", default=10_000, show_default=True, help="Population for the feed.")
+@click.option(
+    "--postgres",
+    default=os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    show_default=True,
+)
+@click.option("--skip-demo", is_flag=True, help="Leave out the 10,000-citizen demo run.")
+def main(citizens: int, postgres: str, skip_demo: bool) -> None:
+    """Run the benchmarks and print their table."""
+    console = Console()
+    records = Population(citizens, 1, date.today()).records()
+    encoded = [json.dumps(r).encode() for r in records]
+    with tempfile.TemporaryDirectory() as folder:
+        feed = Path(folder) / "feed.ndjson"
+        feed.write_bytes(b"\n".join(encoded) + b"\n")
+        console.print(f"feed: {len(records):,} records, {feed.stat().st_size / 1e6:.1f} MB")
+
+        with schema(postgres) as name:
+            url = f"{postgres}?schema={name}"
+            register(url)
+            ingest, report = ledger_append(url, feed)
+            ceiling, rows, row_size = plain_ceiling(postgres, name)
+        with schema(postgres) as name:
+            url = f"{postgres}?schema={name}"
+            register(url)
+            spent = phases(url, list(enumerate(encoded, start=1)))
+
+    table = Table("measure", "figure", "baseline", "ratio", title="scripts/bench.py")
+    appended = int(str(report["appended"]))
+    ingest_rate = appended / ingest
+    ceiling_rate = rows / ceiling
+    table.add_row(
+        "ledger append, PostgreSQL",
+        f"{ingest_rate:,.0f} records/s",
+        f"plain psycopg executemany: {ceiling_rate:,.0f} rows/s ({row_size:.0f} B/row)",
+        f"{ingest_rate / ceiling_rate:.2f} (target 0.50)",
+    )
+    total = sum(spent.values())
+    for phase, seconds in spent.items():
+        table.add_row(
+            f"  {phase} alone",
+            f"{len(records) / seconds:,.0f} records/s",
+            "one process, same records",
+            f"{seconds / total:.0%} of the serial time",
+        )
+    if not skip_demo:
+        seconds = demo_seconds(10_000)
+        table.add_row(
+            "ledger demo --citizens 10000, SQLite", f"{seconds:.1f} s", "budget 60 s",
+            f"{seconds / 60:.2f} of budget",
+        )  # fmt: skip
+    console.print(table)
+    if report["rejected"]:
+        raise click.ClickException(f"the feed had rejections: {report['rejected']!r:.500}")
+
+
+if __name__ == "__main__":
+    main()
