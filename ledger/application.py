@@ -330,7 +330,7 @@ class Ledger(Application[uuid.UUID]):
             now=self.clock.now(),
         )
         for line, rec in parsed:
-            digest = rec.digest()
+            digest = rec.digest
             earlier = batch.pending.get(rec.key)
             stored = batch.known.get(rec.key)
             if earlier is not None or stored is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from ledger.errors import InvalidRecord
@@ -46,6 +46,11 @@ class ResidentId:
     """A valid 18-character resident identity number, upper-case check character."""
 
     value: str
+    birth_date: date = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        v = self.value
+        object.__setattr__(self, "birth_date", date(int(v[6:10]), int(v[10:12]), int(v[12:14])))
 
     @property
     def region(self) -> str:
@@ -54,11 +59,6 @@ class ResidentId:
     @property
     def province(self) -> str:
         return self.value[:2]
-
-    @property
-    def birth_date(self) -> date:
-        v = self.value
-        return date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
 
     @property
     def citizen_id(self) -> uuid.UUID:

@@ -82,9 +82,12 @@ class Record:
     outcome: str | None = None
     target: RecordKey | None = None
     key: RecordKey = field(init=False, repr=False, compare=False)
+    digest: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Computed once, where the record is parsed: a bulk feed parses in other processes.
         object.__setattr__(self, "key", RecordKey(self.authority, self.reference))
+        object.__setattr__(self, "digest", self._digest())
 
     def to_wire(self) -> dict[str, Any]:
         """The record in its wire form, with only the fields its type has."""
@@ -108,7 +111,7 @@ class Record:
             }
         return wire
 
-    def digest(self) -> bytes:
+    def _digest(self) -> bytes:
         """SHA-256 of the canonical content: equal digests mean the same record.
 
         Amounts are compared by value to the cent, so "200" and "200.00" are one record.

@@ -198,6 +198,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.index_table))
         )
 
+    @property
+    def _insert_columns(self) -> Any:
+        return SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(self._table(self.events_table_name))
+
     def _table(self, name: str) -> Any:
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
 
@@ -213,13 +221,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(
                 SQL(
                     "INSERT INTO {} SELECT * FROM unnest("
-                    "%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::bytea[])"
+                    "%b::text[], %b::text[], %b::uuid[], %b::bigint[], %b::bytea[])"
                 ).format(self._table(self.index_table)),
                 [list(col) for col in columns],
             )
         self._notify_channel(curs)
-        super(PostgresApplicationRecorder, self)._insert_stored_events(
-            curs, stored_events, **kwargs
+        # Parallel arrays sent in binary (%b), rather than the library's array of a
+        # composite type in text, which psycopg escapes field by field.
+        curs.execute(
+            self._insert_columns,
+            [
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ],
         )
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
@@ -234,7 +250,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         rows = self._query(
             SQL(
                 "SELECT i.authority, i.reference, i.citizen_id, i.version, i.digest "
-                "FROM {} i JOIN unnest(%s::text[], %s::text[]) AS k(authority, reference) "
+                "FROM {} i JOIN unnest(%b::text[], %b::text[]) AS k(authority, reference) "
                 "ON i.authority = k.authority AND i.reference = k.reference"
             ).format(self._table(self.index_table)),
             [[k.authority for k in key_list], [k.reference for k in key_list]],
@@ -252,7 +268,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         rows = self._query(
             SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {} "
-                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
             ).format(self._table(self.events_table_name)),
             [list(ids)],
         )

@@ -252,26 +252,26 @@ def test_bytes_line_is_decoded_as_utf_8() -> None:
 
 
 def test_digest_compares_amounts_by_value() -> None:
-    base = parse_record(fine("TP-1", amount="200.00")).digest()
-    assert parse_record(fine("TP-1", amount="200")).digest() == base
-    assert parse_record(fine("TP-1", amount="200.0")).digest() == base
-    assert parse_record(fine("TP-1", amount="0200.00")).digest() == base
+    base = parse_record(fine("TP-1", amount="200.00")).digest
+    assert parse_record(fine("TP-1", amount="200")).digest == base
+    assert parse_record(fine("TP-1", amount="200.0")).digest == base
+    assert parse_record(fine("TP-1", amount="0200.00")).digest == base
 
 
 def test_digest_is_the_same_for_text_bytes_and_object() -> None:
     wire = fine("TP-1")
     digests = {
-        parse_record(wire).digest(),
-        parse_record(json.dumps(wire)).digest(),
-        parse_record(json.dumps(wire).encode()).digest(),
-        parse_record(dict(reversed(list(wire.items())))).digest(),
+        parse_record(wire).digest,
+        parse_record(json.dumps(wire)).digest,
+        parse_record(json.dumps(wire).encode()).digest,
+        parse_record(dict(reversed(list(wire.items())))).digest,
     }
     assert len(digests) == 1
 
 
 def test_digest_ignores_the_case_of_x() -> None:
-    lower = parse_record(enrolled("11010519491231002x", reference="CR-1")).digest()
-    upper = parse_record(enrolled("11010519491231002X", reference="CR-1")).digest()
+    lower = parse_record(enrolled("11010519491231002x", reference="CR-1")).digest
+    upper = parse_record(enrolled("11010519491231002X", reference="CR-1")).digest
     assert lower == upper
 
 
@@ -289,14 +289,14 @@ def test_digest_ignores_the_case_of_x() -> None:
     ],
 )
 def test_digest_differs_for_other_content(changed: dict[str, Any]) -> None:
-    assert parse_record(changed).digest() != parse_record(fine("TP-1")).digest()
+    assert parse_record(changed).digest != parse_record(fine("TP-1")).digest
 
 
 def test_digest_differs_for_another_target_reason_or_outcome() -> None:
     def dispute(**fields: Any) -> bytes:
         wire = record(r.DISPUTED, "D-1", target=target("traffic-police", "TP-1"),
                       reason="not my car") | fields  # fmt: skip
-        return parse_record(wire).digest()
+        return parse_record(wire).digest
 
     assert dispute() == dispute()
     assert dispute(reason="not my car.") != dispute()
@@ -305,6 +305,6 @@ def test_digest_differs_for_another_target_reason_or_outcome() -> None:
 
     def resolution(outcome: str) -> bytes:
         wire = record(r.RESOLVED, "D-2", target=target("dispute-office", "D-1"), outcome=outcome)
-        return parse_record(wire).digest()
+        return parse_record(wire).digest
 
     assert resolution("upheld") != resolution("removed")
