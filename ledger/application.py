@@ -11,13 +11,10 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from itertools import chain, islice
-from multiprocessing import get_context
 from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -52,7 +49,6 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
 MAX_ATTEMPTS = 8
 CACHE_SIZE = 50_000
-INLINE_BATCHES = 3
 
 
 class Clock(Protocol):
@@ -234,19 +230,15 @@ class Ledger(Application[uuid.UUID]):
         lines: Iterable[tuple[int, str | bytes]],
         batch_size: int = BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
-        parsers: int = 0,
     ) -> AppendReport:
-        """Append numbered NDJSON lines in order; each bad line is rejected alone.
-
-        With `parsers` > 0, that many processes validate later batches while this one
-        applies and saves the current batch.
-        """
+        """Append numbered NDJSON lines in order; each bad line is rejected alone."""
         report = AppendReport()
-        for size, (parsed, rejected) in _parse_ahead(_batched(lines, batch_size), parsers):
+        for batch in _batched(lines, batch_size):
+            parsed, rejected = parse_numbered(batch)
             report.rejected.extend(rejected)
             self._append_parsed(parsed, report)
             if progress is not None:
-                progress(size)
+                progress(len(batch))
         report.rejected.sort(key=lambda x: x.line)
         return report
 
@@ -473,31 +465,6 @@ def parse_numbered(batch: list[tuple[int, Any]]) -> Parsed:
         except InvalidRecord as e:
             rejected.append(Rejection(number, e.field, e.message))
     return parsed, rejected
-
-
-def _parse_ahead(
-    batches: Iterator[list[tuple[int, str | bytes]]], parsers: int
-) -> Iterator[tuple[int, Parsed]]:
-    """Parsed batches in order. Past the first few batches, with parsers > 0, other
-    processes validate batches ahead of use: starting them costs more than a short
-    input takes.
-    """
-    for batch in islice(batches, INLINE_BATCHES if parsers > 0 else None):
-        yield len(batch), parse_numbered(batch)
-    first = next(batches, None)
-    if first is None:
-        return
-    # spawn, not fork: a forked child would share the parent's database connections.
-    with ProcessPoolExecutor(parsers, mp_context=get_context("spawn")) as pool:
-        ahead: deque[tuple[int, Future[Parsed]]] = deque()
-        for batch in chain([first], batches):
-            ahead.append((len(batch), pool.submit(parse_numbered, batch)))
-            if len(ahead) > 2 * parsers:
-                size, future = ahead.popleft()
-                yield size, future.result()
-        while ahead:
-            size, future = ahead.popleft()
-            yield size, future.result()
 
 
 def _batched(

@@ -27,6 +27,7 @@ from ledger.errors import StorageError
 from ledger.records import RecordKey
 
 DEFAULT_URL = "sqlite:///ledger.db"
+DDL_LOCK = 0x1ED6E5
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 
@@ -75,6 +76,11 @@ def environment(url: str) -> dict[str, str]:
     raise StorageError(
         f"{url!r}: unsupported database; use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+def is_in_memory(url: str) -> bool:
+    """An in-memory SQLite ledger lives in one process only."""
+    return url.startswith("sqlite:") and url.rstrip("/").endswith(":memory:")
 
 
 class LedgerRecorder(Protocol):
@@ -205,6 +211,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(self._table(self.events_table_name))
+
+    def create_table(self) -> None:
+        # Concurrent CREATE ... IF NOT EXISTS and CREATE OR REPLACE FUNCTION fail with
+        # "tuple concurrently updated" when several writers start at once.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [DDL_LOCK])
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [DDL_LOCK])
 
     def _table(self, name: str) -> Any:
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))

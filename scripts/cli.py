@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
+import orjson
 import psycopg
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
@@ -22,14 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from ledger.application import AppendReport, Clock, Ledger
+from ledger.bulk import WorkerFailed, append_feed
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import DEFAULT_URL
 from scripts.demo import DEMO_AUTHORITIES, Population
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# One process validates ahead while this one applies and saves: the machine has two cores.
-PARSERS = 1 if (os.cpu_count() or 1) > 1 else 0
 EXIT_REJECTED = 1
 EXIT_UNUSABLE = 2
 
@@ -51,12 +50,17 @@ def db_option(command: F) -> F:
     )(command)
 
 
+def _clock() -> Clock | None:
+    """The clock a caller injected (tests do), else the system's."""
+    clock: Clock | None = (click.get_current_context().obj or {}).get("clock")
+    return clock
+
+
 @contextmanager
 def open_ledger(url: str) -> Iterator[Ledger]:
     """Open the ledger, turning every failure to reach the database into exit 2."""
-    clock: Clock | None = (click.get_current_context().obj or {}).get("clock")
     try:
-        app = Ledger(url, clock=clock)
+        app = Ledger(url, clock=_clock())
     except LedgerError as e:
         raise Unusable(str(e)) from None
     except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
@@ -187,16 +191,19 @@ def append(source: str, as_json: bool, url: str) -> None:
         except OSError as e:
             raise Unusable(f"{source}: {e.strerror}") from None
         size = path.stat().st_size
-    with stream, open_ledger(url) as app:
-        report = _append_with_progress(app, stream, size)
+    with stream:
+        with open_ledger(url):
+            pass  # fails early, with exit 2, when the database cannot be used
+        report = _append_with_progress(url, stream, size)
     _print_report(report, as_json)
     if report.rejected:
         sys.exit(EXIT_REJECTED)
 
 
-def _append_with_progress(app: Ledger, stream: IO[bytes], size: int) -> AppendReport:
+def _append_with_progress(url: str, stream: IO[bytes], size: int) -> AppendReport:
+    clock = _clock()
     if not (sys.stderr.isatty() and size > 1_000_000):
-        return app.append_lines(_numbered_lines(stream), parsers=PARSERS)
+        return _feed(url, _numbered_lines(stream), clock)
     with Progress(
         *Progress.get_default_columns(), console=Console(stderr=True), transient=True
     ) as progress:
@@ -207,7 +214,19 @@ def _append_with_progress(app: Ledger, stream: IO[bytes], size: int) -> AppendRe
                 progress.advance(task, len(line))
                 yield number, line
 
-        return app.append_lines(lines(), parsers=PARSERS)
+        return _feed(url, lines(), clock)
+
+
+def _feed(
+    url: str,
+    lines: Iterable[tuple[int, bytes]],
+    clock: Clock | None,
+    progress: Callable[[int], None] | None = None,
+) -> AppendReport:
+    try:
+        return append_feed(url, lines, clock=clock, progress=progress)
+    except (WorkerFailed, PersistenceError, psycopg.Error, sqlite3.Error) as e:
+        raise Unusable(f"db: {e}") from None
 
 
 def _print_report(report: AppendReport, as_json: bool) -> None:
@@ -271,19 +290,16 @@ def demo(citizens: int, seed: int, url: str) -> None:
         for spec in DEMO_AUTHORITIES:
             with suppress(AuthorityExists):
                 app.register_authority(spec.authority_id, spec.name, list(spec.may_issue))
-        population = Population(citizens, seed, app.today())
-        records = population.records()
-        generated = time.perf_counter() - started
-        lines = ((n, json.dumps(rec)) for n, rec in enumerate(records, start=1))
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=console, transient=True,
-            disable=not console.is_terminal,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("appending", total=len(records))
-            report = app.append_lines(
-                lines, progress=lambda n: progress.advance(task, n), parsers=PARSERS
-            )
+        records = Population(citizens, seed, app.today()).records()
+    generated = time.perf_counter() - started
+    lines = ((n, orjson.dumps(rec)) for n, rec in enumerate(records, start=1))
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("appending", total=len(records))
+        report = _feed(url, lines, _clock(), lambda n: progress.advance(task, n))
     elapsed = time.perf_counter() - started
     table = Table("record type", "records", title=f"demo: {citizens} citizens, seed {seed}")
     for record_type, count in sorted(Counter(r["type"] for r in records).items()):
