@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import click
@@ -30,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.application import AppendReport, Ledger, parse_numbered
-from scripts.demo import DEMO_AUTHORITIES, Population
+from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ROWS_PER_TRANSACTION = 1000
@@ -141,7 +140,7 @@ def demo_seconds(citizens: int) -> float:
 def main(citizens: int, postgres: str, skip_demo: bool) -> None:
     """Run the benchmarks and print their table."""
     console = Console()
-    records = Population(citizens, 1, date.today()).records()
+    records = Population(citizens, 1, DEMO_UNTIL).records()
     encoded = [json.dumps(r).encode() for r in records]
     with tempfile.TemporaryDirectory() as folder:
         feed = Path(folder) / "feed.ndjson"

@@ -25,7 +25,7 @@ from ledger.application import AppendReport, Clock, Ledger
 from ledger.bulk import WorkerFailed, append_feed
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import DEFAULT_URL
-from scripts.demo import DEMO_AUTHORITIES, Population
+from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -278,11 +278,17 @@ _COMMON = frozenset(
 @main.command()
 @click.option("--citizens", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--until",
+    callback=parse_date,
+    help=f"The last day of the generated history [default: {DEMO_UNTIL}, or today if earlier].",
+)
 @db_option
-def demo(citizens: int, seed: int, url: str) -> None:
+def demo(citizens: int, seed: int, until: date | None, url: str) -> None:
     """Register the demo authorities and append a synthetic population.
 
-    The same seed on the same day generates the same records.
+    The same seed and the same last day generate the same records, so running it
+    again on the same database appends nothing new.
     """
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -290,7 +296,8 @@ def demo(citizens: int, seed: int, url: str) -> None:
         for spec in DEMO_AUTHORITIES:
             with suppress(AuthorityExists):
                 app.register_authority(spec.authority_id, spec.name, list(spec.may_issue))
-        records = Population(citizens, seed, app.today()).records()
+        last_day = min(until or DEMO_UNTIL, app.today())
+        records = Population(citizens, seed, last_day).records()
     generated = time.perf_counter() - started
     lines = ((n, orjson.dumps(rec)) for n, rec in enumerate(records, start=1))
     with Progress(

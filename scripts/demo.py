@@ -16,6 +16,8 @@ from typing import Any
 from ledger.identity import make_resident_id
 
 YEARS = 6
+# A fixed last day, so that a seed always gives the same population.
+DEMO_UNTIL = date(2026, 6, 30)
 
 
 @dataclass(frozen=True)
