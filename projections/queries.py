@@ -1,0 +1,171 @@
+"""What projection readers ask: scores, explanations, the enforcement list, statistics.
+
+Without a knowledge time, answers come from the stored contributions. With one,
+they come from replaying the citizen's records as the ledger knew them then, through
+the same pure fold, so both ways give the same answer for the same knowledge.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from ledger.application import Ledger
+from ledger.errors import LedgerError, UnknownCitizen
+from ledger.identity import PROVINCES, parse_resident_id
+from projections import policy as policies
+from projections.explanation import Explanation, explain
+from projections.policy import Policy
+from projections.runner import tracking_name
+from projections.scoring import CitizenFacts, Contribution, contributions, fold, score
+from projections.store import ViewStore
+
+DEFAULT_SETTING = "default_policy"
+
+
+class NotProjected(LedgerError):
+    """The citizen is in the ledger but the projection has not reached them yet."""
+
+    field = "citizen"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAnswer:
+    citizen: str
+    policy: str
+    as_of: date
+    known_at: datetime | None
+    score: int
+    band: str
+    position: int
+    lag: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "citizen": self.citizen,
+            "policy": self.policy,
+            "as_of": self.as_of.isoformat(),
+            "known_at": self.known_at.isoformat() if self.known_at else None,
+            "score": self.score,
+            "band": self.band,
+            "position": self.position,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    citizen: str
+    authority: str
+    reference: str
+    listed_on: date
+    until: date | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "citizen": self.citizen,
+            "authority": self.authority,
+            "reference": self.reference,
+            "listed_on": self.listed_on.isoformat(),
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+
+class Scores:
+    """Read-side queries over one ledger and its views."""
+
+    def __init__(self, ledger: Ledger, store: ViewStore) -> None:
+        self.ledger = ledger
+        self.store = store
+        self._policies: dict[str, Policy] = {}
+
+    def policy(self, name: str | None = None) -> Policy:
+        name = name or self.store.setting(DEFAULT_SETTING) or policies.DEFAULT_POLICY
+        if name not in self._policies:
+            self._policies[name] = policies.load(name)
+        return self._policies[name]
+
+    def all_policies(self) -> list[Policy]:
+        return [self.policy(name) for name in policies.available()]
+
+    def promote(self, name: str) -> None:
+        self.policy(name)
+        self.store.set_setting(DEFAULT_SETTING, name)
+
+    def _view(
+        self, citizen: str, policy: Policy, known_at: datetime | None
+    ) -> tuple[str, CitizenFacts, list[Contribution], int, int]:
+        resident = parse_resident_id(citizen).value
+        head = self.ledger.max_position()
+        if known_at is not None:
+            history = self.ledger.history(resident, known_at)
+            facts = fold(resident, (entry.record for entry in history))
+            position = history[-1].position if history else 0
+            return resident, facts, contributions(facts, policy), position, 0
+        position = self.store.position(tracking_name(policy))
+        view = self.store.view(policy.name, parse_resident_id(resident).citizen_id)
+        if view is None:
+            self.ledger.history(resident)  # raises UnknownCitizen when never enrolled
+            raise NotProjected(
+                f"{resident} is in the ledger but {policy.name} has not reached them; "
+                f"it lags {head - position} events behind the log"
+            )
+        return resident, view.facts, view.contributions, position, head - position
+
+    def score(
+        self,
+        citizen: str,
+        policy: str | None = None,
+        as_of: date | None = None,
+        known_at: datetime | None = None,
+    ) -> ScoreAnswer:
+        chosen = self.policy(policy)
+        day = as_of or self.ledger.today()
+        resident, _, items, position, lag = self._view(citizen, chosen, known_at)
+        result = score(items, day, chosen)
+        return ScoreAnswer(resident, chosen.name, day, known_at, result.score, result.band,
+                           position, lag)  # fmt: skip
+
+    def explain(
+        self,
+        citizen: str,
+        policy: str | None = None,
+        as_of: date | None = None,
+        known_at: datetime | None = None,
+    ) -> tuple[ScoreAnswer, Explanation]:
+        chosen = self.policy(policy)
+        day = as_of or self.ledger.today()
+        resident, facts, items, position, lag = self._view(citizen, chosen, known_at)
+        explanation = explain(facts, items, day, chosen)
+        answer = ScoreAnswer(resident, chosen.name, day, known_at, explanation.score.score,
+                             explanation.score.band, position, lag)  # fmt: skip
+        return answer, explanation
+
+    def enforcement(self, as_of: date | None = None, policy: str | None = None) -> list[Listing]:
+        """Citizens with an open, counting judgment default on the day, oldest first."""
+        chosen = self.policy(policy)
+        day = as_of or self.ledger.today()
+        rows = self.store.counting_on(chosen.name, day, chosen.enforcement_kinds, ".open")
+        return [
+            Listing(resident, c.authority, c.reference, c.counts_from, c.counts_until)
+            for resident, c in rows
+        ]
+
+    def bands(self, as_of: date, policy: str | None = None) -> dict[tuple[str, str], int]:
+        """How many citizens are in each (province, band) on the day."""
+        chosen = self.policy(policy)
+        by_citizen: dict[str, list[Contribution]] = {
+            r: [] for r in self.store.residents(chosen.name)
+        }
+        for resident, item in self.store.contributions(chosen.name):
+            by_citizen[resident].append(item)
+        counts: Counter[tuple[str, str]] = Counter()
+        for resident, items in by_citizen.items():
+            counts[
+                (PROVINCES.get(resident[:2], resident[:2]), score(items, as_of, chosen).band)
+            ] += 1
+        return dict(counts)
+
+
+__all__ = ["Listing", "NotProjected", "ScoreAnswer", "Scores", "UnknownCitizen"]

@@ -1,0 +1,265 @@
+"""Where the read models live: tables beside the ledger's, in the same database.
+
+Every write of a view goes in one transaction with its projection's tracking
+position, so a runner that stops anywhere resumes exactly where it left off and
+never applies an event twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+
+from ledger.storage import environment
+from projections.scoring import CitizenFacts, Contribution
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    " name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS projection_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS score_facts ("
+    " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, resident_id TEXT NOT NULL,"
+    " facts TEXT NOT NULL, PRIMARY KEY (policy, citizen_id))",
+    "CREATE TABLE IF NOT EXISTS score_contributions ("
+    " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, authority TEXT NOT NULL,"
+    " reference TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, points INTEGER NOT NULL,"
+    " counts_from TEXT NOT NULL, counts_until TEXT, cap_group TEXT)",
+    "CREATE INDEX IF NOT EXISTS score_contributions_citizen"
+    " ON score_contributions (policy, citizen_id)",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CitizenView:
+    """What the projection holds about one citizen under one policy."""
+
+    facts: CitizenFacts
+    contributions: list[Contribution]
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+
+class ViewStore:
+    """The read models of one ledger database, on SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        env = environment(url)
+        self.postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        if self.postgres:
+            self._pg = psycopg.connect(
+                host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+                dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"], autocommit=True, connect_timeout=5,
+                options=f"-c search_path={env['POSTGRES_SCHEMA']}",
+            )  # fmt: skip
+        else:
+            name = env["SQLITE_DBNAME"]
+            self._lite = sqlite3.connect(
+                name, uri=name.startswith("file:"), timeout=30, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            self._lite.execute("PRAGMA journal_mode=WAL")
+        with self.transaction() as tx:
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    def close(self) -> None:
+        (self._pg if self.postgres else self._lite).close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        if self.postgres:
+            with self._pg.transaction(), self._pg.cursor() as cur:
+                yield _Tx(cur, postgres=True)
+        else:
+            self._lite.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self._lite.cursor(), postgres=False)
+            except BaseException:
+                self._lite.execute("ROLLBACK")
+                raise
+            self._lite.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            return tx.rows(sql, params)
+
+    # Tracking and settings
+
+    def positions(self) -> dict[str, int]:
+        return dict(self._rows("SELECT name, position FROM projection_tracking"))
+
+    def position(self, name: str) -> int:
+        return self.positions().get(name, 0)
+
+    def setting(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM projection_settings WHERE key = ?", [key])
+        return rows[0][0] if rows else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO projection_settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+
+    # Citizens' views
+
+    def load(self, policy: str, citizens: Iterable[uuid.UUID]) -> dict[uuid.UUID, CitizenFacts]:
+        ids = [c.hex for c in citizens]
+        found: dict[uuid.UUID, CitizenFacts] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._rows(
+                f"SELECT citizen_id, facts FROM score_facts WHERE policy = ? AND citizen_id IN "
+                f"({','.join('?' * len(chunk))})",
+                [policy, *chunk],
+            )
+            for cid, facts in rows:
+                found[uuid.UUID(cid)] = CitizenFacts.from_json(orjson.loads(facts))
+        return found
+
+    def save(
+        self,
+        tracking: str,
+        policy: str,
+        position: int,
+        views: dict[uuid.UUID, CitizenView],
+    ) -> None:
+        """Replace the views of these citizens and move the tracking position, at once."""
+        with self.transaction() as tx:
+            moved = tx.rows(
+                "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ? "
+                "RETURNING position",
+                [position, tracking, position],
+            )
+            if not moved:
+                existing = tx.rows(
+                    "SELECT position FROM projection_tracking WHERE name = ?", [tracking]
+                )
+                if existing:
+                    raise PositionConflict(
+                        f"{tracking} is already at {existing[0][0]}, not before {position}"
+                    )
+                tx.execute(
+                    "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
+                    [tracking, position],
+                )
+            ids = [cid.hex for cid in views]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                tx.execute(
+                    "DELETE FROM score_contributions WHERE policy = ? AND citizen_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    [policy, *chunk],
+                )
+            tx.executemany(
+                "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (policy, citizen_id) "
+                "DO UPDATE SET facts = excluded.facts",
+                [
+                    (policy, cid.hex, view.facts.resident_id,
+                     orjson.dumps(view.facts.to_json()).decode())
+                    for cid, view in views.items()
+                ],
+            )  # fmt: skip
+            tx.executemany(
+                "INSERT INTO score_contributions (policy, citizen_id, authority, reference, "
+                "kind, rule, points, counts_from, counts_until, cap_group) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (policy, cid.hex, c.authority, c.reference, c.kind, c.rule, c.points,
+                     c.counts_from.isoformat(),
+                     c.counts_until.isoformat() if c.counts_until else None, c.cap_group)
+                    for cid, view in views.items() for c in view.contributions
+                ],
+            )  # fmt: skip
+
+    def view(self, policy: str, citizen: uuid.UUID) -> CitizenView | None:
+        facts = self.load(policy, [citizen]).get(citizen)
+        if facts is None:
+            return None
+        rows = self._rows(
+            "SELECT authority, reference, kind, rule, points, counts_from, counts_until, "
+            "cap_group FROM score_contributions WHERE policy = ? AND citizen_id = ?",
+            [policy, citizen.hex],
+        )
+        return CitizenView(facts, [_contribution(row) for row in rows])
+
+    def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
+        """Every stored contribution under a policy, with its citizen's identity number."""
+        rows = self._rows(
+            "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
+            "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
+            "JOIN score_facts f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
+            "WHERE c.policy = ?",
+            [policy],
+        )
+        for row in rows:
+            yield row[0], _contribution(row[1:])
+
+    def residents(self, policy: str) -> list[str]:
+        rows = self._rows("SELECT resident_id FROM score_facts WHERE policy = ?", [policy])
+        return [row[0] for row in rows]
+
+    def counting_on(
+        self, policy: str, day: date, kinds: Sequence[str], rule_suffix: str
+    ) -> list[tuple[str, Contribution]]:
+        """Contributions of these kinds and rules counting on a day, with identity numbers."""
+        if not kinds:
+            return []
+        iso = day.isoformat()
+        rows = self._rows(
+            "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
+            "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
+            "JOIN score_facts f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
+            f"WHERE c.policy = ? AND c.kind IN ({','.join('?' * len(kinds))}) "
+            "AND c.rule LIKE ? AND c.counts_from <= ? "
+            "AND (c.counts_until IS NULL OR c.counts_until > ?) "
+            "ORDER BY c.counts_from, f.resident_id",
+            [policy, *kinds, "%" + rule_suffix, iso, iso],
+        )
+        return [(row[0], _contribution(row[1:])) for row in rows]
+
+
+class PositionConflict(RuntimeError):
+    """Another runner already moved this projection past the position being written."""
+
+
+class _Tx:
+    def __init__(self, cursor: Any, postgres: bool) -> None:
+        self.cursor = cursor
+        self.postgres = postgres
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self._sql(sql), rows)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.cursor.execute(self._sql(sql), params)
+        return [tuple(row) for row in self.cursor.fetchall()]
+
+
+def _contribution(row: Sequence[Any]) -> Contribution:
+    authority, reference, kind, rule, points, start, end, group = row
+    return Contribution(
+        authority, reference, kind, rule, int(points), date.fromisoformat(start),
+        date.fromisoformat(end) if end else None, group,
+    )  # fmt: skip
