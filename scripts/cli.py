@@ -25,9 +25,16 @@ from ledger.application import AppendReport, Clock, Ledger
 from ledger.bulk import WorkerFailed, append_feed
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import DEFAULT_URL
+from projections.explanation import Explanation
+from projections.policy import Policy, PolicyError
+from projections.queries import NotProjected, ScoreAnswer, Scores
+from projections.runner import catch_up, tracking_name
+from projections.runner import follow as follow_log
+from projections.store import ViewStore
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT_REJECTED = 1
 EXIT_UNUSABLE = 2
@@ -320,5 +327,251 @@ def demo(citizens: int, seed: int, until: date | None, url: str) -> None:
     )
     for rejection in report.rejected[:10]:
         click.echo(str(rejection))
+    with open_ledger(url) as app, open_views(url) as store:
+        scores = Scores(app, store)
+        _project(app, store, scores.all_policies(), console)
+        _print_demo_scores(scores, last_day)
     if report.rejected:
         sys.exit(EXIT_REJECTED)
+
+
+def _print_demo_scores(scores: Scores, day: date) -> None:
+    for chosen in scores.all_policies():
+        counts = scores.bands(day, chosen.name)
+        by_band = Counter[str]()
+        for (_, name), n in counts.items():
+            by_band[name] += n
+        table = Table("band", "citizens", title=f"{chosen.name} on {day}")
+        for band in chosen.bands:
+            table.add_row(band.band, str(by_band.get(band.band, 0)))
+        Console().print(table)
+    listed = scores.enforcement(day)
+    click.echo(f"enforcement list on {day}: {len(listed)} citizens")
+    example = listed[0].citizen if listed else None
+    if example is None:
+        return
+    answer, explanation = scores.explain(example, as_of=day)
+    _print_explanation(answer, explanation)
+
+
+@contextmanager
+def open_views(url: str) -> Iterator[ViewStore]:
+    try:
+        store = ViewStore(url)
+    except (LedgerError, psycopg.Error, sqlite3.Error, OSError) as e:
+        raise Unusable(f"db: cannot open the views in {url}: {e}") from None
+    try:
+        yield store
+    except (psycopg.Error, sqlite3.Error) as e:
+        raise Unusable(f"db: {e}") from None
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_scores(url: str) -> Iterator[Scores]:
+    with open_ledger(url) as app, open_views(url) as store:
+        try:
+            yield Scores(app, store)
+        except PolicyError as e:
+            raise click.UsageError(str(e)) from None
+
+
+def _project(app: Ledger, store: ViewStore, chosen: list[Policy], console: Console) -> None:
+    behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("projecting", total=max(behind, 0))
+        catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n))
+
+
+def _answer_or_exit(ask: Callable[[], T]) -> T:
+    try:
+        return ask()
+    except NotProjected as e:
+        raise Unusable(str(e)) from None
+    except LedgerError as e:
+        raise click.UsageError(str(e)) from None
+
+
+policy_option = click.option("--policy", help="A policy name [default: the promoted one].")
+as_of_option = click.option(
+    "--as-of", callback=parse_date, help="The day the score is for [default: today]."
+)
+known_at_option = click.option(
+    "--known-at",
+    callback=parse_timestamp,
+    help="Replay what had been recorded by this ISO timestamp instead of the projection.",
+)
+
+
+@main.command()
+@click.argument("citizen")
+@policy_option
+@as_of_option
+@known_at_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@db_option
+def score(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    as_json: bool, url: str,
+) -> None:  # fmt: skip
+    """A citizen's score and band under a policy on a day."""
+    with open_scores(url) as scores:
+        answer = _answer_or_exit(lambda: scores.score(citizen, policy, as_of, known_at))
+    if as_json:
+        emit_json(answer.to_json())
+        return
+    click.echo(
+        f"{answer.citizen}: {answer.score} ({answer.band}) under {answer.policy} on {answer.as_of}"
+    )
+    click.echo(_source(answer))
+
+
+def _source(answer: ScoreAnswer) -> str:
+    if answer.known_at is not None:
+        return f"replayed from the records known at {answer.known_at.isoformat()}"
+    lag = "up to date" if answer.lag == 0 else f"{answer.lag} events behind the log"
+    return f"from the projection at position {answer.position}, {lag}"
+
+
+@main.command()
+@click.argument("citizen")
+@policy_option
+@as_of_option
+@known_at_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@db_option
+def explain(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    as_json: bool, url: str,
+) -> None:  # fmt: skip
+    """Why the score is what it is: ranked reasons and every counting contribution."""
+    with open_scores(url) as scores:
+        answer, explanation = _answer_or_exit(
+            lambda: scores.explain(citizen, policy, as_of, known_at)
+        )
+    if as_json:
+        emit_json({**answer.to_json(), **explanation.to_json()})
+        return
+    _print_explanation(answer, explanation)
+
+
+def _print_explanation(answer: ScoreAnswer, explanation: Explanation) -> None:
+    console = Console(width=160)
+    console.print(
+        f"{answer.citizen}: {answer.score} ({answer.band}) under {answer.policy} "
+        f"version {explanation.policy.version} on {answer.as_of}; {_source(answer)}"
+    )
+    columns = ("authority", "reference", "kind", "points", "rule", "status", "from", "until",
+               "what ends it")  # fmt: skip
+    for title, items in (("reasons", explanation.reasons),
+                         ("counting contributions", explanation.counting)):  # fmt: skip
+        table = Table(*columns, title=title)
+        for item in items:
+            c = item.contribution
+            table.add_row(
+                c.authority, c.reference, c.kind, f"{c.points:+d}", c.rule, item.status,
+                c.counts_from.isoformat(), c.counts_until.isoformat() if c.counts_until else "",
+                item.remedy or "",
+            )  # fmt: skip
+        console.print(table)
+    console.print(f"expired contributions: {explanation.expired}")
+    disputed = ", ".join(str(k) for k in explanation.disputed) or "none"
+    console.print(f"records under dispute: {disputed}")
+
+
+@main.group("list")
+def list_group() -> None:
+    """Lists built by the projections."""
+
+
+@list_group.command("enforcement")
+@as_of_option
+@policy_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url: str) -> None:
+    """Citizens with an open, counting judgment default on the day (the defaulter list)."""
+    with open_scores(url) as scores:
+        listed = _answer_or_exit(lambda: scores.enforcement(as_of, policy))
+        day = as_of or scores.ledger.today()
+    if as_json:
+        emit_json([item.to_json() for item in listed])
+        return
+    table = Table("citizen", "authority", "reference", "listed on", "until",
+                  title=f"enforcement list on {day}: {len(listed)} citizens")  # fmt: skip
+    for item in listed:
+        table.add_row(item.citizen, item.authority, item.reference, item.listed_on.isoformat(),
+                      item.until.isoformat() if item.until else "")  # fmt: skip
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep following the log until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@db_option
+def project(follow: bool, interval: float, url: str) -> None:
+    """Bring every policy's projection up to the end of the log."""
+    console = Console(stderr=True)
+    with open_scores(url) as scores:
+        chosen = scores.all_policies()
+        _project(scores.ledger, scores.store, chosen, console)
+        if follow:
+            with suppress(KeyboardInterrupt):
+                follow_log(scores.ledger, scores.store, chosen, interval)
+        for item in chosen:
+            position = scores.store.position(tracking_name(item))
+            click.echo(f"{item.name}: position {position}")
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """The scoring policies and which one readers get by default."""
+
+
+@policy_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def policy_list(as_json: bool, url: str) -> None:
+    """Each policy's version, projection position and lag."""
+    with open_scores(url) as scores:
+        head = scores.ledger.max_position()
+        default = scores.policy().name
+        rows = [
+            {
+                "name": item.name,
+                "version": item.version,
+                "title": item.title,
+                "position": (at := scores.store.position(tracking_name(item))),
+                "lag": head - at,
+                "default": item.name == default,
+            }
+            for item in scores.all_policies()
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("policy", "version", "title", "position", "lag", "default")
+    for row in rows:
+        table.add_row(
+            str(row["name"]), str(row["version"]), str(row["title"]), str(row["position"]),
+            str(row["lag"]), "yes" if row["default"] else "",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@policy_group.command("promote")
+@click.argument("name")
+@db_option
+def policy_promote(name: str, url: str) -> None:
+    """Make NAME the policy readers get when they name none."""
+    with open_scores(url) as scores:
+        scores.promote(name)
+        lag = scores.ledger.max_position() - scores.store.position(
+            tracking_name(scores.policy(name))
+        )
+    click.echo(f"{name} is now the default policy" + (f"; it lags {lag} events" if lag else ""))

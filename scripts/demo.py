@@ -96,7 +96,7 @@ class Population:
 
     def _reference(self, authority: str, on: date) -> str:
         n = self.counters[authority] = self.counters.get(authority, 0) + 1
-        return f"{authority[:4].upper()}-{on.year}-{n:08d}"
+        return f"{authority.replace('-', '')[:4].upper()}-{on.year}-{n:08d}"
 
     def _day(self, low: date, high: date) -> date:
         span = (high - low).days
