@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
@@ -81,6 +82,17 @@ def environment(url: str) -> dict[str, str]:
 def is_in_memory(url: str) -> bool:
     """An in-memory SQLite ledger lives in one process only."""
     return url.startswith("sqlite:") and url.rstrip("/").endswith(":memory:")
+
+
+def connect_postgres(url: str) -> psycopg.Connection[Any]:
+    """A plain autocommit connection to a `postgresql://` ledger, in its schema."""
+    env = environment(url)
+    return psycopg.connect(
+        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+        dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"], autocommit=True, connect_timeout=5,
+        options=f"-c search_path={env['POSTGRES_SCHEMA']}",
+    )  # fmt: skip
 
 
 class LedgerRecorder(Protocol):

@@ -12,12 +12,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
 from ledger.domain import Citizen, record_of
 from ledger.records import Record
+from ledger.storage import connect_postgres
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, contributions
 from projections.store import CitizenView, ViewStore
@@ -68,29 +73,38 @@ def catch_up(
     progress: Callable[[int], None] | None = None,
     stop_at: int | None = None,
 ) -> dict[str, int]:
-    """Bring every policy's projection up to the end of the log (or `stop_at`)."""
+    """Bring every policy's projection up to the end of the log (or `stop_at`).
+
+    Each round gives every group of policies at the same position one page, so a
+    policy rebuilding from zero never holds the current ones back.
+    """
     projections = [ScoreProjection(p) for p in policies]
     while True:
         positions = store.positions()
-        at = {p.policy.name: positions.get(tracking_name(p.policy), 0) for p in projections}
-        lowest = min(at.values())
-        limit = page_size if stop_at is None else min(page_size, stop_at - lowest)
-        if limit <= 0:
-            break
-        notes = ledger.recorder.select_notifications(start=lowest + 1, limit=limit)
-        if not notes:
-            break
-        page = _decode(ledger, notes)
-        last = notes[-1].id
+        groups: dict[int, list[ScoreProjection]] = {}
         for projection in projections:
-            if at[projection.policy.name] != lowest:
+            at = positions.get(tracking_name(projection.policy), 0)
+            groups.setdefault(at, []).append(projection)
+        moved = 0
+        for start, group in sorted(groups.items()):
+            limit = page_size if stop_at is None else min(page_size, stop_at - start)
+            if limit <= 0:
                 continue
-            known = store.load(projection.policy.name, page.keys())
-            views = projection.fold(known, page)
-            store.save(tracking_name(projection.policy), projection.policy.name, last, views)
+            notes = ledger.recorder.select_notifications(start=start + 1, limit=limit)
+            if not notes:
+                continue
+            page = _decode(ledger, notes)
+            for projection in group:
+                name = projection.policy.name
+                views = projection.fold(store.load(name, page.keys()), page)
+                store.save(tracking_name(projection.policy), name, notes[-1].id, views)
+            moved = max(moved, notes[-1].id - start)
+        if not moved:
+            break
         if progress is not None:
-            progress(last - lowest)
-    return {p.policy.name: store.position(tracking_name(p.policy)) for p in projections}
+            progress(moved)
+    positions = store.positions()
+    return {p.policy.name: positions.get(tracking_name(p.policy), 0) for p in projections}
 
 
 def _decode(ledger: Ledger, notes: Sequence[Notification]) -> dict[uuid.UUID, list[Citizen.Event]]:
@@ -110,11 +124,40 @@ def follow(
     policies: Sequence[Policy],
     interval: float = 1.0,
     should_stop: Callable[[], bool] = lambda: False,
-    on_page: Callable[[int], None] | None = None,
 ) -> None:
-    """Keep catching up until told to stop; polls every `interval` seconds."""
-    while not should_stop():
-        before = ledger.max_position()
-        catch_up(ledger, store, policies, progress=on_page)
-        if ledger.max_position() == before:
-            time.sleep(interval)
+    """Keep catching up until told to stop.
+
+    On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
+    seconds anyway, so a lost notification delays it by one interval at most.
+    """
+    wait = _listener(ledger, interval)
+    try:
+        while not should_stop():
+            catch_up(ledger, store, policies)
+            wait()
+    finally:
+        close = getattr(wait, "close", None)
+        if close is not None:
+            close()
+
+
+def _listener(ledger: Ledger, interval: float) -> Callable[[], None]:
+    recorder = ledger.recorder
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        return lambda: time.sleep(interval)
+    conn = connect_postgres(ledger.url)
+    conn.execute(SQL("LISTEN {}").format(Identifier(recorder.channel_name)))
+    return _Waiter(conn, interval)
+
+
+class _Waiter:
+    def __init__(self, conn: psycopg.Connection[Any], interval: float) -> None:
+        self.conn = conn
+        self.interval = interval
+
+    def __call__(self) -> None:
+        for _ in self.conn.notifies(timeout=self.interval, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        self.conn.close()

@@ -8,6 +8,7 @@ never applies an event twice.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,9 +17,8 @@ from datetime import date
 from typing import Any, Protocol
 
 import orjson
-import psycopg
 
-from ledger.storage import environment
+from ledger.storage import connect_postgres, environment
 from projections.scoring import CitizenFacts, Contribution
 
 SCHEMA = [
@@ -54,14 +54,10 @@ class ViewStore:
 
     def __init__(self, url: str) -> None:
         env = environment(url)
+        self._lock = threading.RLock()
         self.postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
         if self.postgres:
-            self._pg = psycopg.connect(
-                host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
-                dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"], autocommit=True, connect_timeout=5,
-                options=f"-c search_path={env['POSTGRES_SCHEMA']}",
-            )  # fmt: skip
+            self._pg = connect_postgres(url)
         else:
             name = env["SQLITE_DBNAME"]
             self._lite = sqlite3.connect(
@@ -77,12 +73,15 @@ class ViewStore:
         (self._pg if self.postgres else self._lite).close()
 
     @contextmanager
-    def transaction(self) -> Iterator[_Tx]:
-        if self.postgres:
-            with self._pg.transaction(), self._pg.cursor() as cur:
-                yield _Tx(cur, postgres=True)
-        else:
-            self._lite.execute("BEGIN IMMEDIATE")
+    def transaction(self, write: bool = True) -> Iterator[_Tx]:
+        """One transaction; one at a time per store, whichever thread asks."""
+        with self._lock:
+            if self.postgres:
+                with self._pg.transaction(), self._pg.cursor() as cur:
+                    yield _Tx(cur, postgres=True)
+                return
+            # IMMEDIATE takes the write lock up front, so a writer never fails halfway.
+            self._lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _Tx(self._lite.cursor(), postgres=False)
             except BaseException:
@@ -91,7 +90,7 @@ class ViewStore:
             self._lite.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.transaction() as tx:
+        with self.transaction(write=False) as tx:
             return tx.rows(sql, params)
 
     # Tracking and settings
