@@ -7,7 +7,7 @@ reports and what a history shows; they hold no rules of the ledger.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +18,11 @@ from pytest_bdd import given, parsers, then, when
 from ledger import records as r
 from ledger.application import AppendReport, FixedClock, HistoryEntry, Ledger
 from ledger.errors import UnknownCitizen
+from ledger.identity import make_resident_id
+from projections import policy as policies
+from projections.queries import Listing, Scores
+from projections.runner import catch_up
+from projections.store import ViewStore
 from tests.builders import (
     AUTHORITIES,
     LI_WEI,
@@ -29,7 +34,11 @@ from tests.builders import (
     target,
 )
 
-PEOPLE = {"Wang Fang": WANG_FANG, "Li Wei": LI_WEI, "Zhang Min": ZHANG_MIN}
+CHEN_JIE = make_resident_id("320102", date(1978, 6, 15), 233)
+PEOPLE = {"Wang Fang": WANG_FANG, "Li Wei": LI_WEI, "Zhang Min": ZHANG_MIN, "Chen Jie": CHEN_JIE}
+
+# The policies every scenario's projections are built for.
+POLICIES = ("national-v1", "finance-v1")
 
 AUTHORITY_IDS = {
     "the civil registry": "civil-registry",
@@ -122,6 +131,12 @@ def instant(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+@with_pattern(_alternatives(policies.available()))
+def policy_name(text: str) -> str:
+    """A scoring policy by the name of its file."""
+    return text
+
+
 @with_pattern(r"[A-Za-z0-9._:/-]+")
 def reference(text: str) -> str:
     return text
@@ -141,6 +156,7 @@ TYPES = {
     "Instant": instant,
     "Reference": reference,
     "References": references,
+    "Policy": policy_name,
 }
 
 
@@ -529,3 +545,141 @@ def _recorded_at(ledger: Ledger, ref: str, sent_at: datetime) -> None:
 @then(step('it is refused for its {field}: "{message}"'))
 def _refused(refusal: UnknownCitizen, field: str, message: str) -> None:
     assert (refusal.field, refusal.message) == (field, message)
+
+
+# Scores and the enforcement list: read from the projections, never computed here
+
+RECKONING = re.compile(r"(?P<terms>\d+(?: [+-] \d+)*)(?:, floored at (?P<floor>\d+))?")
+
+
+def reckoned(text: str) -> int:
+    """What a table's reckoning comes to: "1000 - 30 + 5", "1000 - 1050, floored at 0"."""
+    found = RECKONING.fullmatch(text)
+    assert found, f"cannot reckon {text!r}: write it as 1000 - 30 + 5, optionally floored at N"
+    first, *rest = found["terms"].split(" ")
+    total = int(first)
+    for sign, points in zip(rest[::2], rest[1::2], strict=True):
+        total += int(points) if sign == "+" else -int(points)
+    return total if found["floor"] is None else max(total, int(found["floor"]))
+
+
+def assert_scores(
+    scores: Scores,
+    datatable: list[list[str]],
+    citizen: str | None = None,
+    policy: str | None = None,
+    known_at: datetime | None = None,
+) -> None:
+    """Each row's score and band, as of its date; a row may name its citizen or policy."""
+    expected = rows(datatable)
+    for row in expected:
+        if row.get("reckoning"):
+            assert reckoned(row["reckoning"]) == int(row["score"]), (
+                f"the reckoning {row['reckoning']!r} does not come to {row['score']}"
+            )
+    shown = []
+    for row in expected:
+        who = person(row["citizen"]) if "citizen" in row else citizen
+        under = row.get("policy", policy)
+        assert who is not None, "name the citizen in the step or in a column"
+        assert under is not None, "name the policy in the step or in a column"
+        answer = scores.score(who, under, date.fromisoformat(day(row["as of"])), known_at)
+        assert answer.policy == under
+        shown.append({**row, "score": str(answer.score), "band": answer.band})
+    assert shown == expected
+
+
+def listing_row(listing: Listing) -> tuple[str, str, str, str]:
+    return (name_of(listing.citizen), authority_name(listing.authority), listing.reference,
+            listing.listed_on.isoformat())  # fmt: skip
+
+
+@pytest.fixture
+def view_store(store_url: str) -> Iterator[ViewStore]:
+    """The read models, in the same database as the scenario's ledger."""
+    store = ViewStore(store_url)
+    yield store
+    store.close()
+
+
+def brought_up_to_date(ledger: Ledger, view_store: ViewStore) -> Scores:
+    positions = catch_up(ledger, view_store, [policies.load(name) for name in POLICIES])
+    assert positions == dict.fromkeys(POLICIES, ledger.max_position())
+    return Scores(ledger, view_store)
+
+
+@given("the scores have been brought up to date with the ledger", target_fixture="scores")
+def _scores_were_caught_up(ledger: Ledger, view_store: ViewStore) -> Scores:
+    return brought_up_to_date(ledger, view_store)
+
+
+@given(
+    step(
+        "{citizen:Person} repaid {count:d} loans on time to {by:Authority}, "
+        "one a week from {first:Day}"
+    )
+)
+def _weekly_repayments(ledger: Ledger, citizen: str, count: int, by: str, first: str) -> None:
+    start = date.fromisoformat(first)
+    repayments = [
+        record(
+            r.PAYMENT,
+            f"LR-{citizen[-6:]}-{n}",
+            citizen,
+            by,
+            paid_on.isoformat(),
+            kind="loan_repaid_on_time",
+            amount="1500.00",
+        )
+        for n, paid_on in enumerate((start + timedelta(weeks=w) for w in range(count)), start=1)
+    ]
+    report = append(ledger, *repayments)
+    assert report.rejected == [], report.rejected
+    assert report.appended == count
+
+
+@when("the scores are brought up to date with the ledger", target_fixture="scores")
+def _scores_caught_up(ledger: Ledger, view_store: ViewStore) -> Scores:
+    return brought_up_to_date(ledger, view_store)
+
+
+@then(step("under {policy:Policy} the score of {citizen:Person} is:"))
+def _score_is(scores: Scores, policy: str, citizen: str, datatable: list[list[str]]) -> None:
+    assert_scores(scores, datatable, citizen=citizen, policy=policy)
+
+
+@then(step("under {policy:Policy} the scores are:"))
+def _scores_are(scores: Scores, policy: str, datatable: list[list[str]]) -> None:
+    assert_scores(scores, datatable, policy=policy)
+
+
+@then(step("the scores of {citizen:Person} are:"))
+def _scores_of(scores: Scores, citizen: str, datatable: list[list[str]]) -> None:
+    assert_scores(scores, datatable, citizen=citizen)
+
+
+@then(
+    step(
+        "under {policy:Policy}, as the ledger knew it at {known_at:Instant}, "
+        "the score of {citizen:Person} is:"
+    )
+)
+def _score_known_at(
+    scores: Scores, policy: str, known_at: datetime, citizen: str, datatable: list[list[str]]
+) -> None:
+    assert_scores(scores, datatable, citizen=citizen, policy=policy, known_at=known_at)
+
+
+@then(step("on {on:Day} the enforcement list is:"))
+def _enforcement_list(scores: Scores, on: str, datatable: list[list[str]]) -> None:
+    listed = sorted(listing_row(x) for x in scores.enforcement(as_of=date.fromisoformat(on)))
+    expected = sorted(
+        (row["citizen"], row["authority"], row["reference"], row["listed on"])
+        for row in rows(datatable)
+    )
+    assert listed == expected
+
+
+@then(step("on {on:Day} nobody is on the enforcement list"))
+def _enforcement_list_empty(scores: Scores, on: str) -> None:
+    assert scores.enforcement(as_of=date.fromisoformat(on)) == []

@@ -13,7 +13,7 @@ from typing import Any
 from ledger import records as r
 from ledger.records import RecordKey
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, Contribution, Score, score
+from projections.scoring import CitizenFacts, Contribution, RecordFacts, Score, score
 
 REASONS = 4
 
@@ -67,7 +67,10 @@ def explain(
     facts: CitizenFacts, items: list[Contribution], day: date, policy: Policy
 ) -> Explanation:
     """The score on `day`, its ranked reasons and every contribution counting then."""
-    explained = [_item(facts, c, day, policy) for c in items]
+    groups: dict[tuple[str, str, str], list[Contribution]] = {}
+    for c in items:
+        groups.setdefault((c.authority, c.reference, c.rule), []).append(c)
+    explained = [_item(facts, c, groups, day, policy) for c in items]
     counting = [i for i in explained if i.contribution.counts_on(day)]
     negative = sorted(
         (i for i in counting if i.contribution.points < 0),
@@ -75,36 +78,55 @@ def explain(
                        i.contribution.reference),
     )  # fmt: skip
     expired = sum(
-        1 for i in explained
-        if i.contribution.counts_until is not None and i.contribution.counts_until <= day
-        and i.status == "expired"
+        1 for (authority, reference, _), pieces in groups.items()
+        if all(p.counts_until is not None and p.counts_until <= day for p in pieces)
+        and not _suspended(facts.records[RecordKey(authority, reference)], day, policy)
     )  # fmt: skip
-    disputed = [
-        f.key for f in facts.records.values()
-        if (d := f.open_dispute) is not None and d.opened_on <= day
-    ]  # fmt: skip
+    disputed = [f.key for f in facts.records.values() if _dispute_open(f, day)]
     counting.sort(key=lambda i: (i.contribution.counts_from, i.contribution.reference))
     return Explanation(policy, day, score(items, day, policy), negative[:REASONS], counting,
                        expired, disputed)  # fmt: skip
 
 
-def _item(facts: CitizenFacts, c: Contribution, day: date, policy: Policy) -> Item:
+def _dispute_open(record: RecordFacts, day: date) -> bool:
+    return any(
+        d.opened_on <= day and (d.resolved_on is None or day < d.resolved_on)
+        for d in record.disputes
+    )
+
+
+def _suspended(record: RecordFacts, day: date, policy: Policy) -> bool:
+    grace = timedelta(days=policy.dispute_grace_days)
+    return any(
+        d.opened_on + grace <= day and (d.resolved_on is None or day < d.resolved_on)
+        for d in record.disputes
+    )
+
+
+def _item(
+    facts: CitizenFacts,
+    c: Contribution,
+    groups: dict[tuple[str, str, str], list[Contribution]],
+    day: date,
+    policy: Policy,
+) -> Item:
     record = facts.records[RecordKey(c.authority, c.reference)]
-    dispute = record.open_dispute
+    disputed = _dispute_open(record, day)
     if c.counts_on(day):
-        status = "disputed" if dispute is not None and dispute.opened_on <= day else "counting"
+        status = "disputed" if disputed else "counting"
     elif c.counts_from > day:
         status = "pending"
-    elif dispute is not None and c.counts_until == dispute.opened_on + timedelta(
-        days=policy.dispute_grace_days
-    ):
+    elif _suspended(record, day, policy):
         status = "suspended"
     else:
-        status = "expired"
-    return Item(c, record.occurred_on, status, _remedy(record.type, c, dispute is None))
+        status = "ended"
+    pieces = groups[(c.authority, c.reference, c.rule)]
+    ends = [p.counts_until for p in pieces]
+    last = None if None in ends else max(e for e in ends if e is not None)
+    return Item(c, record.occurred_on, status, _remedy(record.type, c, not disputed, last))
 
 
-def _remedy(record_type: str, c: Contribution, disputable: bool) -> str | None:
+def _remedy(record_type: str, c: Contribution, disputable: bool, last: date | None) -> str | None:
     if c.points >= 0:
         return None
     ways = []
@@ -116,6 +138,6 @@ def _remedy(record_type: str, c: Contribution, disputable: bool) -> str | None:
         ways.append("settle")
     if disputable:
         ways.append("dispute")
-    if c.counts_until is not None:
-        ways.append(f"expires on {c.counts_until.isoformat()}")
+    if last is not None:
+        ways.append(f"expires on {last.isoformat()}")
     return "; ".join(ways) or None

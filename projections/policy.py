@@ -95,6 +95,9 @@ def load(name: str, folder: Path = POLICY_FOLDER) -> Policy:
 def parse(data: dict[str, Any], source: str) -> Policy:
     """Build a `Policy` from decoded TOML, naming `source` and the key of any error."""
     reader = _Reader(data, source)
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        raise reader.fail(unknown[0], "is not a policy setting")
     policy = Policy(
         name=reader.text("name"),
         version=reader.integer("version", low=1),
@@ -113,6 +116,13 @@ def parse(data: dict[str, Any], source: str) -> Policy:
     if source.endswith(".toml") and policy.name != source.removesuffix(".toml"):
         raise PolicyError(f"{source}: name {policy.name!r} must match the file name")
     return policy
+
+
+_TOP_LEVEL = frozenset({
+    "name", "version", "title", "base", "floor", "ceiling", "positive_cap",
+    "dispute_grace_days", "enforcement_kinds", "bands", "infractions", "payments",
+    "verifications",
+})  # fmt: skip
 
 
 class _Reader:

@@ -7,6 +7,7 @@ the same pure fold, so both ways give the same answer for the same knowledge.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, UnknownCitizen
-from ledger.identity import PROVINCES, parse_resident_id
+from ledger.identity import PROVINCES, citizen_id, parse_resident_id
 from projections import policy as policies
 from projections.explanation import Explanation, explain
 from projections.policy import Policy
@@ -79,12 +80,21 @@ class Scores:
         self.ledger = ledger
         self.store = store
         self._policies: dict[str, Policy] = {}
+        self._default_read: tuple[float, str] | None = None
 
     def policy(self, name: str | None = None) -> Policy:
-        name = name or self.store.setting(DEFAULT_SETTING) or policies.DEFAULT_POLICY
+        name = name or self._default()
         if name not in self._policies:
             self._policies[name] = policies.load(name)
         return self._policies[name]
+
+    def _default(self) -> str:
+        # Read again at most once a second: promotion is rare, score reads are not.
+        now = time.monotonic()
+        if self._default_read is None or now - self._default_read[0] > 1.0:
+            name = self.store.setting(DEFAULT_SETTING) or policies.DEFAULT_POLICY
+            self._default_read = (now, name)
+        return self._default_read[1]
 
     def all_policies(self) -> list[Policy]:
         return [self.policy(name) for name in policies.available()]
@@ -92,6 +102,7 @@ class Scores:
     def promote(self, name: str) -> None:
         self.policy(name)
         self.store.set_setting(DEFAULT_SETTING, name)
+        self._default_read = None
 
     def _view(
         self, citizen: str, policy: Policy, known_at: datetime | None
@@ -122,7 +133,16 @@ class Scores:
     ) -> ScoreAnswer:
         chosen = self.policy(policy)
         day = as_of or self.ledger.today()
-        resident, _, items, position, lag = self._view(citizen, chosen, known_at)
+        if known_at is not None:
+            resident, _, items, position, lag = self._view(citizen, chosen, known_at)
+        else:
+            resident = parse_resident_id(citizen).value
+            stored = self.store.contributions_of(chosen.name, citizen_id(resident))
+            if stored is None:
+                self._view(citizen, chosen, None)  # raises the reason
+            items = stored or []
+            position = self.store.position(tracking_name(chosen))
+            lag = self.ledger.max_position() - position
         result = score(items, day, chosen)
         return ScoreAnswer(resident, chosen.name, day, known_at, result.score, result.band,
                            position, lag)  # fmt: skip

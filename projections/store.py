@@ -90,6 +90,10 @@ class ViewStore:
             self._lite.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.postgres:
+            # One statement in autocommit is its own transaction: no BEGIN/COMMIT trips.
+            with self._lock, self._pg.cursor() as cur:
+                return _Tx(cur, postgres=True).rows(sql, params)
         with self.transaction(write=False) as tx:
             return tx.rows(sql, params)
 
@@ -195,6 +199,19 @@ class ViewStore:
             [policy, citizen.hex],
         )
         return CitizenView(facts, [_contribution(row) for row in rows])
+
+    def contributions_of(self, policy: str, citizen: uuid.UUID) -> list[Contribution] | None:
+        """A citizen's stored contributions, or None when the projection has not seen them."""
+        rows = self._rows(
+            "SELECT c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
+            "c.counts_until, c.cap_group FROM score_facts f LEFT JOIN score_contributions c "
+            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id "
+            "WHERE f.policy = ? AND f.citizen_id = ?",
+            [policy, citizen.hex],
+        )
+        if not rows:
+            return None
+        return [_contribution(row) for row in rows if row[0] is not None]
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""

@@ -1,0 +1,5 @@
+"""The scenarios of scoring.feature, on SQLite and on PostgreSQL."""
+
+from pytest_bdd import scenarios
+
+scenarios("scoring.feature")
