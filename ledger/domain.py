@@ -267,7 +267,7 @@ _TYPES: dict[type[Any], str] = {cls: t for t, (cls, _) in _EVENT_CLASSES.items()
 RECORD_TYPE_OF_EVENT: dict[type[Any], str] = {**_TYPES, Citizen.Enrolled: r.ENROLLED}
 
 
-def record_of(resident_id: str, event: Any) -> Record:
+def record_of(resident_id: str | ResidentId, event: Any) -> Record:
     """The wire record an event was written from."""
     record_type = RECORD_TYPE_OF_EVENT[type(event)]
     extra = {
@@ -277,7 +277,9 @@ def record_of(resident_id: str, event: Any) -> Record:
     }
     return Record(
         type=record_type,
-        citizen=parse_resident_id(resident_id),
+        citizen=resident_id
+        if isinstance(resident_id, ResidentId)
+        else parse_resident_id(resident_id),
         authority=event.authority,
         reference=event.reference,
         occurred_on=event.occurred_on,

@@ -16,6 +16,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 from ledger.records import RecordKey
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_CONTAINERS = (dict, list)
 
 
 class OrjsonTranscoder(JSONTranscoder):
@@ -28,11 +29,14 @@ class OrjsonTranscoder(JSONTranscoder):
         return self._untag(orjson.loads(data))
 
     def _untag(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            untagged = {k: self._untag(v) for k, v in value.items()}
-            return self._decode_obj(untagged)
-        if isinstance(value, list):
-            return [self._untag(v) for v in value]
+        # Only containers can hold tags; scalars are returned without a call.
+        if type(value) is dict:
+            untagged = {
+                k: self._untag(v) if type(v) in _CONTAINERS else v for k, v in value.items()
+            }
+            return self._decode_obj(untagged) if "_type_" in untagged else untagged
+        if type(value) is list:
+            return [self._untag(v) if type(v) in _CONTAINERS else v for v in value]
         return value
 
 

@@ -82,12 +82,20 @@ class Record:
     outcome: str | None = None
     target: RecordKey | None = None
     key: RecordKey = field(init=False, repr=False, compare=False)
-    digest: bytes = field(init=False, repr=False, compare=False)
+    _digest: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        # Computed once, where the record is parsed: a bulk feed parses in other processes.
         object.__setattr__(self, "key", RecordKey(self.authority, self.reference))
-        object.__setattr__(self, "digest", self._digest())
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical content: equal digests mean the same record.
+
+        Amounts are compared by value to the cent, so "200" and "200.00" are one record.
+        """
+        if not self._digest:
+            object.__setattr__(self, "_digest", self._content_digest())
+        return self._digest
 
     def to_wire(self) -> dict[str, Any]:
         """The record in its wire form, with only the fields its type has."""
@@ -111,11 +119,7 @@ class Record:
             }
         return wire
 
-    def _digest(self) -> bytes:
-        """SHA-256 of the canonical content: equal digests mean the same record.
-
-        Amounts are compared by value to the cent, so "200" and "200.00" are one record.
-        """
+    def _content_digest(self) -> bytes:
         wire = self.to_wire()
         if self.amount is not None:
             wire["amount"] = str(self.amount.quantize(CENT))

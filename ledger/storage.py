@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import StorageError
@@ -108,6 +108,8 @@ class LedgerRecorder(Protocol):
 
     def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]: ...
 
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]: ...
+
 
 def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:
     rows: list[IndexRow] = kwargs.get("index_rows") or []
@@ -191,6 +193,22 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             if rows:
                 found[(cid, version)] = rows[0][0]
         return found
+
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
+        """Events whose topic starts with the prefix, up to a position, by aggregate."""
+        name = self.datastore.pool.db_name
+        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
+        try:
+            rows = conn.execute(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE topic LIKE ? AND rowid <= ? "
+                "ORDER BY originator_id, originator_version",
+                [topic_prefix + "%", upto],
+            )
+            for o, v, t, state in rows:
+                yield StoredEvent(uuid.UUID(o), v, t, bytes(state))
+        finally:
+            conn.close()
 
     def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
         rows = self._query(
@@ -326,6 +344,23 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             (row["originator_id"], row["originator_version"]): row["notification_id"]
             for row in rows
         }
+
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
+        """Events whose topic starts with the prefix, up to a position, by aggregate."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="stream_by_originator", row_factory=tuple_row)
+            cursor.itersize = 5000
+            cursor.execute(
+                SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {} "
+                    "WHERE topic LIKE %s AND notification_id <= %s "
+                    "ORDER BY originator_id, originator_version"
+                ).format(self._table(self.events_table_name)),
+                [topic_prefix + "%", upto],
+            )
+            for o, v, t, state in cursor:
+                yield StoredEvent(o, v, t, bytes(state))
+            cursor.close()
 
     def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
         rows = self._query(

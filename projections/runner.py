@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
 from ledger.domain import Citizen, record_of
+from ledger.identity import ResidentId
 from ledger.records import Record
-from ledger.storage import connect_postgres
+from ledger.storage import connect_postgres, ledger_recorder
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, contributions
+from projections.scoring import CitizenFacts, Contribution, contributions
 from projections.store import CitizenView, ViewStore
 
 PAGE = 1000
@@ -79,6 +81,13 @@ def catch_up(
     policy rebuilding from zero never holds the current ones back.
     """
     projections = [ScoreProjection(p) for p in policies]
+    positions = store.positions()
+    fresh = [p for p in projections if positions.get(tracking_name(p.policy), 0) == 0]
+    head = ledger.max_position() if stop_at is None else min(stop_at, ledger.max_position())
+    if fresh and head > 0:
+        rebuild(ledger, store, fresh, head)
+        if progress is not None:
+            progress(head)
     while True:
         positions = store.positions()
         groups: dict[int, list[ScoreProjection]] = {}
@@ -105,6 +114,51 @@ def catch_up(
             progress(moved)
     positions = store.positions()
     return {p.policy.name: positions.get(tracking_name(p.policy), 0) for p in projections}
+
+
+CITIZEN_TOPIC = get_topic(Citizen) + "."
+
+
+def rebuild(
+    ledger: Ledger, store: ViewStore, projections: Sequence[ScoreProjection], head: int
+) -> None:
+    """Build projections from position zero up to `head` in one pass over the log, one
+    citizen at a time; their views and positions are written in one transaction."""
+    store.replace_all(
+        [(tracking_name(p.policy), p.policy.name) for p in projections],
+        head,
+        _views_by_citizen(ledger, [p.policy for p in projections], head),
+    )
+
+
+def _views_by_citizen(
+    ledger: Ledger, policies: Sequence[Policy], head: int
+) -> Iterator[tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]]:
+    store = ledger_recorder(ledger.recorder)
+    facts: CitizenFacts | None = None
+    resident: ResidentId | None = None
+    current: uuid.UUID | str | None = None
+    for stored in store.stream_by_originator(CITIZEN_TOPIC, head):
+        if stored.originator_id != current:
+            if facts is not None:
+                yield _views(current, facts, policies)
+            current, facts = stored.originator_id, None
+        event = ledger.mapper.to_domain_event(stored)
+        if facts is None:
+            if not isinstance(event, Citizen.Enrolled):
+                raise ValueError(f"{current}: the log has events before the enrolment")
+            resident = ResidentId(event.resident_id)
+            facts = CitizenFacts(event.resident_id)
+        assert resident is not None
+        facts.apply(record_of(resident, event))
+    if facts is not None:
+        yield _views(current, facts, policies)
+
+
+def _views(
+    citizen: uuid.UUID | str | None, facts: CitizenFacts, policies: Sequence[Policy]
+) -> tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]:
+    return uuid.UUID(str(citizen)), facts, [contributions(facts, p) for p in policies]
 
 
 def _decode(ledger: Ledger, notes: Sequence[Notification]) -> dict[uuid.UUID, list[Citizen.Event]]:

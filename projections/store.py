@@ -171,23 +171,51 @@ class ViewStore:
                 "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (policy, citizen_id) "
                 "DO UPDATE SET facts = excluded.facts",
+                [_facts_row(policy, cid, view) for cid, view in views.items()],
+            )
+            tx.copy(
+                "score_contributions",
+                CONTRIBUTION_COLUMNS,
                 [
-                    (policy, cid.hex, view.facts.resident_id,
-                     orjson.dumps(view.facts.to_json()).decode())
+                    row
                     for cid, view in views.items()
+                    for row in _contribution_rows(policy, cid, view.contributions)
                 ],
-            )  # fmt: skip
+            )
+
+    def replace_all(
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        views: Iterable[tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]],
+    ) -> None:
+        """Replace every view of these (tracking name, policy) projections and set their
+        positions, in one transaction. `views` gives each citizen's facts and, per
+        projection in order, their contributions; it is written in chunks as it comes,
+        so memory stays flat.
+        """
+        with self.transaction() as tx:
+            for tracking, policy in projections:
+                tx.execute("DELETE FROM score_contributions WHERE policy = ?", [policy])
+                tx.execute("DELETE FROM score_facts WHERE policy = ?", [policy])
+                tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
+            facts: list[tuple[Any, ...]] = []
+            items: list[tuple[Any, ...]] = []
+            for cid, citizen, per_policy in views:
+                encoded = orjson.dumps(citizen.to_json()).decode()
+                for (_, policy), found in zip(projections, per_policy, strict=True):
+                    facts.append((policy, cid.hex, citizen.resident_id, encoded))
+                    items.extend(_contribution_rows(policy, cid, found))
+                if len(facts) >= CHUNK:
+                    tx.copy("score_facts", FACTS_COLUMNS, facts)
+                    tx.copy("score_contributions", CONTRIBUTION_COLUMNS, items)
+                    facts, items = [], []
+            tx.copy("score_facts", FACTS_COLUMNS, facts)
+            tx.copy("score_contributions", CONTRIBUTION_COLUMNS, items)
             tx.executemany(
-                "INSERT INTO score_contributions (policy, citizen_id, authority, reference, "
-                "kind, rule, points, counts_from, counts_until, cap_group) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (policy, cid.hex, c.authority, c.reference, c.kind, c.rule, c.points,
-                     c.counts_from.isoformat(),
-                     c.counts_until.isoformat() if c.counts_until else None, c.cap_group)
-                    for cid, view in views.items() for c in view.contributions
-                ],
-            )  # fmt: skip
+                "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
+                [(tracking, position) for tracking, _ in projections],
+            )
 
     def view(self, policy: str, citizen: uuid.UUID) -> CitizenView | None:
         facts = self.load(policy, [citizen]).get(citizen)
@@ -268,9 +296,46 @@ class _Tx:
         if rows:
             self.cursor.executemany(self._sql(sql), rows)
 
+    def copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows: COPY on PostgreSQL, executemany on SQLite."""
+        if not rows:
+            return
+        if self.postgres:
+            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self.cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.cursor.execute(self._sql(sql), params)
         return [tuple(row) for row in self.cursor.fetchall()]
+
+
+CHUNK = 2000
+FACTS_COLUMNS = ("policy", "citizen_id", "resident_id", "facts")
+CONTRIBUTION_COLUMNS = (
+    "policy", "citizen_id", "authority", "reference", "kind", "rule", "points",
+    "counts_from", "counts_until", "cap_group",
+)  # fmt: skip
+
+
+def _facts_row(policy: str, cid: uuid.UUID, view: CitizenView) -> tuple[Any, ...]:
+    return (policy, cid.hex, view.facts.resident_id, orjson.dumps(view.facts.to_json()).decode())
+
+
+def _contribution_rows(
+    policy: str, cid: uuid.UUID, items: Sequence[Contribution]
+) -> list[tuple[Any, ...]]:
+    return [
+        (policy, cid.hex, c.authority, c.reference, c.kind, c.rule, c.points,
+         c.counts_from.isoformat(), c.counts_until.isoformat() if c.counts_until else None,
+         c.cap_group)
+        for c in items
+    ]  # fmt: skip
 
 
 def _contribution(row: Sequence[Any]) -> Contribution:
