@@ -434,6 +434,11 @@ class Ledger(Application[uuid.UUID]):
         assert isinstance(event, Citizen.Event)
         return event
 
+    @property
+    def store_events_table(self) -> str:
+        """The table the log is in, for readers that join against it."""
+        return str(getattr(self.recorder, "events_table_name", "stored_events"))
+
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 

@@ -137,12 +137,14 @@ class Scores:
             resident, _, items, position, lag = self._view(citizen, chosen, known_at)
         else:
             resident = parse_resident_id(citizen).value
-            stored = self.store.contributions_of(chosen.name, citizen_id(resident))
+            stored, position, head = self.store.score_inputs(
+                tracking_name(chosen), chosen.name, citizen_id(resident),
+                self.ledger.store_events_table,
+            )  # fmt: skip
             if stored is None:
                 self._view(citizen, chosen, None)  # raises the reason
             items = stored or []
-            position = self.store.position(tracking_name(chosen))
-            lag = self.ledger.max_position() - position
+            lag = head - position
         result = score(items, day, chosen)
         return ScoreAnswer(resident, chosen.name, day, known_at, result.score, result.band,
                            position, lag)  # fmt: skip

@@ -228,18 +228,26 @@ class ViewStore:
         )
         return CitizenView(facts, [_contribution(row) for row in rows])
 
-    def contributions_of(self, policy: str, citizen: uuid.UUID) -> list[Contribution] | None:
-        """A citizen's stored contributions, or None when the projection has not seen them."""
+    def score_inputs(
+        self, tracking: str, policy: str, citizen: uuid.UUID, events_table: str
+    ) -> tuple[list[Contribution] | None, int, int]:
+        """In one statement: a citizen's stored contributions (None when the projection
+        has not seen them), the projection's position and the log's last position."""
+        head = "MAX(notification_id)" if self.postgres else "MAX(rowid)"
         rows = self._rows(
-            "SELECT c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
-            "c.counts_until, c.cap_group FROM score_facts f LEFT JOIN score_contributions c "
-            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id "
-            "WHERE f.policy = ? AND f.citizen_id = ?",
-            [policy, citizen.hex],
+            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
+            f"(SELECT {head} FROM {events_table}), f.citizen_id, "
+            "c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
+            "c.counts_until, c.cap_group FROM (SELECT 1) AS one "
+            "LEFT JOIN score_facts f ON f.policy = ? AND f.citizen_id = ? "
+            "LEFT JOIN score_contributions c "
+            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id",
+            [tracking, policy, citizen.hex],
         )
-        if not rows:
-            return None
-        return [_contribution(row) for row in rows if row[0] is not None]
+        position, last = rows[0][0] or 0, rows[0][1] or 0
+        if rows[0][2] is None:
+            return None, position, last
+        return [_contribution(row[3:]) for row in rows if row[3] is not None], position, last
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""
