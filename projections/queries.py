@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ledger.application import Ledger
+from ledger.application import CHINA_STANDARD_TIME, HistoryEntry, Ledger
 from ledger.errors import LedgerError, UnknownCitizen
 from ledger.identity import PROVINCES, citizen_id, parse_resident_id
 from projections import policy as policies
@@ -24,6 +24,10 @@ from projections.scoring import CitizenFacts, Contribution, contributions, fold,
 from projections.store import ViewStore
 
 DEFAULT_SETTING = "default_policy"
+
+
+def _order(c: Contribution) -> tuple[date, str, str]:
+    return (c.counts_from, c.reference, c.rule)
 
 
 class NotProjected(LedgerError):
@@ -71,6 +75,41 @@ class Listing:
             "listed_on": self.listed_on.isoformat(),
             "until": self.until.isoformat() if self.until else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStep:
+    """One event of a citizen's history, what it changed, and the scores just after."""
+
+    entry: HistoryEntry
+    started: dict[str, list[Contribution]]
+    ended: dict[str, list[Contribution]]
+    scores: dict[str, tuple[int, str]]
+    as_of: date
+
+    def to_json(self) -> dict[str, Any]:
+        def items(found: dict[str, list[Contribution]]) -> dict[str, list[dict[str, Any]]]:
+            return {name: [_contribution_json(c) for c in cs] for name, cs in found.items()}
+
+        return {
+            **self.entry.to_json(),
+            "as_of": self.as_of.isoformat(),
+            "started": items(self.started),
+            "ended": items(self.ended),
+            "scores": {name: {"score": s, "band": b} for name, (s, b) in self.scores.items()},
+        }
+
+
+def _contribution_json(c: Contribution) -> dict[str, Any]:
+    return {
+        "authority": c.authority,
+        "reference": c.reference,
+        "kind": c.kind,
+        "rule": c.rule,
+        "points": c.points,
+        "counts_from": c.counts_from.isoformat(),
+        "counts_until": c.counts_until.isoformat() if c.counts_until else None,
+    }
 
 
 class Scores:
@@ -163,6 +202,35 @@ class Scores:
         answer = ScoreAnswer(resident, chosen.name, day, known_at, explanation.score.score,
                              explanation.score.band, position, lag)  # fmt: skip
         return answer, explanation
+
+    def audit_history(
+        self, citizen: str, known_at: datetime | None = None, as_of: date | None = None
+    ) -> list[AuditStep]:
+        """Each event of the citizen's history as known at a time, with the contributions
+        it started or ended under every policy and the scores just after it, on `as_of`
+        or else on the day it was recorded (China Standard Time)."""
+        resident = parse_resident_id(citizen).value
+        history = self.ledger.history(resident, known_at)
+        chosen = self.all_policies()
+        facts = CitizenFacts(resident)
+        before: dict[str, set[Contribution]] = {p.name: set() for p in chosen}
+        steps = []
+        for entry in history:
+            facts.apply(entry.record)
+            day = as_of or entry.recorded_at.astimezone(CHINA_STANDARD_TIME).date()
+            started: dict[str, list[Contribution]] = {}
+            ended: dict[str, list[Contribution]] = {}
+            scores: dict[str, tuple[int, str]] = {}
+            for item in chosen:
+                after = contributions(facts, item)
+                now = set(after)
+                started[item.name] = [c for c in after if c not in before[item.name]]
+                ended[item.name] = sorted(before[item.name] - now, key=_order)
+                result = score(after, day, item)
+                scores[item.name] = (result.score, result.band)
+                before[item.name] = now
+            steps.append(AuditStep(entry, started, ended, scores, day))
+        return steps
 
     def enforcement(self, as_of: date | None = None, policy: str | None = None) -> list[Listing]:
         """Citizens with an open, counting judgment default on the day, oldest first."""

@@ -223,3 +223,40 @@ def _day(text: str) -> object:
     from datetime import date  # noqa: PLC0415
 
     return date.fromisoformat(text)
+
+
+def test_audit_history_shows_what_each_event_started_and_ended(
+    scored: Ledger, store: ViewStore
+) -> None:
+    steps = Scores(scored, store).audit_history(WANG_FANG, as_of=_day("2025-07-01"))
+    assert [s.entry.record.reference for s in steps] == [
+        f"E-{WANG_FANG}", "J-1", "TX-1", "TX-2", "TP-1"
+    ]  # fmt: skip
+    by_ref = {s.entry.record.reference: s for s in steps}
+    assert by_ref[f"E-{WANG_FANG}"].started == {"national-v1": [], "finance-v1": []}
+    assert [(c.rule, c.points) for c in by_ref["J-1"].started["national-v1"]] == [
+        ("judgment_default.open", -100)
+    ]
+    settlement = by_ref["TX-2"]
+    assert [(c.rule, str(c.counts_until)) for c in settlement.ended["national-v1"]] == [
+        ("tax_arrears.open", "2032-01-15")
+    ]
+    assert sorted((c.rule, str(c.counts_from), str(c.counts_until))
+                  for c in settlement.started["national-v1"]) == [
+        ("tax_arrears.open", "2025-01-15", "2025-03-01"),
+        ("tax_arrears.residual", "2025-03-01", "2026-03-01"),
+    ]  # fmt: skip
+    assert by_ref["TX-1"].scores["national-v1"] == (1000 - 100 - 30, "B")
+    assert by_ref["TX-2"].scores["national-v1"] == (1000 - 100 - 10, "B")
+    assert by_ref["TP-1"].scores["national-v1"] == (885, "B")
+    assert by_ref["TP-1"].started["finance-v1"] == []
+    assert by_ref["TP-1"].to_json()["scores"]["finance-v1"] == {"score": 530, "band": "very poor"}
+
+
+def test_audit_history_as_known_at_an_earlier_time_stops_there(
+    scored: Ledger, store: ViewStore
+) -> None:
+    known_at = datetime.fromisoformat(_recorded_at(scored, "TX-2"))
+    steps = Scores(scored, store).audit_history(WANG_FANG, known_at, _day("2025-07-01"))
+    assert [s.entry.record.reference for s in steps][-1] == "TX-1"
+    assert steps[-1].scores["national-v1"] == (870, "B")
