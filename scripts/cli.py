@@ -336,6 +336,9 @@ def demo(citizens: int, seed: int, until: date | None, url: str) -> None:
 
 
 def _print_demo_scores(scores: Scores, day: date) -> None:
+    """Bands per policy, the default policy's bands per province, the enforcement list's
+    size, and one citizen's explanation."""
+    default = scores.policy().name
     for chosen in scores.all_policies():
         counts = scores.bands(day, chosen.name)
         by_band = Counter[str]()
@@ -345,13 +348,22 @@ def _print_demo_scores(scores: Scores, day: date) -> None:
         for band in chosen.bands:
             table.add_row(band.band, str(by_band.get(band.band, 0)))
         Console().print(table)
+        if chosen.name == default:
+            _print_regions(chosen, counts, day)
     listed = scores.enforcement(day)
     click.echo(f"enforcement list on {day}: {len(listed)} citizens")
-    example = listed[0].citizen if listed else None
-    if example is None:
-        return
-    answer, explanation = scores.explain(example, as_of=day)
-    _print_explanation(answer, explanation)
+    residents = [item.citizen for item in listed] or scores.store.residents(default)
+    if residents:
+        answer, explanation = scores.explain(residents[0], as_of=day)
+        _print_explanation(answer, explanation)
+
+
+def _print_regions(chosen: Policy, counts: dict[tuple[str, str], int], day: date) -> None:
+    names = [band.band for band in chosen.bands]
+    table = Table("province", *names, title=f"{chosen.name} bands by province on {day}")
+    for province in sorted({p for p, _ in counts}):
+        table.add_row(province, *(str(counts.get((province, b), 0)) for b in names))
+    Console(width=160).print(table)
 
 
 @contextmanager
