@@ -25,7 +25,9 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import StorageError
+from ledger.merkle import leaf_hash
 from ledger.records import RecordKey
+from ledger.tree import frontier, leaf_data, new_nodes
 
 DEFAULT_URL = "sqlite:///ledger.db"
 DDL_LOCK = 0x1ED6E5
@@ -110,6 +112,24 @@ class LedgerRecorder(Protocol):
 
     def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]: ...
 
+    def tree_size(self) -> int: ...
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
+
+    def leaf_index(self, position: int) -> int | None: ...
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]: ...
+
+    def tree_position(self, index: int) -> int | None: ...
+
+
+def leaf_hashes(events: Sequence[StoredEvent], positions: Sequence[int]) -> list[bytes]:
+    """The Merkle leaf hash of each stored event at its position."""
+    return [
+        leaf_hash(leaf_data(p, e.originator_id, e.originator_version, e.topic, e.state))
+        for e, p in zip(events, positions, strict=True)
+    ]
+
 
 def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:
     rows: list[IndexRow] = kwargs.get("index_rows") or []
@@ -120,6 +140,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder plus the record index, in one transaction."""
 
     index_table = "record_index"
+    tree_table = "merkle_nodes"
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
@@ -131,6 +152,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "authority TEXT NOT NULL, reference TEXT NOT NULL, "
             "citizen_id TEXT NOT NULL, version INTEGER NOT NULL, digest BLOB NOT NULL, "
             "PRIMARY KEY (authority, reference)) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {self.tree_table} ("
+            "level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
+            "position INTEGER, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {self.tree_table}_position "
+            f"ON {self.tree_table} (position)",
         ]
 
     def _insert_events(
@@ -143,7 +169,69 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {self.index_table} VALUES (?, ?, ?, ?, ?)",
                 [(a, ref, cid.hex, v, d) for a, ref, cid, v, d in rows],
             )
+        if ids:
+            self._grow_tree(c, stored_events, ids)
         return ids
+
+    def _grow_tree(self, c: Any, events: Sequence[StoredEvent], positions: Sequence[int]) -> None:
+        c.execute(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0")
+        last = c.fetchone()[0]
+        start = 0 if last is None else last + 1
+        stored = {}
+        for level, idx in frontier(start, len(events)):
+            c.execute(
+                f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
+            )
+            stored[(level, idx)] = bytes(c.fetchone()[0])
+        made = new_nodes(start, leaf_hashes(events, positions), stored)
+        c.executemany(
+            f"INSERT INTO {self.tree_table} (level, idx, hash, position) VALUES (?, ?, ?, ?)",
+            [
+                (level, idx, h, positions[idx - start] if level == 0 else None)
+                for (level, idx), h in made.items()
+            ],
+        )
+
+    def tree_size(self) -> int:
+        rows = self._query(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0", [])
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found = {}
+        for level, idx in nodes:
+            rows = self._query(
+                f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
+            )
+            if rows:
+                found[(level, idx)] = bytes(rows[0][0])
+        return found
+
+    def leaf_index(self, position: int) -> int | None:
+        rows = self._query(
+            f"SELECT idx FROM {self.tree_table} WHERE level = 0 AND position = ?", [position]
+        )
+        return int(rows[0][0]) if rows else None
+
+    def tree_position(self, index: int) -> int | None:
+        """The log position of leaf `index`."""
+        rows = self._query(
+            f"SELECT position FROM {self.tree_table} WHERE level = 0 AND idx = ?", [index]
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
+        """Every stored node, (level, index, hash, position), by level then index."""
+        name = self.datastore.pool.db_name
+        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
+        try:
+            yield from (
+                (level, idx, bytes(h), position)
+                for level, idx, h, position in conn.execute(
+                    f"SELECT level, idx, hash, position FROM {self.tree_table} ORDER BY level, idx"
+                )
+            )
+        finally:
+            conn.close()
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self.datastore.transaction(commit=False) as c:
@@ -225,6 +313,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.index_table = events_table_name.removesuffix("_events") + "_record_index"
+        self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
+                "position bigint UNIQUE, PRIMARY KEY (level, idx))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.tree_table))
+        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
@@ -283,6 +379,97 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [e.state for e in stored_events],
             ],
         )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if ids:
+            # Still in the insert's transaction, under its table lock.
+            self._grow_tree(curs, stored_events, ids)
+        return ids
+
+    def _grow_tree(
+        self, curs: Cursor[DictRow], events: Sequence[StoredEvent], positions: Sequence[int]
+    ) -> None:
+        table = self._table(self.tree_table)
+        curs.execute(SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(table))
+        row = curs.fetchone()
+        start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
+        needed = frontier(start, len(events))
+        stored = self._nodes(curs, needed) if needed else {}
+        made = new_nodes(start, leaf_hashes(events, positions), stored)
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (level, idx, hash, position) SELECT * FROM "
+                "unnest(%b::smallint[], %b::bigint[], %b::bytea[], %b::bigint[])"
+            ).format(table),
+            [
+                [level for level, _ in made],
+                [idx for _, idx in made],
+                list(made.values()),
+                [positions[idx - start] if level == 0 else None for level, idx in made],
+            ],
+        )
+
+    def _nodes(
+        self, curs: Cursor[DictRow], nodes: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        wanted = list(nodes)
+        curs.execute(
+            SQL(
+                "SELECT t.level, t.idx, t.hash FROM {} t JOIN unnest(%b::smallint[], "
+                "%b::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx"
+            ).format(self._table(self.tree_table)),
+            [[n[0] for n in wanted], [n[1] for n in wanted]],
+        )
+        return {(r["level"], r["idx"]): bytes(r["hash"]) for r in curs.fetchall()}
+
+    def tree_size(self) -> int:
+        rows = self._query(
+            SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(
+                self._table(self.tree_table)
+            ),
+            [],
+        )
+        return 0 if rows[0]["last"] is None else int(rows[0]["last"]) + 1
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._nodes(curs, nodes)
+
+    def leaf_index(self, position: int) -> int | None:
+        rows = self._query(
+            SQL("SELECT idx FROM {} WHERE level = 0 AND position = %s").format(
+                self._table(self.tree_table)
+            ),
+            [position],
+        )
+        return int(rows[0]["idx"]) if rows else None
+
+    def tree_position(self, index: int) -> int | None:
+        """The log position of leaf `index`."""
+        rows = self._query(
+            SQL("SELECT position FROM {} WHERE level = 0 AND idx = %s").format(
+                self._table(self.tree_table)
+            ),
+            [index],
+        )
+        return int(rows[0]["position"]) if rows and rows[0]["position"] is not None else None
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
+        """Every stored node, (level, index, hash, position), by level then index."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="stream_tree", row_factory=tuple_row)
+            cursor.itersize = 10_000
+            cursor.execute(
+                SQL("SELECT level, idx, hash, position FROM {} ORDER BY level, idx").format(
+                    self._table(self.tree_table)
+                )
+            )
+            for level, idx, h, position in cursor:
+                yield level, idx, bytes(h), position
+            cursor.close()
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -1,0 +1,197 @@
+"""Proofs over the ledger's log and the check that nothing in it was altered.
+
+Proofs read O(log n) stored subtree nodes. `verify_log` reads everything: it
+recomputes each leaf from the stored event, checks the stored leaves and inner nodes
+against them, and names the first position where they part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+
+from eventsourcing.persistence import Notification
+
+from ledger import merkle
+from ledger.application import Ledger
+from ledger.errors import LedgerError
+from ledger.storage import ledger_recorder
+from ledger.tree import Hashes, leaf_data
+
+PAGE = 5000
+
+
+class ProofRequestError(LedgerError):
+    """A proof was asked for a position or size the log does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    position: int
+    index: int
+    size: int
+    leaf_hash: bytes
+    proof: list[bytes]
+    root: bytes
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "position": self.position,
+            "index": self.index,
+            "size": self.size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "proof": [h.hex() for h in self.proof],
+            "root": self.root.hex(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    size1: int
+    size2: int
+    root1: bytes
+    root2: bytes
+    proof: list[bytes]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "size1": self.size1,
+            "size2": self.size2,
+            "root1": self.root1.hex(),
+            "root2": self.root2.hex(),
+            "proof": [h.hex() for h in self.proof],
+        }
+
+
+class Log:
+    """The ledger's log as a Merkle tree."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.store = ledger_recorder(ledger.recorder)
+
+    def size(self) -> int:
+        return self.store.tree_size()
+
+    def _hashes(self) -> Hashes:
+        return Hashes(self.store.tree_nodes)
+
+    def root(self, size: int | None = None) -> bytes:
+        return self._hashes().root(self._size(size))
+
+    def _size(self, size: int | None) -> int:
+        current = self.size()
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise ProofRequestError(f"the log has {current} events, not {size}", "size")
+        return size
+
+    def inclusion(self, position: int, size: int | None = None) -> InclusionProof:
+        index = self.store.leaf_index(position)
+        if index is None:
+            raise ProofRequestError(f"no event at position {position}", "position")
+        tree_size = self._size(size)
+        if index >= tree_size:
+            raise ProofRequestError(
+                f"position {position} is leaf {index}, not in a tree of {tree_size}", "size"
+            )
+        hashes = self._hashes()
+        proof = hashes.inclusion(index, tree_size)
+        leaf = hashes.known.get((0, index)) or self.store.tree_nodes([(0, index)])[(0, index)]
+        return InclusionProof(position, index, tree_size, leaf, proof, hashes.root(tree_size))
+
+    def consistency(self, size1: int, size2: int | None = None) -> ConsistencyProof:
+        new = self._size(size2)
+        if not 1 <= size1 <= new:
+            raise ProofRequestError(f"the old size must be 1 to {new}, not {size1}", "size")
+        hashes = self._hashes()
+        proof = hashes.consistency(size1, new)
+        return ConsistencyProof(size1, new, hashes.root(size1), hashes.root(new), proof)
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """The first place the log and its tree disagree."""
+
+    position: int | None
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"position {self.position}" if self.position is not None else "the log"
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+StoredNode = tuple[int, int, bytes, int | None]
+
+
+def verify_log(ledger: Ledger) -> Damage | None:
+    """Recompute every leaf from its stored event and every inner node from the leaves,
+    and compare them with the stored tree; None when they all agree."""
+    store = ledger_recorder(ledger.recorder)
+    tree = store.stream_tree()
+    damage, leaves, rest = _check_leaves(ledger, tree)
+    if damage is not None:
+        return damage
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([merkle.node_hash(below[i], below[i + 1])
+                       for i in range(0, len(below) - 1, 2)])  # fmt: skip
+    for level, idx, stored_hash, _ in chain(rest, tree):
+        if level >= len(levels) or idx >= len(levels[level]):
+            return Damage(None, "tree altered", f"node ({level}, {idx}) lies beyond the log")
+        if levels[level][idx] != stored_hash:
+            position = store.tree_position(idx << level)
+            return Damage(position, "tree altered", f"node ({level}, {idx}) does not match")
+    return None
+
+
+def _check_leaves(
+    ledger: Ledger, tree: Iterator[StoredNode]
+) -> tuple[Damage | None, list[bytes], list[StoredNode]]:
+    """Events against stored leaves, in order: the first damage, the leaf hashes
+    recomputed, and the first stored node past the leaves."""
+    leaves: list[bytes] = []
+    for index, note in enumerate(_notifications(ledger)):
+        damage, recomputed = _compare_leaf(note, next(tree, None), index)
+        if damage is not None:
+            return damage, leaves, []
+        leaves.append(recomputed)
+    rest = next(tree, None)
+    if rest is not None and rest[0] == 0:
+        return Damage(rest[3], "deleted", f"leaf {rest[1]} has no event"), leaves, []
+    return None, leaves, [rest] if rest is not None else []
+
+
+def _compare_leaf(
+    note: Notification, stored: StoredNode | None, index: int
+) -> tuple[Damage | None, bytes]:
+    try:
+        data = leaf_data(note.id, note.originator_id, note.originator_version, note.topic,
+                         note.state)  # fmt: skip
+    except ValueError:
+        return Damage(note.id, "altered", "the stored event is no longer JSON"), b""
+    recomputed = merkle.leaf_hash(data)
+    if stored is None or stored[0] != 0:
+        return Damage(note.id, "inserted", "an event the tree never recorded"), recomputed
+    _, _, stored_hash, stored_position = stored
+    if stored_position is not None and stored_position < note.id:
+        return Damage(stored_position, "deleted", f"leaf {index} has no event any more"), b""
+    if stored_position != note.id:
+        return Damage(note.id, "inserted", f"leaf {index} was recorded at {stored_position}"), b""
+    if stored_hash != recomputed:
+        return Damage(note.id, "altered", "the event no longer hashes to its leaf"), b""
+    return None, recomputed
+
+
+def _notifications(ledger: Ledger) -> Iterator[Notification]:
+    start = 1
+    while True:
+        page = ledger.recorder.select_notifications(start=start, limit=PAGE)
+        if not page:
+            return
+        yield from page
+        start = page[-1].id + 1

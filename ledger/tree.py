@@ -1,0 +1,171 @@
+"""The ledger's log as an RFC 9162 Merkle tree, stored as its perfect subtrees.
+
+Leaf i is the i-th event of the log in position order; its data is the canonical
+encoding below. Only complete (perfect, aligned) subtrees are stored, as (level,
+index) -> hash, so appending k events to a tree of n writes k leaves and at most
+k + log2(n + k) inner nodes, and any root or proof for any size is built from
+O(log n) stored nodes fetched at once.
+
+Leaf data, canonical JSON (keys sorted, no spaces, UTF-8) of:
+    {"position": <int>, "aggregate": "<uuid>", "version": <int>, "type": "<topic>",
+     "recorded_at": "<ISO 8601>", "payload": {<the event's fields>}}
+where the payload holds the event's fields as stored, with dates, amounts and times as
+the strings `ledger history --json` shows and a target as {"authority", "reference"}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from ledger.merkle import leaf_hash, node_hash
+
+Node = tuple[
+    int, int
+]  # (level, index): the subtree of leaves [index * 2**level, (index + 1) * 2**level)
+
+
+def leaf_data(position: int, aggregate: object, version: int, topic: str, state: bytes) -> bytes:
+    """The canonical encoding of one stored event."""
+    fields = orjson.loads(state)
+    recorded_at = _plain(fields.pop("timestamp", None))
+    document = {
+        "position": position,
+        "aggregate": str(aggregate),
+        "version": version,
+        "type": topic,
+        "recorded_at": recorded_at,
+        "payload": {name: _plain(value) for name, value in fields.items()},
+    }
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"_type_", "_data_"}:
+            data = value["_data_"]
+            if value["_type_"] == "record_key":
+                return {"authority": data[0], "reference": data[1]}
+            return _plain(data)
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def new_nodes(
+    start: int, leaves: Sequence[bytes], stored: Mapping[Node, bytes]
+) -> dict[Node, bytes]:
+    """The leaves (level 0) and inner nodes completed by appending `leaves` (leaf hashes)
+    to a tree of `start` leaves; `stored` must hold `frontier(start, len(leaves))`."""
+    size = start + len(leaves)
+    made: dict[Node, bytes] = {(0, start + i): h for i, h in enumerate(leaves)}
+    level = 0
+    while (size >> (level + 1)) > (start >> (level + 1)):
+        for index in range(start >> (level + 1), size >> (level + 1)):
+            left = made.get((level, 2 * index)) or stored[(level, 2 * index)]
+            made[(level + 1, index)] = node_hash(left, made[(level, 2 * index + 1)])
+        level += 1
+    return made
+
+
+def frontier(start: int, count: int) -> list[Node]:
+    """The stored nodes `new_nodes` needs: left siblings of the first new node per level."""
+    size = start + count
+    needed = []
+    level = 0
+    while (size >> (level + 1)) > (start >> (level + 1)):
+        first = start >> level
+        if first % 2 == 1:
+            needed.append((level, first - 1))
+        level += 1
+    return needed
+
+
+def blocks(begin: int, end: int) -> list[Node]:
+    """The perfect aligned subtrees that make up the leaves [begin, end), left to right."""
+    out = []
+    while begin < end:
+        level = (begin & -begin).bit_length() - 1 if begin else (end - begin).bit_length() - 1
+        while (1 << level) > end - begin:
+            level -= 1
+        out.append((level, begin >> level))
+        begin += 1 << level
+    return out
+
+
+class Hashes:
+    """Range hashes (RFC 9162 MTH of a range of leaves) from stored subtree nodes."""
+
+    def __init__(self, fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]]) -> None:
+        self.fetch = fetch
+        self.known: dict[Node, bytes] = {}
+
+    def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
+        wanted = {n for b, e in ranges for n in blocks(b, e)} - self.known.keys()
+        if wanted:
+            found = self.fetch(wanted)
+            missing = wanted - found.keys()
+            if missing:
+                raise LookupError(f"the stored tree lacks nodes {sorted(missing)[:3]}")
+            self.known.update(found)
+
+    def mth(self, begin: int, end: int) -> bytes:
+        """MTH of leaves [begin, end), by the RFC's split at the largest power of two."""
+        if end - begin == 1 or _perfect(begin, end):
+            level = (end - begin).bit_length() - 1
+            return self.known[(level, begin >> level)]
+        k = _largest_power_below(end - begin)
+        return node_hash(self.mth(begin, begin + k), self.mth(begin + k, end))
+
+    def root(self, size: int) -> bytes:
+        if size == 0:
+            return _EMPTY
+        self.prefetch([(0, size)])
+        return self.mth(0, size)
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        ranges = _path_ranges(index, 0, size)
+        self.prefetch(ranges)
+        return [self.mth(b, e) for b, e in ranges]
+
+    def consistency(self, size1: int, size2: int) -> list[bytes]:
+        ranges = _subproof_ranges(size1, 0, size2, complete=True)
+        self.prefetch(ranges)
+        return [self.mth(b, e) for b, e in ranges]
+
+
+def _perfect(begin: int, end: int) -> bool:
+    width = end - begin
+    return width & (width - 1) == 0 and begin % width == 0
+
+
+def _largest_power_below(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _path_ranges(m: int, begin: int, n: int) -> list[tuple[int, int]]:
+    """RFC 9162 PATH(m, D[begin:begin+n]) as the ranges whose MTHs it lists."""
+    if n <= 1:
+        return []
+    k = _largest_power_below(n)
+    if m < k:
+        return [*_path_ranges(m, begin, k), (begin + k, begin + n)]
+    return [*_path_ranges(m - k, begin + k, n - k), (begin, begin + k)]
+
+
+def _subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[int, int]]:
+    """RFC 9162 SUBPROOF(m, D[begin:begin+n], b) as ranges."""
+    if m == n:
+        return [] if complete else [(begin, begin + n)]
+    k = _largest_power_below(n)
+    if m <= k:
+        return [*_subproof_ranges(m, begin, k, complete), (begin + k, begin + n)]
+    return [*_subproof_ranges(m - k, begin + k, n - k, False), (begin, begin + k)]
+
+
+_EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+
+__all__ = ["Hashes", "blocks", "frontier", "leaf_data", "leaf_hash", "new_nodes"]

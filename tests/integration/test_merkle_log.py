@@ -1,0 +1,163 @@
+"""The log's Merkle tree on both stores: kept up to date, proofs, and tampering found."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from ledger import merkle
+from ledger.application import Ledger
+from ledger.audit import Log, ProofRequestError, verify_log
+from ledger.storage import connect_postgres
+from ledger.tree import leaf_data
+from tests.builders import LI_WEI, WANG_FANG, append, enrolled, fine, register_authorities
+
+
+@pytest.fixture
+def filled(ledger: Ledger) -> Ledger:
+    register_authorities(ledger)
+    append(ledger, enrolled(WANG_FANG), enrolled(LI_WEI))
+    for n in range(1, 8):
+        append(ledger, *(fine(f"TP-{n}-{k}", amount=f"{k}.00") for k in range(1, n + 1)))
+    return ledger
+
+
+def _leaves(ledger: Ledger) -> list[tuple[int, bytes]]:
+    notes = ledger.recorder.select_notifications(start=1, limit=10_000)
+    return [
+        (n.id, merkle.leaf_hash(leaf_data(n.id, n.originator_id, n.originator_version, n.topic,
+                                          n.state)))
+        for n in notes
+    ]  # fmt: skip
+
+
+def test_the_stored_tree_matches_the_log_at_every_size(filled: Ledger) -> None:
+    leaves = _leaves(filled)
+    log = Log(filled)
+    assert log.size() == len(leaves) == filled.max_position()
+    hashes = [h for _, h in leaves]
+    for size in range(1, len(leaves) + 1):
+        assert log.root(size) == merkle.root_from_hashes(hashes[:size])
+
+
+def test_inclusion_and_consistency_proofs_verify(filled: Ledger) -> None:
+    log = Log(filled)
+    size = log.size()
+    root = log.root()
+    for position, leaf in _leaves(filled):
+        proof = log.inclusion(position)
+        assert proof.leaf_hash == leaf
+        merkle.verify_inclusion(leaf, proof.index, proof.size, proof.proof, root)
+        older = log.inclusion(position, size=proof.index + 1)
+        merkle.verify_inclusion(leaf, older.index, older.size, older.proof, older.root)
+    for old in range(1, size + 1):
+        consistency = log.consistency(old)
+        merkle.verify_consistency(old, size, consistency.proof, consistency.root1, root)
+
+
+def test_proofs_for_positions_and_sizes_the_log_lacks_are_refused(filled: Ledger) -> None:
+    log = Log(filled)
+    with pytest.raises(ProofRequestError, match="no event at position 999"):
+        log.inclusion(999)
+    with pytest.raises(ProofRequestError, match="not 999"):
+        log.consistency(1, 999)
+    with pytest.raises(ProofRequestError, match="not in a tree of 3"):
+        log.inclusion(10, size=3)
+
+
+def test_an_untouched_ledger_verifies(filled: Ledger) -> None:
+    assert verify_log(filled) is None
+
+
+@contextmanager
+def _sql(store_url: str) -> Iterator[Callable[..., Any]]:
+    """Run SQL behind the ledger's back; yields execute(sql, params) returning rows."""
+    if store_url.startswith("sqlite"):
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            yield lambda sql, params=(): conn.execute(
+                sql.replace("%s", "?").replace("EVENTS", "stored_events")
+                .replace("POS", "rowid").replace("NODES", "merkle_nodes"), params
+            ).fetchall()  # fmt: skip
+        finally:
+            conn.close()
+    else:
+        conn = connect_postgres(store_url)
+        try:
+
+            def run(sql: str, params: Any = ()) -> Any:
+                cur = conn.execute(
+                    sql.replace("EVENTS", "ledger_events").replace("POS", "notification_id")
+                    .replace("NODES", "ledger_merkle_nodes"), params
+                )  # fmt: skip
+                return cur.fetchall() if cur.description else []
+
+            yield run
+        finally:
+            conn.close()
+
+
+def _flip_a_byte(run: Callable[..., Any], position: int) -> None:
+    state = bytes(run("SELECT state FROM EVENTS WHERE POS = %s", [position])[0][0])
+    index = state.index(b"200") if b"200" in state else len(state) // 2
+    changed = state[:index] + bytes([state[index] ^ 1]) + state[index + 1 :]
+    run("UPDATE EVENTS SET state = %s WHERE POS = %s", [changed, position])
+
+
+def test_changing_one_byte_of_a_payload_is_found_at_its_position(
+    filled: Ledger, store_url: str
+) -> None:
+    with _sql(store_url) as run:
+        _flip_a_byte(run, 15)
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (15, "altered")
+
+
+def test_deleting_an_event_is_found_at_its_position(filled: Ledger, store_url: str) -> None:
+    with _sql(store_url) as run:
+        run("DELETE FROM EVENTS WHERE POS = %s", [20])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (20, "deleted")
+
+
+def test_inserting_a_forged_event_is_found_at_its_position(filled: Ledger, store_url: str) -> None:
+    last = filled.max_position()
+    with _sql(store_url) as run:
+        row = run(
+            "SELECT originator_id, originator_version, topic, state FROM EVENTS WHERE POS = %s",
+            [last],
+        )[0]
+        run(
+            "INSERT INTO EVENTS (originator_id, originator_version, topic, state) "
+            "VALUES (%s, %s, %s, %s)",
+            [row[0], row[1] + 1, row[2], row[3]],
+        )
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (last + 1, "inserted")
+
+
+def test_swapping_two_events_is_found_at_the_first(filled: Ledger, store_url: str) -> None:
+    with _sql(store_url) as run:
+        a = run("SELECT state FROM EVENTS WHERE POS = %s", [12])[0][0]
+        b = run("SELECT state FROM EVENTS WHERE POS = %s", [17])[0][0]
+        run("UPDATE EVENTS SET state = %s WHERE POS = %s", [b, 12])
+        run("UPDATE EVENTS SET state = %s WHERE POS = %s", [a, 17])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (12, "altered")
+
+
+def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -> None:
+    with _sql(store_url) as run:
+        run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert damage.kind == "tree altered"
+    assert damage.position == Log(filled).store.tree_position(4)

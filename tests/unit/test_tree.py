@@ -1,0 +1,85 @@
+"""The stored-subtree tree agrees with the RFC 9162 reference on every small tree."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from ledger import merkle
+from ledger.tree import Hashes, blocks, frontier, leaf_data, new_nodes
+
+LEAVES = [merkle.leaf_hash(f"event {i}".encode()) for i in range(70)]
+
+
+def _grown(appends: list[int]) -> dict[tuple[int, int], bytes]:
+    """The stored nodes after appending batches of the given sizes, one after another."""
+    stored: dict[tuple[int, int], bytes] = {}
+    start = 0
+    for count in appends:
+        needed = {n: stored[n] for n in frontier(start, count)}
+        stored.update(new_nodes(start, LEAVES[start : start + count], needed))
+        start += count
+    return stored
+
+
+@pytest.mark.parametrize("appends", [[64], [1] * 64, [3, 5, 7, 1, 20, 28], [33, 31], [2] * 32])
+def test_appending_in_any_batches_gives_the_same_nodes(appends: list[int]) -> None:
+    assert _grown(appends) == _grown([64])
+
+
+def test_roots_and_proofs_match_the_reference_for_every_size_and_leaf() -> None:
+    stored = _grown([5, 11, 17, 31])
+    fetches: list[int] = []
+
+    def fetch(nodes):
+        wanted = list(nodes)
+        fetches.append(len(wanted))
+        return {n: stored[n] for n in wanted if n in stored}
+
+    for size in range(1, 65):
+        hashes = Hashes(fetch)
+        root = hashes.root(size)
+        assert root == merkle.root_from_hashes(LEAVES[:size])
+        for index in range(size):
+            proof = Hashes(fetch).inclusion(index, size)
+            assert proof == merkle.inclusion_proof(LEAVES[:size], index)
+            merkle.verify_inclusion(LEAVES[index], index, size, proof, root)
+        for old in range(1, size + 1):
+            proof = Hashes(fetch).consistency(old, size)
+            assert proof == merkle.consistency_proof(LEAVES[:size], old)
+            merkle.verify_consistency(old, size, proof, Hashes(fetch).root(old), root)
+    # Every proof was built from one fetch of at most 2 * log2(64) nodes.
+    assert max(fetches) <= 12
+
+
+def test_blocks_cover_a_range_with_aligned_perfect_subtrees() -> None:
+    assert blocks(0, 7) == [(2, 0), (1, 2), (0, 6)]
+    assert blocks(6, 13) == [(1, 3), (2, 2), (0, 12)]
+    for begin in range(40):
+        for end in range(begin + 1, 41):
+            covered = [i for level, idx in blocks(begin, end)
+                       for i in range(idx << level, (idx + 1) << level)]  # fmt: skip
+            assert covered == list(range(begin, end))
+
+
+def test_leaf_data_is_canonical_json_of_the_stored_event() -> None:
+    state = (
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-03-01T04:00:00+00:00"},'
+        b'"reference":"TP-2","authority":"traffic-police",'
+        b'"occurred_on":{"_type_":"date","_data_":"2025-02-01"},'
+        b'"target":{"_type_":"record_key","_data_":["traffic-police","TP-1"]},'
+        b'"amount":{"_type_":"decimal_str","_data_":"200.00"}}'
+    )
+    aggregate = uuid.UUID(int=7)
+    data = leaf_data(12, aggregate, 3, "ledger.domain:Citizen.InfractionSettled", state)
+    assert json.loads(data) == {
+        "position": 12, "aggregate": str(aggregate), "version": 3,
+        "type": "ledger.domain:Citizen.InfractionSettled",
+        "recorded_at": "2026-03-01T04:00:00+00:00",
+        "payload": {"reference": "TP-2", "authority": "traffic-police",
+                    "occurred_on": "2025-02-01", "amount": "200.00",
+                    "target": {"authority": "traffic-police", "reference": "TP-1"}},
+    }  # fmt: skip
+    assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
