@@ -11,12 +11,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import Notification
 
 from ledger import merkle
 from ledger.application import Ledger
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Verifier,
+    open_note,
+    sign,
+)
 from ledger.errors import LedgerError
-from ledger.storage import ledger_recorder
+from ledger.storage import LedgerRecorder, ledger_recorder
 from ledger.tree import Hashes, leaf_data
 
 PAGE = 5000
@@ -127,14 +135,28 @@ class Damage:
 StoredNode = tuple[int, int, bytes, int | None]
 
 
-def verify_log(ledger: Ledger) -> Damage | None:
+def checkpoint(ledger: Ledger, private: Ed25519PrivateKey, verifier: Verifier) -> str:
+    """Sign the current tree head, keep the note, and return it."""
+    log = Log(ledger)
+    size = log.size()
+    note = sign(Checkpoint(verifier.name, size, log.root(size)), private, verifier)
+    log.store.save_checkpoint(size, note, ledger.clock.now().isoformat())
+    return note
+
+
+def verify_log(ledger: Ledger, verifier: Verifier | None = None) -> Damage | None:
     """Recompute every leaf from its stored event and every inner node from the leaves,
-    and compare them with the stored tree; None when they all agree."""
+    compare them with the stored tree, and, given the public key, check every stored
+    checkpoint against the recomputed tree; None when they all agree."""
     store = ledger_recorder(ledger.recorder)
     tree = store.stream_tree()
     damage, leaves, rest = _check_leaves(ledger, tree)
     if damage is not None:
         return damage
+    if verifier is not None:
+        damage = _check_checkpoints(store.checkpoints(), leaves, verifier, store)
+        if damage is not None:
+            return damage
     levels = [leaves]
     while len(levels[-1]) > 1:
         below = levels[-1]
@@ -146,6 +168,33 @@ def verify_log(ledger: Ledger) -> Damage | None:
         if levels[level][idx] != stored_hash:
             position = store.tree_position(idx << level)
             return Damage(position, "tree altered", f"node ({level}, {idx}) does not match")
+    return None
+
+
+def _check_checkpoints(
+    stored: list[tuple[int, str, str]],
+    leaves: list[bytes],
+    verifier: Verifier,
+    store: LedgerRecorder,
+) -> Damage | None:
+    """Each checkpoint's signature, and its root against the tree recomputed from the
+    events. Consecutive checkpoints are then consistent, both being prefixes of it."""
+    good = 0
+    for size, note, created_at in stored:
+        try:
+            signed = open_note(note, verifier)
+        except CheckpointError as e:
+            return Damage(None, "checkpoint forged", f"the checkpoint of {created_at}: {e}")
+        if signed.size != size or size > len(leaves):
+            return Damage(None, "checkpoint altered",
+                          f"the checkpoint of {created_at} signs {signed.size} events, the "
+                          f"log has {len(leaves)}")  # fmt: skip
+        if merkle.root_from_hashes(leaves[:size]) != signed.root:
+            first = store.tree_position(good) if good < len(leaves) else None
+            return Damage(first, "rewritten",
+                          f"the events from here to size {size} no longer match the "
+                          f"checkpoint signed {created_at}")  # fmt: skip
+        good = size
     return None
 
 

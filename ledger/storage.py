@@ -122,6 +122,10 @@ class LedgerRecorder(Protocol):
 
     def tree_position(self, index: int) -> int | None: ...
 
+    def save_checkpoint(self, size: int, note: str, at: str) -> None: ...
+
+    def checkpoints(self) -> list[tuple[int, str, str]]: ...
+
 
 def leaf_hashes(events: Sequence[StoredEvent], positions: Sequence[int]) -> list[bytes]:
     """The Merkle leaf hash of each stored event at its position."""
@@ -141,6 +145,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     index_table = "record_index"
     tree_table = "merkle_nodes"
+    checkpoint_table = "checkpoints"
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
@@ -157,6 +162,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "position INTEGER, PRIMARY KEY (level, idx)) WITHOUT ROWID",
             f"CREATE UNIQUE INDEX IF NOT EXISTS {self.tree_table}_position "
             f"ON {self.tree_table} (position)",
+            f"CREATE TABLE IF NOT EXISTS {self.checkpoint_table} ("
+            "id INTEGER PRIMARY KEY, size INTEGER NOT NULL, note TEXT NOT NULL, "
+            "created_at TEXT NOT NULL)",
         ]
 
     def _insert_events(
@@ -211,6 +219,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             f"SELECT idx FROM {self.tree_table} WHERE level = 0 AND position = ?", [position]
         )
         return int(rows[0][0]) if rows else None
+
+    def save_checkpoint(self, size: int, note: str, at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO {self.checkpoint_table} (size, note, created_at) VALUES (?, ?, ?)",
+                [size, note, at],
+            )
+
+    def checkpoints(self) -> list[tuple[int, str, str]]:
+        rows = self._query(
+            f"SELECT size, note, created_at FROM {self.checkpoint_table} ORDER BY id", []
+        )
+        return [(int(size), note, at) for size, note, at in rows]
 
     def tree_position(self, index: int) -> int | None:
         """The log position of leaf `index`."""
@@ -314,6 +335,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.index_table = events_table_name.removesuffix("_events") + "_record_index"
         self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
+        self.checkpoint_table = events_table_name.removesuffix("_events") + "_checkpoints"
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (id bigserial PRIMARY KEY, "
+                "size bigint NOT NULL, note text NOT NULL, created_at text NOT NULL)"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.checkpoint_table),
+            )
+        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
@@ -446,6 +477,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             [position],
         )
         return int(rows[0]["idx"]) if rows else None
+
+    def save_checkpoint(self, size: int, note: str, at: str) -> None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("INSERT INTO {} (size, note, created_at) VALUES (%s, %s, %s)").format(
+                    self._table(self.checkpoint_table)
+                ),
+                [size, note, at],
+            )
+
+    def checkpoints(self) -> list[tuple[int, str, str]]:
+        rows = self._query(
+            SQL("SELECT size, note, created_at FROM {} ORDER BY id").format(
+                self._table(self.checkpoint_table)
+            ),
+            [],
+        )
+        return [(int(r["size"]), r["note"], r["created_at"]) for r in rows]
 
     def tree_position(self, index: int) -> int | None:
         """The log position of leaf `index`."""

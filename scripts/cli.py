@@ -23,7 +23,16 @@ from rich.table import Table
 
 from ledger.application import AppendReport, Clock, Ledger
 from ledger.audit import Log, verify_log
+from ledger.audit import checkpoint as sign_checkpoint
 from ledger.bulk import WorkerFailed, append_feed
+from ledger.checkpoint import (
+    DEFAULT_ORIGIN,
+    CheckpointError,
+    init_key,
+    key_path,
+    load_signer,
+    load_verifier,
+)
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import DEFAULT_URL
 from projections.explanation import Explanation
@@ -632,18 +641,88 @@ def prove_consistency(old_size: int, new_size: int | None, as_json: bool, url: s
         click.echo(f"  {step.hex()}")
 
 
-@main.command()
+def key_option(command: F) -> F:
+    return click.option(
+        "--key",
+        "key",
+        help="The signing key [default: $LEDGER_SIGNING_KEY, else ./ledger.key].",
+    )(command)
+
+
+@main.group()
+def keys() -> None:
+    """The log's Ed25519 signing key."""
+
+
+@keys.command("init")
+@key_option
+@click.option("--origin", default=DEFAULT_ORIGIN, show_default=True,
+              help="The log's name, the first line of every checkpoint.")  # fmt: skip
+def keys_init(key: str | None, origin: str) -> None:
+    """Create the signing key (mode 0600) and PATH.pub; print the public key."""
+    path = key_path(key)
+    try:
+        verifier = init_key(path, origin)
+    except CheckpointError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(verifier.vkey())
+
+
+@main.group(invoke_without_command=True)
+@key_option
 @db_option
-def verify(url: str) -> None:
-    """Recompute every leaf and node of the log's tree; name the first damage found.
+@click.pass_context
+def checkpoint(ctx: click.Context, key: str | None, url: str) -> None:
+    """Sign the log's current tree head as a C2SP checkpoint, keep it and print it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    private, verifier = _answer_or_exit(lambda: load_signer(key_path(key)))
+    with open_ledger(url) as app:
+        note = sign_checkpoint(app, private, verifier)
+    click.echo(note, nl=False)
+
+
+@checkpoint.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def checkpoint_list(as_json: bool, url: str) -> None:
+    """The checkpoints kept, oldest first."""
+    with open_ledger(url) as app:
+        kept = Log(app).store.checkpoints()
+    if as_json:
+        emit_json([{"size": size, "created_at": at, "note": note} for size, note, at in kept])
+        return
+    table = Table("size", "signed at", "root (base64)")
+    for size, note, at in kept:
+        table.add_row(str(size), at, note.split("\n")[2])
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.option(
+    "--public-key",
+    help="The verifier key or a file holding it [default: the signing key's .pub].",
+)
+@key_option
+@db_option
+def verify(public_key: str | None, key: str | None, url: str) -> None:
+    """Recompute every leaf and node of the log's tree and check every checkpoint;
+    name the first damage found.
 
     Exit 0 when everything matches, 1 when something does not.
     """
+    pub = public_key or f"{key_path(key)}.pub"
+    verifier = (
+        _answer_or_exit(lambda: load_verifier(pub)) if (public_key or Path(pub).is_file()) else None
+    )
     with open_ledger(url) as app:
         size = Log(app).size()
-        damage = verify_log(app)
+        kept = len(Log(app).store.checkpoints())
+        damage = verify_log(app, verifier)
     if damage is None:
-        click.echo(f"verified {size} events: every leaf and node matches")
+        checked = f" and {kept} signed checkpoints" if verifier else " (no public key: "
+        checked += "" if verifier else "checkpoints not checked)"
+        click.echo(f"verified {size} events: every leaf and node matches{checked}")
         return
     click.echo(f"damage at {damage}", err=True)
     sys.exit(EXIT_REJECTED)

@@ -161,3 +161,81 @@ def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -
     assert damage is not None
     assert damage.kind == "tree altered"
     assert damage.position == Log(filled).store.tree_position(4)
+
+
+@pytest.fixture
+def signer(tmp_path: Any) -> tuple[Any, Any]:
+    from ledger.checkpoint import init_key, load_signer  # noqa: PLC0415
+
+    init_key(tmp_path / "ledger.key", "test.example/log")
+    return load_signer(tmp_path / "ledger.key")
+
+
+def _recompute_tree(run: Callable[..., Any]) -> None:
+    """What a careful forger does: rebuild every stored node from the events as they are."""
+    from ledger.tree import new_nodes  # noqa: PLC0415
+
+    rows = run("SELECT POS, originator_id, originator_version, topic, state FROM EVENTS "
+               "ORDER BY POS")  # fmt: skip
+    leaves = [
+        merkle.leaf_hash(leaf_data(int(p), _uuid(o), int(v), t, bytes(s) if not
+                                   isinstance(s, str) else s.encode()))
+        for p, o, v, t, s in rows
+    ]  # fmt: skip
+    run("DELETE FROM NODES")
+    for (level, idx), digest in new_nodes(0, leaves, {}).items():
+        run("INSERT INTO NODES (level, idx, hash, position) VALUES (%s, %s, %s, %s)",
+            [level, idx, digest, int(rows[idx][0]) if level == 0 else None])  # fmt: skip
+
+
+def _uuid(value: Any) -> Any:
+    import uuid  # noqa: PLC0415
+
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def test_checkpoints_of_an_untouched_ledger_verify(filled: Ledger, signer: Any) -> None:
+    from ledger.audit import checkpoint  # noqa: PLC0415
+
+    private, verifier = signer
+    first = checkpoint(filled, private, verifier)
+    append(filled, fine("TP-LATE", amount="9.00"))
+    checkpoint(filled, private, verifier)
+    assert first.startswith(f"test.example/log\n{filled.max_position() - 1}\n")
+    assert verify_log(filled, verifier) is None
+
+
+def test_a_rewrite_with_the_tree_recomputed_is_exposed_by_the_checkpoints(
+    filled: Ledger, store_url: str, signer: Any
+) -> None:
+    from ledger.audit import checkpoint  # noqa: PLC0415
+
+    private, verifier = signer
+    append(filled, fine("TP-A", amount="1.00"))
+    checkpoint(filled, private, verifier)
+    good = filled.max_position()
+    append(filled, fine("TP-B", amount="2.00"))
+    checkpoint(filled, private, verifier)
+    with _sql(store_url) as run:
+        _flip_a_byte(run, good + 1)
+        _recompute_tree(run)
+    assert verify_log(filled) is None  # the tree alone now agrees with the events
+    damage = verify_log(filled, verifier)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (good + 1, "rewritten")
+
+
+def test_a_forged_checkpoint_is_refused(filled: Ledger, store_url: str, signer: Any) -> None:
+    from ledger.audit import checkpoint  # noqa: PLC0415
+
+    private, verifier = signer
+    checkpoint(filled, private, verifier)
+    with _sql(store_url) as run:
+        table = "checkpoints" if store_url.startswith("sqlite") else "ledger_checkpoints"
+        note = run(f"SELECT note FROM {table}")[0][0]
+        lines = note.split("\n")
+        lines[1] = str(int(lines[1]) - 1)
+        run(f"UPDATE {table} SET note = %s", ["\n".join(lines)])
+    damage = verify_log(filled, verifier)
+    assert damage is not None
+    assert damage.kind == "checkpoint forged"
