@@ -35,6 +35,7 @@ from ledger.checkpoint import (
 )
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import DEFAULT_URL
+from projections.bundle import make_bundle, verify_bundle
 from projections.explanation import Explanation
 from projections.policy import Policy, PolicyError
 from projections.queries import NotProjected, ScoreAnswer, Scores
@@ -726,3 +727,70 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
         return
     click.echo(f"damage at {damage}", err=True)
     sys.exit(EXIT_REJECTED)
+
+
+@main.command()
+@click.argument("citizen")
+@policy_option
+@as_of_option
+@known_at_option
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write everything, with proofs, to this JSON file.")  # fmt: skip
+@db_option
+def audit(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    bundle_path: str | None, url: str,
+) -> None:  # fmt: skip
+    """The citizen's history as known at a time, each event with the score just after it,
+    and the explanation on the day; with --bundle, a file an auditor checks offline."""
+    with open_scores(url) as scores:
+        chosen = _answer_or_exit(lambda: scores.policy(policy))
+        steps = _answer_or_exit(lambda: scores.audit_history(citizen, known_at))
+        answer, explanation = _answer_or_exit(
+            lambda: scores.explain(citizen, chosen.name, as_of, known_at or _END_OF_TIME)
+        )
+        bundle = (
+            _answer_or_exit(lambda: make_bundle(scores, citizen, chosen.name, as_of, known_at))
+            if bundle_path else None
+        )  # fmt: skip
+    table = Table("position", "recorded at", "record", "reference", "occurred on",
+                  f"{chosen.name} after", "started", "ended",
+                  title=f"history of {answer.citizen}")  # fmt: skip
+    for step in steps:
+        points, band = step.scores[chosen.name]
+        table.add_row(
+            str(step.entry.position), step.entry.recorded_at.isoformat(timespec="seconds"),
+            step.entry.record.type, f"{step.entry.record.authority}/{step.entry.record.reference}",
+            step.entry.record.occurred_on.isoformat(), f"{points} ({band})",
+            ", ".join(f"{c.rule} {c.points:+d}" for c in step.started[chosen.name]),
+            ", ".join(c.rule for c in step.ended[chosen.name]),
+        )  # fmt: skip
+    Console(width=200).print(table)
+    _print_explanation(answer, explanation)
+    if bundle is not None and bundle_path is not None:
+        Path(bundle_path).write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+        click.echo(f"bundle written to {bundle_path}: {len(bundle['events'])} events")
+
+
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@main.command("verify-bundle")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", required=True, help="The verifier key or a file holding it.")
+def verify_bundle_command(bundle_file: str, public_key: str) -> None:
+    """Check an audit bundle offline: signature, leaves, proofs and replayed scores.
+
+    Exit 0 only if all of it holds.
+    """
+    verifier = _answer_or_exit(lambda: load_verifier(public_key))
+    try:
+        bundle = orjson.loads(Path(bundle_file).read_bytes())
+        checked = verify_bundle(bundle, verifier)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, LedgerError) as e:
+        click.echo(f"the bundle does not hold: {e}", err=True)
+        sys.exit(EXIT_REJECTED)
+    click.echo(
+        f"the bundle holds: {checked.events} events, each in the log of {checked.size} "
+        "signed by the key, every score replayed"
+    )
