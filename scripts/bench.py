@@ -10,6 +10,8 @@
 - rebuild of every policy's projection from zero, against a plain server-side scan
   of the events table, with the growth of peak memory;
 - score reads in-process: reads per second, p50 and p99 latency;
+- the Merkle tree: appending with its upkeep against appending without it, inclusion
+  proofs generated and verified per second, `ledger verify` of the whole log;
 - `ledger demo --citizens 10000` on SQLite, against its one-minute budget.
 """
 
@@ -32,7 +34,9 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from ledger import merkle
 from ledger.application import AppendReport, Ledger, parse_numbered
+from ledger.audit import Log, verify_log
 from projections import policy
 from projections.queries import Scores
 from projections.store import ViewStore
@@ -168,6 +172,46 @@ def reads(url: str, name: str, count: int = 3000) -> tuple[float, float, float]:
             1000 * latencies[int(len(latencies) * 0.99)])  # fmt: skip
 
 
+def tree_cost(url: str, lines: list[tuple[int, bytes]]) -> tuple[float, float]:
+    """Seconds to append the same records in one process with the Merkle tree kept up
+    to date, and with its upkeep switched off, each into an empty schema."""
+    timings = []
+    for keep_tree in (True, False):
+        with schema(url) as name:
+            target = f"{url}?schema={name}"
+            register(target)
+            app = Ledger(target)
+            if not keep_tree:
+                app.recorder._grow_tree = lambda *_: None  # type: ignore[union-attr]
+            started = time.perf_counter()
+            app.append_lines(lines)
+            timings.append(time.perf_counter() - started)
+            app.close()
+    return timings[0], timings[1]
+
+
+def proofs(url: str, name: str, count: int = 2000) -> tuple[float, float, float]:
+    """Inclusion proofs generated and verified per second, and `verify_log` events/s."""
+    app = Ledger(f"{url}?schema={name}")
+    log = Log(app)
+    size = log.size()
+    rng = random.Random(3)
+    positions = [rng.randint(1, app.max_position()) for _ in range(count)]
+    started = time.perf_counter()
+    made = [log.inclusion(p, size) for p in positions]
+    generated = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for proof in made:
+        merkle.verify_inclusion(proof.leaf_hash, proof.index, proof.size, proof.proof, proof.root)
+    verified = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    if verify_log(app) is not None:
+        raise click.ClickException("the benchmark's own log does not verify")
+    whole = size / (time.perf_counter() - started)
+    app.close()
+    return generated, verified, whole
+
+
 def phases(url: str, lines: list[tuple[int, bytes]]) -> dict[str, float]:
     """Seconds spent validating, applying and saving the same records, each alone."""
     app = Ledger(url)
@@ -227,11 +271,13 @@ def main(citizens: int, postgres: str, skip_demo: bool) -> None:
             ingest, report = ledger_append(url, feed)
             ceiling, rows, row_size = plain_ceiling(postgres, name)
             projected, events, scan, half_peak, full_peak = rebuild(postgres, name)
+            generated, verified, whole = proofs(postgres, name)
             read_rate, p50, p99 = reads(postgres, name)
         with schema(postgres) as name:
             url = f"{postgres}?schema={name}"
             register(url)
             spent = phases(url, list(enumerate(encoded, start=1)))
+        with_tree, without_tree = tree_cost(postgres, list(enumerate(encoded[:30_000], start=1)))
 
     table = Table("measure", "figure", "baseline", "ratio", title="scripts/bench.py")
     appended = int(str(report["appended"]))
@@ -251,6 +297,16 @@ def main(citizens: int, postgres: str, skip_demo: bool) -> None:
             "one process, same records",
             f"{seconds / total:.0%} of the serial time",
         )
+    table.add_row(
+        "append with the Merkle tree, one process", f"{30_000 / with_tree:,.0f} records/s",
+        f"without the tree: {30_000 / without_tree:,.0f} records/s",
+        f"+{with_tree / without_tree - 1:.0%} (target under 20%)",
+    )  # fmt: skip
+    table.add_row("inclusion proofs, PostgreSQL", f"{generated:,.0f} generated/s",
+                  f"{verified:,.0f} verified/s", "")  # fmt: skip
+    scan_rate = events / scan
+    table.add_row("ledger verify of the whole log", f"{whole:,.0f} events/s",
+                  f"plain scan {scan_rate:,.0f} rows/s", f"{whole / scan_rate:.2f}")  # fmt: skip
     policies = len(policy.available())
     table.add_row(
         f"rebuild of {policies} policies from zero, PostgreSQL",
