@@ -167,6 +167,26 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "created_at TEXT NOT NULL)",
         ]
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT 1 FROM {self.tree_table} LIMIT 1")
+            if c.fetchone() is not None:
+                return
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} ORDER BY rowid"
+            )
+            rows = c.fetchall()
+            # A log written before it had a tree: grow one over what is there.
+            for start in range(0, len(rows), 5000):
+                chunk = rows[start : start + 5000]
+                self._grow_tree(
+                    c,
+                    [StoredEvent(uuid.UUID(o), v, t, bytes(s)) for _, o, v, t, s in chunk],
+                    [int(r[0]) for r in chunk],
+                )
+
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -376,8 +396,41 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             conn.execute("SELECT pg_advisory_lock(%s)", [DDL_LOCK])
             try:
                 super().create_table()
+                self._backfill_tree()
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", [DDL_LOCK])
+
+    def _backfill_tree(self) -> None:
+        """Grow a tree over a log written before it had one."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SELECT 1 AS one FROM {} LIMIT 1").format(
+                self._table(self.tree_table)))  # fmt: skip
+            if curs.fetchone() is not None:
+                return
+            self._lock_table(curs)
+            last = 0
+            while True:
+                curs.execute(
+                    SQL(
+                        "SELECT notification_id, originator_id, originator_version, topic, "
+                        "state FROM {} WHERE notification_id > %s ORDER BY notification_id "
+                        "LIMIT 5000"
+                    ).format(self._table(self.events_table_name)),
+                    [last],
+                )
+                rows = curs.fetchall()
+                if not rows:
+                    return
+                self._grow_tree(
+                    curs,
+                    [
+                        StoredEvent(r["originator_id"], r["originator_version"], r["topic"],
+                                    bytes(r["state"]))
+                        for r in rows
+                    ],
+                    [r["notification_id"] for r in rows],
+                )  # fmt: skip
+                last = rows[-1]["notification_id"]
 
     def _table(self, name: str) -> Any:
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))

@@ -239,3 +239,15 @@ def test_a_forged_checkpoint_is_refused(filled: Ledger, store_url: str, signer: 
     damage = verify_log(filled, verifier)
     assert damage is not None
     assert damage.kind == "checkpoint forged"
+
+
+def test_a_log_written_before_it_had_a_tree_gets_one_when_opened(
+    filled: Ledger, store_url: str, open_ledger: Callable[[], Ledger]
+) -> None:
+    root = Log(filled).root()
+    with _sql(store_url) as run:
+        run("DELETE FROM NODES")
+    assert Log(filled).size() == 0
+    reopened = open_ledger()
+    assert Log(reopened).root() == root
+    assert verify_log(reopened) is None
