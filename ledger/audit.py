@@ -25,7 +25,7 @@ from ledger.checkpoint import (
 )
 from ledger.errors import LedgerError
 from ledger.storage import LedgerRecorder, ledger_recorder
-from ledger.tree import Hashes, leaf_data
+from ledger.tree import Hashes, leaf_data, path_ranges, subproof_ranges
 
 PAGE = 5000
 
@@ -106,8 +106,10 @@ class Log:
                 f"position {position} is leaf {index}, not in a tree of {tree_size}", "size"
             )
         hashes = self._hashes()
+        # One fetch for the proof, the root and the leaf together.
+        hashes.prefetch([*path_ranges(index, 0, tree_size), (0, tree_size), (index, index + 1)])
         proof = hashes.inclusion(index, tree_size)
-        leaf = hashes.known.get((0, index)) or self.store.tree_nodes([(0, index)])[(0, index)]
+        leaf = hashes.mth(index, index + 1)
         return InclusionProof(position, index, tree_size, leaf, proof, hashes.root(tree_size))
 
     def consistency(self, size1: int, size2: int | None = None) -> ConsistencyProof:
@@ -115,6 +117,7 @@ class Log:
         if not 1 <= size1 <= new:
             raise ProofRequestError(f"the old size must be 1 to {new}, not {size1}", "size")
         hashes = self._hashes()
+        hashes.prefetch([*subproof_ranges(size1, 0, new, True), (0, size1), (0, new)])
         proof = hashes.consistency(size1, new)
         return ConsistencyProof(size1, new, hashes.root(size1), hashes.root(new), proof)
 

@@ -506,6 +506,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "%b::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx"
             ).format(self._table(self.tree_table)),
             [[n[0] for n in wanted], [n[1] for n in wanted]],
+            prepare=True,
         )
         return {(r["level"], r["idx"]): bytes(r["hash"]) for r in curs.fetchall()}
 
@@ -575,7 +576,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, params)
+            # Prepared: planning these small lookups costs more than running them.
+            curs.execute(statement, params, prepare=True)
             return curs.fetchall()
 
     def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]:

@@ -127,12 +127,12 @@ class Hashes:
         return self.mth(0, size)
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
-        ranges = _path_ranges(index, 0, size)
+        ranges = path_ranges(index, 0, size)
         self.prefetch(ranges)
         return [self.mth(b, e) for b, e in ranges]
 
     def consistency(self, size1: int, size2: int) -> list[bytes]:
-        ranges = _subproof_ranges(size1, 0, size2, complete=True)
+        ranges = subproof_ranges(size1, 0, size2, complete=True)
         self.prefetch(ranges)
         return [self.mth(b, e) for b, e in ranges]
 
@@ -146,24 +146,24 @@ def _largest_power_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _path_ranges(m: int, begin: int, n: int) -> list[tuple[int, int]]:
+def path_ranges(m: int, begin: int, n: int) -> list[tuple[int, int]]:
     """RFC 9162 PATH(m, D[begin:begin+n]) as the ranges whose MTHs it lists."""
     if n <= 1:
         return []
     k = _largest_power_below(n)
     if m < k:
-        return [*_path_ranges(m, begin, k), (begin + k, begin + n)]
-    return [*_path_ranges(m - k, begin + k, n - k), (begin, begin + k)]
+        return [*path_ranges(m, begin, k), (begin + k, begin + n)]
+    return [*path_ranges(m - k, begin + k, n - k), (begin, begin + k)]
 
 
-def _subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[int, int]]:
+def subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[int, int]]:
     """RFC 9162 SUBPROOF(m, D[begin:begin+n], b) as ranges."""
     if m == n:
         return [] if complete else [(begin, begin + n)]
     k = _largest_power_below(n)
     if m <= k:
-        return [*_subproof_ranges(m, begin, k, complete), (begin + k, begin + n)]
-    return [*_subproof_ranges(m - k, begin + k, n - k, False), (begin, begin + k)]
+        return [*subproof_ranges(m, begin, k, complete), (begin + k, begin + n)]
+    return [*subproof_ranges(m - k, begin + k, n - k, False), (begin, begin + k)]
 
 
 _EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
