@@ -431,11 +431,14 @@ known_at_option = click.option(
 )
 
 
+def reading_options(command: F) -> F:
+    """--policy, --as-of and --known-at, as every score-reading command takes them."""
+    return policy_option(as_of_option(known_at_option(command)))
+
+
 @main.command()
 @click.argument("citizen")
-@policy_option
-@as_of_option
-@known_at_option
+@reading_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @db_option
 def score(
@@ -463,9 +466,7 @@ def _source(answer: ScoreAnswer) -> str:
 
 @main.command()
 @click.argument("citizen")
-@policy_option
-@as_of_option
-@known_at_option
+@reading_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @db_option
 def explain(
@@ -731,9 +732,7 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
 
 @main.command()
 @click.argument("citizen")
-@policy_option
-@as_of_option
-@known_at_option
+@reading_options
 @click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, writable=True),
               help="Also write everything, with proofs, to this JSON file.")  # fmt: skip
 @db_option
