@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,6 +45,7 @@ from projections.runner import catch_up, tracking_name
 from projections.runner import follow as follow_log
 from projections.store import ViewStore
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
+from scripts.tokens import ROLES, TokenStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -793,3 +796,91 @@ def verify_bundle_command(bundle_file: str, public_key: str) -> None:
         f"the bundle holds: {checked.events} events, each in the log of {checked.size} "
         "signed by the key, every score replayed"
     )
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for the HTTP service."""
+
+
+_audit_log = logging.getLogger("ledger.tokens")
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--authority", help="The authority a service token appends for.")
+@click.option("--expires", callback=parse_date, help="The last day it is accepted.")
+@db_option
+def token_create(role: str, authority: str | None, expires: date | None, url: str) -> None:
+    """Create a token and print it, once, alone on one line; only its hash is kept."""
+    with open_ledger(url) as app, open_views(url) as views:
+        if authority and authority not in {a.authority_id for a in app.authorities()}:
+            raise click.UsageError(f"authority: {authority} is not a registered authority")
+        secret, made = _answer_or_exit(
+            lambda: TokenStore(views).create(role, authority, expires, app.clock.now())
+        )
+    _audit_log.warning(json.dumps({"event": "token_created", "token": made.token_id,
+                                   "role": role, "authority": authority}))  # fmt: skip
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def token_list(as_json: bool, url: str) -> None:
+    """Every token: id, role, authority, expiry, and whether revoked (never the secret)."""
+    with open_views(url) as views:
+        kept = TokenStore(views).list()
+    rows = [{"id": t.token_id, "role": t.role, "authority": t.authority,
+             "expires": t.expires.isoformat() if t.expires else None,
+             "created_at": t.created_at, "revoked_at": t.revoked_at} for t in kept]  # fmt: skip
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "role", "authority", "expires", "created", "revoked")
+    columns = ("id", "role", "authority", "expires", "created_at", "revoked_at")
+    for row in rows:
+        table.add_row(*(str(row[k] or "") for k in columns))
+    Console(width=160).print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@db_option
+def token_revoke(token_id: str, url: str) -> None:
+    """Revoke a token by its id; it is refused from then on."""
+    with open_ledger(url) as app, open_views(url) as views:
+        _answer_or_exit(lambda: TokenStore(views).revoke(token_id, app.clock.now()))
+    _audit_log.warning(json.dumps({"event": "token_revoked", "token": token_id}))
+    click.echo(f"revoked {token_id}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--project", "with_runner", is_flag=True,
+              help="Also run the projection runner beside the service.")  # fmt: skip
+@db_option
+def serve(host: str, port: int, workers: int, with_runner: bool, url: str) -> None:
+    """Run the HTTP service under gunicorn."""
+    with open_ledger(url):
+        pass  # fails early, with exit 2, when the database cannot be used
+    runner = None
+    if with_runner:
+        runner = subprocess.Popen(  # noqa: S603 - this program's own command
+            [sys.executable, "-m", "scripts.cli", "project", "--follow", "--db", url]
+        )
+    try:
+        subprocess.run(  # noqa: S603 - gunicorn from this environment
+            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
+             str(workers), "--access-logfile", "-", f"scripts.service:wsgi(url={url!r})"],
+            check=False,
+        )  # fmt: skip
+    finally:
+        if runner is not None:
+            runner.terminate()
+
+
+if __name__ == "__main__":
+    main()

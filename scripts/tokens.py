@@ -1,0 +1,136 @@
+"""Bearer tokens for the HTTP service: created once, stored only as a hash.
+
+A token reads `lt_<id>_<secret>`; the id finds the row, and the SHA-256 of the secret
+is compared in constant time. Roles: `service` (appends as its own authority),
+`reader` (scores, bands, lists), `auditor` (also histories, explanations, bundles and
+proofs), `admin` (tokens and authorities).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from ledger.errors import LedgerError
+from projections.store import ViewStore
+
+ROLES = ("service", "reader", "auditor", "admin")
+# What each role may do, by the capability an endpoint asks for.
+GRANTS: dict[str, frozenset[str]] = {
+    "service": frozenset({"append"}),
+    "reader": frozenset({"read"}),
+    "auditor": frozenset({"read", "audit"}),
+    "admin": frozenset({"read", "audit", "admin"}),
+}
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS api_tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL, "
+    "role TEXT NOT NULL, authority TEXT, expires TEXT, created_at TEXT NOT NULL, "
+    "revoked_at TEXT)"
+)
+
+
+class TokenError(LedgerError):
+    """A token cannot be created, or is not accepted."""
+
+    field = "token"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    token_id: str
+    role: str
+    authority: str | None
+    expires: date | None
+    created_at: str
+    revoked_at: str | None
+
+    def may(self, capability: str) -> bool:
+        return capability in GRANTS[self.role]
+
+
+class TokenStore:
+    """Tokens kept beside the ledger, in its database."""
+
+    def __init__(self, views: ViewStore) -> None:
+        self.views = views
+        with views.transaction() as tx:
+            tx.execute(SCHEMA)
+
+    def create(
+        self, role: str, authority: str | None, expires: date | None, now: datetime
+    ) -> tuple[str, Token]:
+        """A new token: the secret text, shown once, and what is kept of it."""
+        if role not in ROLES:
+            raise TokenError(f"must be one of {', '.join(ROLES)}", "role")
+        if role == "service" and not authority:
+            raise TokenError("a service token acts for one authority; name it", "authority")
+        if role != "service" and authority:
+            raise TokenError("only service tokens act for an authority", "authority")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        with self.views.transaction() as tx:
+            tx.execute(
+                "INSERT INTO api_tokens (id, digest, role, authority, expires, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [token_id, _digest(secret), role, authority,
+                 expires.isoformat() if expires else None, now.isoformat()],
+            )  # fmt: skip
+        return f"lt_{token_id}_{secret}", Token(token_id, role, authority, expires,
+                                                 now.isoformat(), None)  # fmt: skip
+
+    def list(self) -> list[Token]:
+        with self.views.transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT id, role, authority, expires, created_at, revoked_at FROM api_tokens "
+                "ORDER BY created_at, id"
+            )
+        return [_token(row) for row in rows]
+
+    def revoke(self, token_id: str, now: datetime) -> None:
+        with self.views.transaction() as tx:
+            found = tx.rows(
+                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL "
+                "RETURNING id",
+                [now.isoformat(), token_id],
+            )
+        if not found:
+            raise TokenError(f"no active token {token_id}", "token_id")
+
+    def check(self, presented: str, today: date) -> Token:
+        """The token a bearer presented, if it is known, unrevoked and unexpired."""
+        parts = presented.split("_", 2)
+        if len(parts) != 3 or parts[0] != "lt":
+            raise TokenError("is not a ledger token")
+        with self.views.transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT id, role, authority, expires, created_at, revoked_at, digest "
+                "FROM api_tokens WHERE id = ?",
+                [parts[1]],
+            )
+        # Compare even when no row matched, so timing does not tell ids apart.
+        digest = rows[0][6] if rows else _digest("")
+        if not hmac.compare_digest(digest, _digest(parts[2])) or not rows:
+            raise TokenError("is not a valid token")
+        token = _token(rows[0][:6])
+        if token.revoked_at is not None:
+            raise TokenError("has been revoked")
+        if token.expires is not None and today > token.expires:
+            raise TokenError(f"expired on {token.expires}")
+        return token
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _token(row: tuple[object, ...]) -> Token:
+    token_id, role, authority, expires, created_at, revoked_at = row
+    return Token(
+        str(token_id), str(role), str(authority) if authority else None,
+        date.fromisoformat(str(expires)) if expires else None, str(created_at),
+        str(revoked_at) if revoked_at else None,
+    )  # fmt: skip
