@@ -1,0 +1,202 @@
+"""The HTTP service through Flask's test client, on both stores: every endpoint for
+every role, the errors, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from ledger.application import FixedClock, Ledger
+from ledger.audit import checkpoint
+from ledger.checkpoint import init_key, load_signer
+from projections import policy
+from projections.runner import catch_up
+from projections.store import ViewStore
+from scripts.service import create_app
+from scripts.tokens import TokenStore
+from tests.builders import (
+    LI_WEI,
+    WANG_FANG,
+    append,
+    enrolled,
+    fine,
+    record,
+    register_authorities,
+)
+
+
+@pytest.fixture
+def service(ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Any]:
+    register_authorities(ledger)
+    append(ledger, enrolled(WANG_FANG), enrolled(LI_WEI),
+           record("infraction.recorded", "J-1", kind="judgment_default", amount="900.00",
+                  occurred_on="2024-05-01"), fine("TP-1"))  # fmt: skip
+    init_key(tmp_path / "ledger.key")
+    checkpoint(ledger, *load_signer(tmp_path / "ledger.key"))
+    views = ViewStore(store_url)
+    catch_up(ledger, views, [policy.load(n) for n in policy.available()])
+    tokens = TokenStore(views)
+    now = clock.now()
+    issued = {
+        "service": tokens.create("service", "traffic-police", None, now)[0],
+        "reader": tokens.create("reader", None, None, now)[0],
+        "auditor": tokens.create("auditor", None, None, now)[0],
+        "admin": tokens.create("admin", None, None, now)[0],
+    }
+    app = create_app(store_url, clock=clock, max_body=200_000)
+    yield app.test_client(), issued, tokens
+    views.close()
+
+
+FINE = {
+    "type": "infraction.recorded", "citizen": WANG_FANG, "authority": "traffic-police",
+    "reference": "HTTP-1", "occurred_on": "2025-02-01", "kind": "traffic_fine",
+    "amount": "10.00",
+}  # fmt: skip
+
+# (method, path, body) and the status each of none/service/reader/auditor/admin gets.
+TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
+    ("POST", "/v1/records", FINE,
+     {"none": 401, "service": 201, "reader": 403, "auditor": 403, "admin": 403}),
+    ("GET", f"/v1/citizens/{WANG_FANG}/score", None,
+     {"none": 401, "service": 403, "reader": 200, "auditor": 200, "admin": 200}),
+    ("GET", f"/v1/citizens/{WANG_FANG}/explanation", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", f"/v1/citizens/{WANG_FANG}/history", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", f"/v1/citizens/{WANG_FANG}/bundle", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", "/v1/lists/enforcement?as_of=2025-06-01", None,
+     {"none": 401, "service": 403, "reader": 200, "auditor": 200, "admin": 200}),
+    ("GET", "/v1/checkpoints/latest", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", "/v1/proofs/inclusion/3", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", "/v1/proofs/consistency?from=2", None,
+     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+    ("GET", "/healthz", None,
+     {"none": 200, "service": 200, "reader": 200, "auditor": 200, "admin": 200}),
+    ("GET", "/readyz", None,
+     {"none": 200, "service": 200, "reader": 200, "auditor": 200, "admin": 200}),
+]  # fmt: skip
+
+
+def _call(client: FlaskClient, method: str, path: str, body: Any, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST":
+        return client.post(path, json=body, headers=headers)
+    return client.get(path, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), TABLE,
+                         ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in TABLE])  # fmt: skip
+def test_every_role_gets_exactly_what_the_table_says(
+    service: Any, method: str, path: str, body: Any, expected: dict[str, int]
+) -> None:
+    client, issued, _ = service
+    seen = {}
+    for role in ("none", "service", "reader", "auditor", "admin"):
+        response = _call(client, method, path, body, issued.get(role))
+        seen[role] = response.status_code
+        if response.status_code >= 400:
+            assert response.mimetype == "application/problem+json"
+            assert response.json["status"] == response.status_code
+    assert seen == expected
+
+
+def test_a_service_appends_only_as_its_own_authority(service: Any) -> None:
+    client, issued, _ = service
+    other = dict(FINE, authority="tax-bureau", kind="tax_arrears")
+    response = _call(client, "POST", "/v1/records", other, issued["service"])
+    assert response.status_code == 403
+    assert "only for traffic-police" in response.json["detail"]
+
+
+def test_append_answers_duplicates_conflicts_and_bad_input(service: Any) -> None:
+    client, issued, _ = service
+    token = issued["service"]
+    first = _call(client, "POST", "/v1/records", FINE, token)
+    assert first.status_code == 201
+    position = first.json["positions"][0]["position"]
+    again = _call(client, "POST", "/v1/records", FINE, token)
+    assert again.status_code == 200
+    assert again.json["duplicate_of"] == [{"line": 1, "position": position}]
+    conflict = _call(client, "POST", "/v1/records", dict(FINE, amount="11.00"), token)
+    assert conflict.status_code == 409
+    bad = _call(client, "POST", "/v1/records", dict(FINE, reference="H-2", amount="-1"), token)
+    assert bad.status_code == 422
+    assert bad.json["errors"] == [{"line": 1, "field": "amount", "error": "must not be negative"}]
+    assert _call(client, "GET", f"/v1/citizens/{WANG_FANG}/history", None,
+                 issued["auditor"]).json[-1]["reference"] == "HTTP-1"  # fmt: skip
+
+
+def test_batches_and_ndjson_report_like_ledger_append(service: Any) -> None:
+    client, issued, _ = service
+    headers = {"Authorization": f"Bearer {issued['service']}"}
+    batch = [dict(FINE, reference="B-1"), dict(FINE, reference="B-2", amount="1.234")]
+    response = client.post("/v1/records", json=batch, headers=headers)
+    assert response.status_code == 201
+    assert response.json["appended"] == 1
+    assert response.json["rejected"] == [
+        {"line": 2, "field": "amount", "error": "must have at most 2 decimal places"}
+    ]
+    lines = "\n".join(json.dumps(dict(FINE, reference=f"N-{n}")) for n in range(50))
+    response = client.post("/v1/records", data=lines, headers=headers,
+                           content_type="application/x-ndjson")  # fmt: skip
+    assert response.status_code == 201
+    assert response.json["appended"] == 50
+
+
+def test_malformed_and_oversize_bodies_write_nothing(service: Any, ledger: Ledger) -> None:
+    client, issued, _ = service
+    headers = {"Authorization": f"Bearer {issued['service']}"}
+    before = ledger.max_position()
+    response = client.post("/v1/records", data="{not json", headers=headers,
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code == 400
+    big = [dict(FINE, reference=f"X-{n}") for n in range(2000)]
+    response = client.post("/v1/records", json=big, headers=headers)
+    assert response.status_code == 413
+    assert ledger.max_position() == before
+
+
+def test_unknown_citizens_are_404_and_bad_queries_422(service: Any) -> None:
+    client, issued, _ = service
+    token = issued["reader"]
+    assert _call(client, "GET", "/v1/citizens/110105199003071263/score", None,
+                 token).status_code == 404  # fmt: skip
+    response = _call(client, "GET", f"/v1/citizens/{WANG_FANG}/score?as_of=soon", None, token)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "as_of"
+
+
+def test_revoked_and_expired_tokens_are_refused(service: Any, clock: FixedClock) -> None:
+    from datetime import date  # noqa: PLC0415
+
+    client, issued, tokens = service
+    reader = issued["reader"]
+    tokens.revoke(reader.split("_")[1], clock.now())
+    assert _call(client, "GET", f"/v1/citizens/{WANG_FANG}/score", None, reader).status_code == 401
+    expired, _ = tokens.create("reader", None, date(2026, 2, 28), clock.now())
+    response = _call(client, "GET", f"/v1/citizens/{WANG_FANG}/score", None, expired)
+    assert response.status_code == 401
+    assert "expired on 2026-02-28" in response.json["detail"]
+    forged = reader[:-4] + "AAAA"
+    assert _call(client, "GET", "/v1/lists/enforcement", None, forged).status_code == 401
+
+
+def test_the_openapi_document_describes_every_route(service: Any) -> None:
+    client, _, _ = service
+    document = client.get("/openapi.json").json
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) >= {
+        "/v1/records", "/v1/citizens/{citizen}/score", "/v1/citizens/{citizen}/explanation",
+        "/v1/citizens/{citizen}/history", "/v1/citizens/{citizen}/bundle",
+        "/v1/lists/enforcement", "/v1/checkpoints/latest",
+        "/v1/proofs/inclusion/{position}", "/v1/proofs/consistency", "/healthz", "/readyz",
+    }  # fmt: skip
+    assert client.get("/docs").status_code == 200
