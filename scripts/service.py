@@ -8,6 +8,7 @@ error is `application/problem+json` (RFC 9457).
 
 from __future__ import annotations
 
+import http
 import json
 import logging
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 from flask import Flask, Response, g, request
 from flask_smorest import Api, Blueprint
+from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
@@ -53,6 +55,71 @@ class Problem(Exception):
 
 
 # Schemas
+
+
+class ProblemSchema(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(fields.Dict())
+
+
+class LedgerApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, documenting every error as application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def problems(blp: Blueprint, *codes: int) -> Callable[[F], F]:
+    """Document the problem responses a view may give."""
+
+    def decorate(view: F) -> F:
+        for code in codes:
+            view = blp.alt_response(code, http.HTTPStatus(code).name)(view)
+        return view
+
+    return decorate
+
+
+class HistoryEntrySchema(Schema):
+    position = fields.Integer()
+    recorded_at = fields.String()
+    type = fields.String()
+    citizen = fields.String()
+    authority = fields.String()
+    reference = fields.String()
+    occurred_on = fields.String()
+    kind = fields.String()
+    amount = fields.String()
+    credential = fields.String()
+    reason = fields.String()
+    outcome = fields.String()
+    target = fields.Dict()
+
+
+class BundleSchema(Schema):
+    format = fields.String()
+    citizen = fields.String()
+    policy = fields.String()
+    policy_version = fields.Integer()
+    as_of = fields.String()
+    known_at = fields.String(allow_none=True)
+    checkpoint = fields.String()
+    events = fields.List(fields.Dict())
+    score = fields.Dict()
+    explanation = fields.Dict()
 
 
 class ScoreQuery(Schema):
@@ -196,7 +263,7 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     ledger = Ledger(url, clock=clock)
     views = ViewStore(url)
     app.extensions["ledger"] = (ledger, views, Scores(ledger, views), TokenStore(views))
-    api = Api(app)
+    api = LedgerApi(app)
     api.register_blueprint(_blueprint())
     api.register_blueprint(_health())
 
@@ -269,7 +336,8 @@ def _blueprint() -> Blueprint:
 
     @blp.route("/records", methods=["POST"])
     @blp.response(200, ReportSchema)
-    @blp.alt_response(201, schema=ReportSchema, description="Appended")
+    @blp.alt_response(201, schema=ReportSchema, description="Appended", success=True)
+    @problems(blp, 400, 401, 403, 409, 413, 422)
     @requires("append")
     def append_records() -> Any:
         """Append one record, a JSON array of records, or NDJSON."""
@@ -287,6 +355,7 @@ def _blueprint() -> Blueprint:
     @blp.route("/citizens/<citizen>/score")
     @blp.arguments(ScoreQuery, location="query")
     @blp.response(200, ScoreSchema)
+    @problems(blp, 401, 403, 404, 503)
     @requires("read")
     def citizen_score(args: dict[str, Any], citizen: str) -> Any:
         """The citizen's score and band."""
@@ -296,6 +365,7 @@ def _blueprint() -> Blueprint:
     @blp.route("/citizens/<citizen>/explanation")
     @blp.arguments(ScoreQuery, location="query")
     @blp.response(200, ExplanationSchema)
+    @problems(blp, 401, 403, 404, 503)
     @requires("audit")
     def citizen_explanation(args: dict[str, Any], citizen: str) -> Any:
         """Ranked reasons and every counting contribution."""
@@ -309,6 +379,8 @@ def _blueprint() -> Blueprint:
 
     @blp.route("/citizens/<citizen>/history")
     @blp.arguments(KnownAtQuery, location="query")
+    @blp.response(200, HistoryEntrySchema(many=True))
+    @problems(blp, 401, 403, 404)
     @requires("audit")
     def citizen_history(args: dict[str, Any], citizen: str) -> Any:
         """The citizen's records in the order received."""
@@ -317,6 +389,8 @@ def _blueprint() -> Blueprint:
 
     @blp.route("/citizens/<citizen>/bundle")
     @blp.arguments(ScoreQuery, location="query")
+    @blp.response(200, BundleSchema)
+    @problems(blp, 401, 403, 404, 409, 503)
     @requires("audit")
     def citizen_bundle(args: dict[str, Any], citizen: str) -> Any:
         """An audit bundle to check offline with `ledger verify-bundle`."""
@@ -326,6 +400,7 @@ def _blueprint() -> Blueprint:
     @blp.route("/lists/enforcement")
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, EnforcementPageSchema)
+    @problems(blp, 401, 403)
     @requires("read")
     def enforcement(args: dict[str, Any]) -> Any:
         """The defaulter list on a day, a page at a time."""
@@ -341,6 +416,7 @@ def _blueprint() -> Blueprint:
 
     @blp.route("/checkpoints/latest")
     @blp.response(200, CheckpointSchema)
+    @problems(blp, 401, 403, 404)
     @requires("audit")
     def latest_checkpoint() -> Any:
         """The latest signed checkpoint."""
@@ -354,6 +430,7 @@ def _blueprint() -> Blueprint:
     @blp.route("/proofs/inclusion/<int:position>")
     @blp.arguments(SizeQuery, location="query")
     @blp.response(200, InclusionSchema)
+    @problems(blp, 401, 403)
     @requires("audit")
     def inclusion(args: dict[str, Any], position: int) -> Any:
         """An inclusion proof for the event at a position."""
@@ -363,6 +440,7 @@ def _blueprint() -> Blueprint:
     @blp.route("/proofs/consistency")
     @blp.arguments(ConsistencyQuery, location="query")
     @blp.response(200, ConsistencySchema)
+    @problems(blp, 401, 403)
     @requires("audit")
     def consistency(args: dict[str, Any]) -> Any:
         """A consistency proof between two tree sizes."""
@@ -383,6 +461,7 @@ def _health() -> Blueprint:
 
     @blp.route("/readyz")
     @blp.response(200, HealthSchema)
+    @problems(blp, 503)
     def readyz() -> Any:
         """The database answers; how far each policy's projection lags the log."""
         ledger, views, scores, _ = _parts()
