@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -866,20 +867,28 @@ def serve(host: str, port: int, workers: int, with_runner: bool, url: str) -> No
     """Run the HTTP service under gunicorn."""
     with open_ledger(url):
         pass  # fails early, with exit 2, when the database cannot be used
-    runner = None
+    children = []
     if with_runner:
-        runner = subprocess.Popen(  # noqa: S603 - this program's own command
+        children.append(subprocess.Popen(  # noqa: S603 - this program's own command
             [sys.executable, "-m", "scripts.cli", "project", "--follow", "--db", url]
-        )
-    try:
-        subprocess.run(  # noqa: S603 - gunicorn from this environment
-            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
-             str(workers), "--access-logfile", "-", f"scripts.service:wsgi(url={url!r})"],
-            check=False,
-        )  # fmt: skip
-    finally:
-        if runner is not None:
-            runner.terminate()
+        ))  # fmt: skip
+    server = subprocess.Popen(  # noqa: S603 - gunicorn from this environment
+        [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
+         str(workers), "--access-logfile", "-", f"scripts.service:wsgi(url={url!r})"],
+    )  # fmt: skip
+    children.append(server)
+
+    def stop(signum: int, _: Any) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = server.wait()
+    for child in children:
+        child.terminate()
+        child.wait(timeout=10)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
