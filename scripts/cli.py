@@ -860,10 +860,14 @@ def token_revoke(token_id: str, url: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--max-body-mb", default=256, show_default=True, type=click.IntRange(1),
+              help="Requests with larger bodies get 413.")  # fmt: skip
 @click.option("--project", "with_runner", is_flag=True,
               help="Also run the projection runner beside the service.")  # fmt: skip
 @db_option
-def serve(host: str, port: int, workers: int, with_runner: bool, url: str) -> None:
+def serve(
+    host: str, port: int, workers: int, max_body_mb: int, with_runner: bool, url: str
+) -> None:
     """Run the HTTP service under gunicorn."""
     with open_ledger(url):
         pass  # fails early, with exit 2, when the database cannot be used
@@ -874,7 +878,8 @@ def serve(host: str, port: int, workers: int, with_runner: bool, url: str) -> No
         ))  # fmt: skip
     server = subprocess.Popen(  # noqa: S603 - gunicorn from this environment
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
-         str(workers), "--access-logfile", "-", f"scripts.service:wsgi(url={url!r})"],
+         str(workers), "--access-logfile", "-", "--timeout", "600",
+         f"scripts.service:wsgi(url={url!r}, max_body={max_body_mb * 1024 * 1024})"],
     )  # fmt: skip
     children.append(server)
 

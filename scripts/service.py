@@ -11,7 +11,7 @@ from __future__ import annotations
 import http
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
-from ledger.application import AppendReport, Ledger
+from ledger.application import AppendReport, Ledger, Rejection
 from ledger.audit import Log
 from ledger.errors import LedgerError, UnknownCitizen
 from projections.bundle import BundleError, make_bundle
@@ -34,7 +34,7 @@ from scripts.tokens import Token, TokenError, TokenStore
 F = TypeVar("F", bound=Callable[..., Any])
 
 PROBLEM = "application/problem+json"
-MAX_BODY = 64 * 1024 * 1024
+MAX_BODY = 256 * 1024 * 1024
 log = logging.getLogger("ledger.service")
 
 
@@ -284,9 +284,9 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     return app
 
 
-def wsgi(url: str) -> Flask:
-    """The application gunicorn serves: `scripts.service:wsgi(url='...')`."""
-    return create_app(url)
+def wsgi(url: str, max_body: int = MAX_BODY) -> Flask:
+    """The application gunicorn serves: `scripts.service:wsgi(url='...', max_body=N)`."""
+    return create_app(url, max_body=max_body)
 
 
 def _parts() -> tuple[Ledger, ViewStore, Scores, TokenStore]:
@@ -342,6 +342,8 @@ def _blueprint() -> Blueprint:
     def append_records() -> Any:
         """Append one record, a JSON array of records, or NDJSON."""
         ledger, *_ = _parts()
+        if request.mimetype == "application/x-ndjson":
+            return _stream_ndjson(ledger, g.token)
         records, single = _records()
         authority = g.token.authority
         for number, record in enumerate(records, start=1):
@@ -480,20 +482,33 @@ def _health() -> Blueprint:
     return blp
 
 
-def _records() -> tuple[list[Any], bool]:
-    body = request.get_data()
-    if request.mimetype == "application/x-ndjson":
-        records = []
-        for number, line in enumerate(body.splitlines(), start=1):
+def _stream_ndjson(ledger: Ledger, token: Token) -> Any:
+    """Append NDJSON as it arrives, in batches, like `ledger append`: a line for another
+    authority than the token's is rejected alone, the rest still go in."""
+    refused: list[Rejection] = []
+
+    def lines() -> Iterator[tuple[int, bytes]]:
+        for number, line in enumerate(request.stream, start=1):
             if not line.strip():
                 continue
             try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as e:
-                errors = [{"line": number, "field": "record", "error": str(e)}]
-                detail = f"line {number}: not valid JSON ({e})"
-                raise Problem(400, "Bad Request", detail, errors) from None
-        return records, False
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield number, line  # the ledger rejects it with its reason
+                continue
+            if isinstance(data, dict) and data.get("authority") != token.authority:
+                error = f"this token appends only for {token.authority}"
+                refused.append(Rejection(number, "authority", error))
+                continue
+            yield number, line
+
+    report = ledger.append_lines(lines())
+    report.rejected = sorted([*report.rejected, *refused], key=lambda r: r.line)
+    return _report_response(report, single=False)
+
+
+def _records() -> tuple[list[Any], bool]:
+    body = request.get_data()
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as e:

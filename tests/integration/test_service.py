@@ -200,3 +200,17 @@ def test_the_openapi_document_describes_every_route(service: Any) -> None:
         "/v1/proofs/inclusion/{position}", "/v1/proofs/consistency", "/healthz", "/readyz",
     }  # fmt: skip
     assert client.get("/docs").status_code == 200
+
+
+def test_ndjson_lines_for_another_authority_are_rejected_alone(service: Any) -> None:
+    client, issued, _ = service
+    other = dict(FINE, reference="S-2", authority="tax-bureau", kind="tax_arrears")
+    lines = [dict(FINE, reference="S-1"), other, dict(FINE, reference="S-3")]
+    response = client.post("/v1/records", data="\n".join(json.dumps(x) for x in lines),
+                           headers={"Authorization": f"Bearer {issued['service']}"},
+                           content_type="application/x-ndjson")  # fmt: skip
+    assert response.status_code == 201
+    assert response.json["appended"] == 2
+    assert response.json["rejected"] == [
+        {"line": 2, "field": "authority", "error": "this token appends only for traffic-police"}
+    ]
