@@ -401,18 +401,18 @@ class SimulatedCrash(Exception):
 
 
 class CrashingViewStore(ViewStore):
-    """A view store whose `crash_on_write`-th write of views dies just before it commits."""
+    """A view store that dies just before committing the `crash_on`-th transaction
+    opened while writing views (by `save` or `replace_all`)."""
 
-    def __init__(self, url: str, crash_on_write: int | None) -> None:
-        self.crash_on_write = crash_on_write
-        self.writes = 0
+    def __init__(self, url: str, crash_on: int | None) -> None:
+        self.crash_on = crash_on
+        self.transactions = 0
         self.written: dict[str, int] = {}
         self._writing = False
         super().__init__(url)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        self.writes += 1
         self._writing = True
         try:
             yield
@@ -435,8 +435,10 @@ class CrashingViewStore(ViewStore):
     def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with super().transaction(*args, **kwargs) as tx:
             yield tx
-            if self._writing and self.writes == self.crash_on_write:
-                raise SimulatedCrash(f"write {self.writes}")
+            if self._writing:
+                self.transactions += 1
+                if self.transactions == self.crash_on:
+                    raise SimulatedCrash(f"transaction {self.transactions}")
 
 
 @PROPERTY_SETTINGS
@@ -445,7 +447,7 @@ class CrashingViewStore(ViewStore):
     first_policies=st.sampled_from([POLICIES, POLICIES[:1], POLICIES[1:]]),
     first_pages=PAGE_SIZES,
     later_pages=PAGE_SIZES,
-    crash_on_write=st.none() | st.integers(1, 8),
+    crash_on=st.none() | st.integers(1, 8),
     data=st.data(),
 )
 def test_stopped_and_resumed_run_equals_uninterrupted_run(
@@ -454,7 +456,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(
     first_policies: list[Policy],
     first_pages: int,
     later_pages: int,
-    crash_on_write: int | None,
+    crash_on: int | None,
     data: st.DataObject,
 ) -> None:
     with ExitStack() as stack:
@@ -471,7 +473,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(
         views_url = stack.enter_context(fresh.url())
         stops = sorted(data.draw(st.lists(st.integers(0, head), min_size=1, max_size=3),
                                  label="stops"))  # fmt: skip
-        with fresh.views(views_url, CrashingViewStore, crash_on_write=crash_on_write) as first:
+        with fresh.views(views_url, CrashingViewStore, crash_on=crash_on) as first:
             try:
                 for stop in stops:
                     reached = catch_up(ledger, first, first_policies, page_size=first_pages,
