@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from openapi_spec_validator import validate
 
 from ledger.application import FixedClock, Ledger
 from ledger.audit import checkpoint
@@ -200,6 +201,7 @@ def test_the_openapi_document_describes_every_route(service: Any) -> None:
         "/v1/proofs/inclusion/{position}", "/v1/proofs/consistency", "/healthz", "/readyz",
     }  # fmt: skip
     assert client.get("/docs").status_code == 200
+    validate(document)  # raises on any departure from the OpenAPI 3.0 specification
 
 
 def test_ndjson_lines_for_another_authority_are_rejected_alone(service: Any) -> None:
