@@ -10,7 +10,7 @@ from pytest_bdd import given, scenarios, then, when
 from features.conftest import step
 from ledger.application import FixedClock, Ledger
 from projections.store import ViewStore
-from scripts.service import create_app
+from scripts.service import close_app, create_app
 from scripts.tokens import TokenStore
 from tests.builders import record
 
@@ -19,7 +19,9 @@ scenarios("service.feature")
 
 @pytest.fixture
 def client(ledger: Ledger, store_url: str, clock: FixedClock) -> Any:
-    return create_app(store_url, clock=clock).test_client()
+    app = create_app(store_url, clock=clock)
+    yield app.test_client()
+    close_app(app)
 
 
 @pytest.fixture

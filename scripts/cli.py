@@ -877,8 +877,10 @@ def serve(
             [sys.executable, "-m", "scripts.cli", "project", "--follow", "--db", url]
         ))  # fmt: skip
     server = subprocess.Popen(  # noqa: S603 - gunicorn from this environment
+        # Threads, so that one worker's concurrent appends can share a transaction.
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
-         str(workers), "--access-logfile", "-", "--timeout", "600",
+         str(workers), "--worker-class", "gthread", "--threads", "8",
+         "--access-logfile", "-", "--timeout", "600",
          f"scripts.service:wsgi(url={url!r}, max_body={max_body_mb * 1024 * 1024})"],
     )  # fmt: skip
     children.append(server)

@@ -16,7 +16,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields, validate
@@ -24,11 +24,13 @@ from werkzeug.exceptions import HTTPException
 
 from ledger.application import AppendReport, Ledger, Rejection
 from ledger.audit import Log
+from ledger.bulk import append_feed
 from ledger.errors import LedgerError, UnknownCitizen
 from projections.bundle import BundleError, make_bundle
 from projections.policy import PolicyError
 from projections.queries import NotProjected, Scores
 from projections.store import ViewStore
+from scripts.group_commit import GroupCommit
 from scripts.tokens import Token, TokenError, TokenStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -263,6 +265,8 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     ledger = Ledger(url, clock=clock)
     views = ViewStore(url)
     app.extensions["ledger"] = (ledger, views, Scores(ledger, views), TokenStore(views))
+    app.extensions["group_commit"] = GroupCommit(ledger)
+    app.extensions["feed"] = (url, clock)
     api = LedgerApi(app)
     api.register_blueprint(_blueprint())
     api.register_blueprint(_health())
@@ -284,14 +288,20 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     return app
 
 
+def close_app(app: Flask) -> None:
+    """Stop the writer thread and close the ledger and views the app opened."""
+    app.extensions["group_commit"].close()
+    ledger, views, _, _ = app.extensions["ledger"]
+    views.close()
+    ledger.close()
+
+
 def wsgi(url: str, max_body: int = MAX_BODY) -> Flask:
     """The application gunicorn serves: `scripts.service:wsgi(url='...', max_body=N)`."""
     return create_app(url, max_body=max_body)
 
 
 def _parts() -> tuple[Ledger, ViewStore, Scores, TokenStore]:
-    from flask import current_app  # noqa: PLC0415
-
     parts: tuple[Ledger, ViewStore, Scores, TokenStore] = current_app.extensions["ledger"]
     return parts
 
@@ -341,9 +351,8 @@ def _blueprint() -> Blueprint:
     @requires("append")
     def append_records() -> Any:
         """Append one record, a JSON array of records, or NDJSON."""
-        ledger, *_ = _parts()
         if request.mimetype == "application/x-ndjson":
-            return _stream_ndjson(ledger, g.token)
+            return _stream_ndjson(g.token)
         records, single = _records()
         authority = g.token.authority
         for number, record in enumerate(records, start=1):
@@ -351,7 +360,7 @@ def _blueprint() -> Blueprint:
                 _refused(403, "record of another authority", g.token)
                 detail = f"record {number}: this token appends only for {authority}"
                 raise Problem(403, "Forbidden", detail)
-        report = ledger.append_records(records)
+        report = current_app.extensions["group_commit"].append(records)
         return _report_response(report, single)
 
     @blp.route("/citizens/<citizen>/score")
@@ -482,9 +491,10 @@ def _health() -> Blueprint:
     return blp
 
 
-def _stream_ndjson(ledger: Ledger, token: Token) -> Any:
-    """Append NDJSON as it arrives, in batches, like `ledger append`: a line for another
-    authority than the token's is rejected alone, the rest still go in."""
+def _stream_ndjson(token: Token) -> Any:
+    """Append NDJSON as it arrives, as `ledger append` does (batches; writer processes
+    for a long feed): a line for another authority than the token's is rejected alone,
+    the rest still go in."""
     refused: list[Rejection] = []
 
     def lines() -> Iterator[tuple[int, bytes]]:
@@ -502,7 +512,8 @@ def _stream_ndjson(ledger: Ledger, token: Token) -> Any:
                 continue
             yield number, line
 
-    report = ledger.append_lines(lines())
+    url, clock = current_app.extensions["feed"]
+    report = append_feed(url, lines(), clock=clock)
     report.rejected = sorted([*report.rejected, *refused], key=lambda r: r.line)
     return _report_response(report, single=False)
 

@@ -17,7 +17,7 @@ from ledger.checkpoint import init_key, load_signer
 from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore
-from scripts.service import create_app
+from scripts.service import close_app, create_app
 from scripts.tokens import TokenStore
 from tests.builders import (
     LI_WEI,
@@ -50,6 +50,7 @@ def service(ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Any) ->
     }
     app = create_app(store_url, clock=clock, max_body=200_000)
     yield app.test_client(), issued, tokens
+    close_app(app)
     views.close()
 
 

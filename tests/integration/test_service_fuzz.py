@@ -22,7 +22,7 @@ from ledger.checkpoint import init_key, load_signer
 from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore
-from scripts.service import create_app
+from scripts.service import close_app, create_app
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, register_authorities
 
@@ -45,6 +45,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     TOKEN["admin"] = TokenStore(views).create("admin", None, None, clock.now())[0]
     app = create_app(url, clock=clock)
     yield schemathesis.openapi.from_wsgi("/openapi.json", app)
+    close_app(app)
     views.close()
     ledger.close()
 

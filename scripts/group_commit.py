@@ -1,0 +1,109 @@
+"""Group commit for the HTTP service: concurrent requests share one transaction.
+
+Each request hands its records to one writer thread and waits. The writer takes
+whatever has arrived within a few milliseconds, appends it all as one batch (one
+transaction), and gives each request back its own part of the report, numbered from
+its own first record. Only the writer touches the ledger's write path, so its
+aggregate cache never sees two threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.application import AppendReport, Duplicate, Ledger, Rejection
+
+WINDOW = 0.002
+MAX_RECORDS = 2000
+
+
+@dataclass
+class _Request:
+    records: Sequence[Mapping[str, Any]]
+    done: threading.Event = field(default_factory=threading.Event)
+    report: AppendReport | None = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """One writer thread appending for every request of this process."""
+
+    def __init__(self, ledger: Ledger, window: float = WINDOW) -> None:
+        self.ledger = ledger
+        self.window = window
+        self.waiting: queue.Queue[_Request | None] = queue.Queue()
+        self.writer = threading.Thread(target=self._write, name="group-commit", daemon=True)
+        self.writer.start()
+
+    def close(self) -> None:
+        """Stop the writer once what is waiting has been written."""
+        self.waiting.put(None)
+        self.writer.join(timeout=30)
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> AppendReport:
+        """Append these records with whatever else arrives now; their own report."""
+        request = _Request(records)
+        self.waiting.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.report is not None
+        return request.report
+
+    def _write(self) -> None:
+        while (first := self.waiting.get()) is not None:
+            group = [first]
+            count = len(first.records)
+            deadline = time.monotonic() + self.window
+            stop = False
+            while count < MAX_RECORDS:
+                try:
+                    more = self.waiting.get(timeout=max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+                count += len(more.records)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Request]) -> None:
+        records = [record for request in group for record in request.records]
+        try:
+            report = self.ledger.append_records(records)
+        except BaseException as e:  # noqa: BLE001 - every waiter must hear of it
+            for request in group:
+                request.error = e
+                request.done.set()
+            return
+        start = 0
+        for request in group:
+            request.report = _part(report, start, len(request.records))
+            start += len(request.records)
+            request.done.set()
+
+
+def _part(report: AppendReport, start: int, count: int) -> AppendReport:
+    """The lines start+1 .. start+count of a report, numbered from 1."""
+
+    def mine(line: int) -> bool:
+        return start < line <= start + count
+
+    positions = [(line - start, p) for line, p in report.positions if mine(line)]
+    return AppendReport(
+        appended=len(positions),
+        positions=positions,
+        duplicates=[Duplicate(d.line - start, d.position) for d in report.duplicates
+                    if mine(d.line)],
+        rejected=[Rejection(r.line - start, r.field, r.error) for r in report.rejected
+                  if mine(r.line)],
+        retries=report.retries,
+    )  # fmt: skip
