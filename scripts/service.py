@@ -391,12 +391,16 @@ def _blueprint() -> Blueprint:
     @blp.route("/citizens/<citizen>/history")
     @blp.arguments(KnownAtQuery, location="query")
     @blp.response(200, HistoryEntrySchema(many=True))
+    @blp.paginate(page_size=1000, max_page_size=10_000)
     @problems(blp, 401, 403, 404)
     @requires("audit")
-    def citizen_history(args: dict[str, Any], citizen: str) -> Any:
-        """The citizen's records in the order received."""
+    def citizen_history(args: dict[str, Any], citizen: str, pagination_parameters: Any) -> Any:
+        """The citizen's records in the order received, a page at a time (X-Pagination)."""
         ledger, *_ = _parts()
-        return _answer(lambda: [e.to_json() for e in ledger.history(citizen, args["known_at"])])
+        entries = _answer(lambda: ledger.history(citizen, args["known_at"]))
+        pagination_parameters.item_count = len(entries)
+        first = pagination_parameters.first_item
+        return [e.to_json() for e in entries[first : first + pagination_parameters.page_size]]
 
     @blp.route("/citizens/<citizen>/bundle")
     @blp.arguments(ScoreQuery, location="query")

@@ -217,3 +217,13 @@ def test_ndjson_lines_for_another_authority_are_rejected_alone(service: Any) -> 
     assert response.json["rejected"] == [
         {"line": 2, "field": "authority", "error": "this token appends only for traffic-police"}
     ]
+
+
+def test_history_comes_a_page_at_a_time(service: Any) -> None:
+    client, issued, _ = service
+    headers = {"Authorization": f"Bearer {issued['auditor']}"}
+    whole = client.get(f"/v1/citizens/{WANG_FANG}/history", headers=headers)
+    assert [e["reference"] for e in whole.json] == [f"E-{WANG_FANG}", "J-1", "TP-1"]
+    second = client.get(f"/v1/citizens/{WANG_FANG}/history?page=2&page_size=2", headers=headers)
+    assert [e["reference"] for e in second.json] == ["TP-1"]
+    assert json.loads(second.headers["X-Pagination"])["total"] == 3
