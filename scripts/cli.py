@@ -726,7 +726,8 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
         kept = len(Log(app).store.checkpoints())
         damage = verify_log(app, verifier)
     if damage is None:
-        checked = f" and {kept} signed checkpoints" if verifier else " (no public key: "
+        plural = "" if kept == 1 else "s"
+        checked = f" and {kept} signed checkpoint{plural}" if verifier else " (no public key: "
         checked += "" if verifier else "checkpoints not checked)"
         click.echo(f"verified {size} events: every leaf and node matches{checked}")
         return
