@@ -28,18 +28,7 @@ class Item:
     remedy: str | None
 
     def to_json(self) -> dict[str, Any]:
-        c = self.contribution
-        return {
-            "authority": c.authority,
-            "reference": c.reference,
-            "kind": c.kind,
-            "points": c.points,
-            "rule": c.rule,
-            "status": self.status,
-            "counts_from": c.counts_from.isoformat(),
-            "counts_until": c.counts_until.isoformat() if c.counts_until else None,
-            "remedy": self.remedy,
-        }
+        return {**self.contribution.to_json(), "status": self.status, "remedy": self.remedy}
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ class AuditStep:
 
     def to_json(self) -> dict[str, Any]:
         def items(found: dict[str, list[Contribution]]) -> dict[str, list[dict[str, Any]]]:
-            return {name: [_contribution_json(c) for c in cs] for name, cs in found.items()}
+            return {name: [c.to_json() for c in cs] for name, cs in found.items()}
 
         return {
             **self.entry.to_json(),
@@ -98,18 +98,6 @@ class AuditStep:
             "ended": items(self.ended),
             "scores": {name: {"score": s, "band": b} for name, (s, b) in self.scores.items()},
         }
-
-
-def _contribution_json(c: Contribution) -> dict[str, Any]:
-    return {
-        "authority": c.authority,
-        "reference": c.reference,
-        "kind": c.kind,
-        "rule": c.rule,
-        "points": c.points,
-        "counts_from": c.counts_from.isoformat(),
-        "counts_until": c.counts_until.isoformat() if c.counts_until else None,
-    }
 
 
 class Scores:

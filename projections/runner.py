@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -23,7 +22,6 @@ from psycopg.sql import SQL, Identifier
 from ledger.application import Ledger
 from ledger.domain import Citizen, record_of
 from ledger.identity import ResidentId
-from ledger.records import Record
 from ledger.storage import connect_postgres, ledger_recorder
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, Contribution, contributions
@@ -34,14 +32,6 @@ PAGE = 1000
 
 def tracking_name(policy: Policy) -> str:
     return f"scores:{policy.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class CitizenEvents:
-    """A citizen's events in one page, as records, in log order."""
-
-    resident_id: str | None
-    records: list[Record]
 
 
 class ScoreProjection:

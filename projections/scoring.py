@@ -125,6 +125,17 @@ class Contribution:
     counts_until: date | None
     cap_group: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authority": self.authority,
+            "reference": self.reference,
+            "kind": self.kind,
+            "rule": self.rule,
+            "points": self.points,
+            "counts_from": self.counts_from.isoformat(),
+            "counts_until": self.counts_until.isoformat() if self.counts_until else None,
+        }
+
     def counts_on(self, day: date) -> bool:
         return self.counts_from <= day and (self.counts_until is None or day < self.counts_until)
 
