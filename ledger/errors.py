@@ -68,3 +68,7 @@ class StorageError(LedgerError):
     """The database URL cannot be used."""
 
     field = "db"
+
+
+class DatabaseUnavailable(StorageError):
+    """The database did not answer in time; nothing was written, and asking again may work."""

@@ -7,30 +7,39 @@ transaction as the events, so the log and the index never disagree.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import psycopg
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
-from ledger.errors import StorageError
+from ledger.errors import DatabaseUnavailable, StorageError
 from ledger.merkle import leaf_hash
 from ledger.records import RecordKey
 from ledger.tree import frontier, leaf_data, new_nodes
 
 DEFAULT_URL = "sqlite:///ledger.db"
 DDL_LOCK = 0x1ED6E5
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 
@@ -49,12 +58,12 @@ def environment(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
-            raise StorageError(f"{url!r}: use sqlite:///PATH, e.g. sqlite:///ledger.db")
+            raise StorageError(f"{redact(url)!r}: use sqlite:///PATH, e.g. sqlite:///ledger.db")
         path = unquote(parts.path[1:])
         if path == ":memory:":
             path = f"file:ledger-{uuid.uuid4().hex}?mode=memory&cache=shared"
         elif not Path(path).resolve().parent.is_dir():
-            raise StorageError(f"{url!r}: folder {Path(path).parent} does not exist")
+            raise StorageError(f"{redact(url)!r}: folder {Path(path).parent} does not exist")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
@@ -62,8 +71,14 @@ def environment(url: str) -> dict[str, str]:
         }
     if parts.scheme in ("postgresql", "postgres"):
         if not parts.path.strip("/"):
-            raise StorageError(f"{url!r}: name the database, e.g. postgresql://HOST/DB")
+            raise StorageError(f"{redact(url)!r}: name the database, e.g. postgresql://HOST/DB")
         query = parse_qs(parts.query)
+        schema = query.get("schema", ["public"])[0]
+        if not SCHEMA_NAME.fullmatch(schema):
+            raise StorageError(
+                f"{redact(url)}: schema {schema!r} is not a plain lower-case name "
+                "(letters, digits and _, not starting with a digit)"
+            )
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
@@ -71,14 +86,53 @@ def environment(url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
+            "POSTGRES_SCHEMA": schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            # Checked before use, so connections killed by a server restart are replaced.
+            "POSTGRES_PRE_PING": "y",
             "POSTGRES_POOL_SIZE": "4",
             "APPLICATION_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
         }
     raise StorageError(
-        f"{url!r}: unsupported database; use sqlite:///PATH or postgresql://USER@HOST/DB"
+        f"{redact(url)!r}: unsupported database; use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown: any password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return "<an unreadable database URL>"
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def redact_text(text: str, url: str) -> str:
+    """A message from a driver, with the URL's password taken out wherever it appears."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    text = text.replace(url, redact(url))
+    return text.replace(unquote(password), "***") if password else text
+
+
+@contextmanager
+def unavailable_as_ledger_error(url: str) -> Iterator[None]:
+    """Turn the driver's "cannot reach the database" errors into DatabaseUnavailable,
+    naming the database without its password."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, psycopg.OperationalError,
+            psycopg.InterfaceError, PoolTimeout) as e:  # fmt: skip
+        detail = redact_text(str(e).strip().splitlines()[0] if str(e).strip() else "", url)
+        raise DatabaseUnavailable(
+            f"{redact(url)} does not answer now ({type(e).__name__}: {detail}); try again"
+        ) from None
 
 
 def is_in_memory(url: str) -> bool:
