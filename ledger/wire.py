@@ -76,12 +76,31 @@ class Amount(fields.Field[Decimal]):
             raise ValidationError(f'"{value}" is not a decimal number') from None
 
 
-def _text(low: int, high: int, **kw: Any) -> fields.String:
+# Control characters: no database stores NUL in text, and none of them belongs in a
+# name; free text keeps tab and line breaks.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_PROSE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control(pattern: re.Pattern[str]) -> validate.Validator:
+    def check(value: str) -> None:
+        found = pattern.search(value)
+        if found is not None:
+            raise ValidationError(
+                f"must not contain the control character U+{ord(found.group()):04X}"
+            )
+
+    return check  # type: ignore[return-value]
+
+
+def _text(low: int, high: int, prose: bool = False) -> fields.String:
     return fields.String(
         required=True,
-        validate=validate.Length(min=low, max=high, error=f"must be {low} to {high} characters"),
+        validate=[
+            validate.Length(min=low, max=high, error=f"must be {low} to {high} characters"),
+            _no_control(_CONTROL_IN_PROSE if prose else _CONTROL),
+        ],
         error_messages={**_REQUIRED, "invalid": "must be a string"},
-        **kw,
     )
 
 
@@ -178,17 +197,17 @@ class PaymentSchema(RecordSchema):
 
 class VerificationSchema(RecordSchema):
     kind = _choice(r.VERIFICATION_KINDS)
-    credential = _text(1, 200)
+    credential = _text(1, 200, prose=True)
 
 
 class RevokedSchema(RecordSchema):
     target = _target()
-    reason = _text(1, 500)
+    reason = _text(1, 500, prose=True)
 
 
 class DisputedSchema(RecordSchema):
     target = _target()
-    reason = _text(1, 500)
+    reason = _text(1, 500, prose=True)
 
 
 class ResolvedSchema(RecordSchema):
@@ -198,7 +217,7 @@ class ResolvedSchema(RecordSchema):
 
 class VacatedSchema(RecordSchema):
     target = _target()
-    reason = _text(1, 500)
+    reason = _text(1, 500, prose=True)
 
 
 class RepairedSchema(RecordSchema):

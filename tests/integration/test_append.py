@@ -195,6 +195,18 @@ BAD_LINES: list[tuple[str, Any, str, str]] = [
      "is before the settlement of the target on 2025-03-01"),
     ("conflicting content", fine("TP-1", amount="250.00"), "reference",
      "already names a stored record with different content"),
+    ("NUL in the authority", {**fine("X"), "authority": "traffic-police\u0000"}, "authority",
+     "must not contain the control character U+0000"),
+    ("NUL in a reason", record("record.disputed", "X", target=target("traffic-police", "TP-1"),
+                               reason="not\u0000mine"), "reason", "U+0000"),
+    ("escape in a credential", record("verification.recorded", "X", kind="degree",
+                                      credential="BSc\u001b[31m"), "credential", "U+001B"),
+    ("NUL in a target", record("infraction.settled", "X",
+                               target=target("traffic-police\u0000", "TP-1"), amount="1.00",
+                               authority="traffic-police"),
+     "target.authority", "U+0000"),
+    ("line break in an authority", {**fine("X"), "authority": "traffic\npolice"}, "authority",
+     "U+000A"),
 ]  # fmt: skip
 
 
