@@ -2,24 +2,36 @@
 
 A policy names the points each kind of record is worth and for how long; the engine
 in `projections.scoring` applies it. Loading checks every value and names the file
-and key of anything wrong.
+and key of anything wrong. Readers choose a policy by name only, among the files
+shipped with the package and those registered in the process: a name never becomes
+a path, so no caller can make the engine read a file of their choosing.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from ledger import records as r
+from ledger.errors import LedgerError
 
-POLICY_FOLDER = Path(__file__).with_name("policies")
+# Read through importlib.resources so that the files are found inside a wheel too.
+POLICY_FOLDER: Traversable = files("projections").joinpath("policies")
 DEFAULT_POLICY = "national-v1"
 
+_registered: dict[str, Policy] = {}
 
-class PolicyError(ValueError):
+
+class PolicyError(LedgerError, ValueError):
     """A policy file is missing or does not say what the engine needs."""
+
+
+class UnknownPolicy(PolicyError):
+    """The name is not one of the shipped or registered policies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +87,54 @@ class Policy:
         return self.bands[-1].band
 
 
+def shipped() -> list[str]:
+    """The names of the policy files shipped with the package, sorted."""
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in POLICY_FOLDER.iterdir()
+        if p.name.endswith(".toml") and p.is_file()
+    )
+
+
 def available() -> list[str]:
-    """The names of the policy files shipped, sorted."""
-    return sorted(p.stem for p in POLICY_FOLDER.glob("*.toml"))
+    """The names a reader may ask for: the shipped policies and the registered ones."""
+    return sorted({*shipped(), *_registered})
 
 
-def load(name: str, folder: Path = POLICY_FOLDER) -> Policy:
-    """Load and check the policy called `name`."""
-    path = folder / f"{name}.toml"
-    if not path.is_file():
-        raise PolicyError(f"no policy {name!r}; available: {', '.join(available()) or 'none'}")
+def load(name: str) -> Policy:
+    """Load and check the shipped or registered policy called `name`."""
+    # Compared with the listing, never joined onto a path: "../x" or "/tmp/x" is no name.
+    if name not in available():
+        raise UnknownPolicy(f"no policy {name!r}; available: {', '.join(available()) or 'none'}")
+    if name in _registered:
+        return _registered[name]
+    source = f"{name}.toml"
+    return _parse_text(POLICY_FOLDER.joinpath(source).read_text(encoding="utf-8"), source)
+
+
+def load_file(path: Path) -> Policy:
+    """Load and check a policy file an operator chose; it is not nameable until registered."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(f"cannot read {path}: {e.strerror}") from None
+    return _parse_text(text, path.name)
+
+
+def register(policy: Policy) -> None:
+    """Make `policy` nameable in this process, beside the shipped ones."""
+    if policy.name in shipped():
+        raise PolicyError(f"{policy.name!r} is a shipped policy; give a new one a new name")
+    if _registered.setdefault(policy.name, policy) != policy:
+        raise PolicyError(f"another policy is registered as {policy.name!r}")
+
+
+def _parse_text(text: str, source: str) -> Policy:
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise PolicyError(f"{path.name}: not valid TOML ({e})") from None
-    return parse(data, path.name)
+        raise PolicyError(f"{source}: not valid TOML ({e})") from None
+    return parse(data, source)
 
 
 def parse(data: dict[str, Any], source: str) -> Policy:

@@ -13,19 +13,23 @@ from typing import Any
 
 import pytest
 
+from projections import policy as policies
 from projections.policy import (
     POLICY_FOLDER,
     Band,
     InfractionRule,
     PaymentRule,
     PolicyError,
+    UnknownPolicy,
     VerificationRule,
     available,
     load,
+    load_file,
     parse,
+    register,
 )
 
-NATIONAL_TEXT = (POLICY_FOLDER / "national-v1.toml").read_text(encoding="utf-8")
+NATIONAL_TEXT = POLICY_FOLDER.joinpath("national-v1.toml").read_text(encoding="utf-8")
 
 
 def national_as(name: str) -> dict[str, Any]:
@@ -117,27 +121,89 @@ def test_band_of_when_national_then_the_spec_thresholds(points: int, band: str) 
     assert load("national-v1").band_of(points) == band
 
 
-def test_load_when_no_such_policy_then_policy_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="no policy 'national-v9'"):
-        load("national-v9", folder=tmp_path)
+def test_load_when_no_such_policy_then_unknown_policy_naming_it_and_the_available() -> None:
+    with pytest.raises(UnknownPolicy) as caught:
+        load("national-v9")
+    assert str(caught.value) == "no policy 'national-v9'; available: finance-v1, national-v1"
 
 
-# Files in a folder of their own
+# Names, never paths
 
 
-def test_load_when_a_valid_file_in_another_folder_then_loaded(tmp_path: Path) -> None:
-    (tmp_path / "x.toml").write_text(
-        NATIONAL_TEXT.replace('name = "national-v1"', 'name = "x"'), encoding="utf-8"
-    )
-    policy = load("x", folder=tmp_path)
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A valid policy file called x.toml, outside the package."""
+    path = tmp_path / "x.toml"
+    path.write_text(NATIONAL_TEXT.replace('name = "national-v1"', 'name = "x"'), "utf-8")
+    return path
+
+
+def test_load_when_a_path_to_a_valid_policy_elsewhere_then_refused(elsewhere: Path) -> None:
+    for name in (str(elsewhere.with_suffix("")), str(elsewhere)):
+        with pytest.raises(UnknownPolicy, match=r"; available: finance-v1, national-v1$"):
+            load(name)
+
+
+def test_load_when_a_relative_path_out_of_the_folder_then_refused(elsewhere: Path) -> None:
+    climb = "/".join([".."] * len(Path(str(POLICY_FOLDER)).parts))
+    for name in (f"{climb}{elsewhere.with_suffix('')}", "../policies/national-v1"):
+        with pytest.raises(UnknownPolicy):
+            load(name)
+
+
+@pytest.mark.parametrize("name", ["", ".", "national-v1.toml", "NATIONAL-V1", " national-v1"])
+def test_load_when_not_exactly_a_shipped_name_then_refused(name: str) -> None:
+    with pytest.raises(UnknownPolicy):
+        load(name)
+
+
+def test_register_then_the_policy_is_nameable(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(policies, "_registered", {})
+    assert "x" not in available()
+    policy = load_file(elsewhere)
+    register(policy)
+    assert load("x") is policy
+    assert available() == ["finance-v1", "national-v1", "x"]
+
+
+def test_register_when_a_shipped_name_then_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policies, "_registered", {})
+    with pytest.raises(PolicyError, match="'finance-v1' is a shipped policy"):
+        register(load("finance-v1"))
+
+
+def test_register_when_another_policy_holds_the_name_then_refused(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(policies, "_registered", {})
+    register(load_file(elsewhere))
+    register(load_file(elsewhere))
+    elsewhere.write_text(elsewhere.read_text().replace("base = 1000", "base = 900"), "utf-8")
+    with pytest.raises(PolicyError, match="another policy is registered as 'x'"):
+        register(load_file(elsewhere))
+    assert load("x").base == 1000
+
+
+# Files an operator chose
+
+
+def test_load_file_when_valid_then_loaded(elsewhere: Path) -> None:
+    policy = load_file(elsewhere)
     assert policy.name == "x"
     assert policy.infractions["loan_default"] == InfractionRule(-50, 7, -25, 2)
+
+
+def test_load_file_when_missing_then_policy_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"^cannot read .*y\.toml: No such file"):
+        load_file(tmp_path / "y.toml")
 
 
 def test_load_when_name_does_not_match_the_file_then_policy_error(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text(NATIONAL_TEXT, encoding="utf-8")
     with pytest.raises(PolicyError) as caught:
-        load("x", folder=tmp_path)
+        load_file(tmp_path / "x.toml")
     message = str(caught.value)
     assert message.startswith("x.toml: name ")
     assert "'national-v1'" in message
@@ -146,7 +212,7 @@ def test_load_when_name_does_not_match_the_file_then_policy_error(tmp_path: Path
 def test_load_when_not_toml_then_policy_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text('name = "x"\nbase = \n', encoding="utf-8")
     with pytest.raises(PolicyError, match=r"^x\.toml: not valid TOML"):
-        load("x", folder=tmp_path)
+        load_file(tmp_path / "x.toml")
 
 
 def test_load_when_an_unknown_kind_in_a_file_then_policy_error_naming_it(tmp_path: Path) -> None:
@@ -154,14 +220,14 @@ def test_load_when_an_unknown_kind_in_a_file_then_policy_error_naming_it(tmp_pat
     text += "\n[infractions.speeding]\nopen = -5\nexpires_after_years = 3\n"
     (tmp_path / "x.toml").write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match=r"^x\.toml: infractions\.speeding: "):
-        load("x", folder=tmp_path)
+        load_file(tmp_path / "x.toml")
 
 
 def test_load_when_a_non_integer_in_a_file_then_policy_error_naming_it(tmp_path: Path) -> None:
     text = NATIONAL_TEXT.replace('name = "national-v1"', 'name = "x"')
     (tmp_path / "x.toml").write_text(text.replace("open = -30", "open = -30.5"), encoding="utf-8")
     with pytest.raises(PolicyError, match=r"^x\.toml: infractions\.tax_arrears\.open: "):
-        load("x", folder=tmp_path)
+        load_file(tmp_path / "x.toml")
 
 
 # Decoded tables: each fault names its key
@@ -294,7 +360,7 @@ def test_parse_when_bands_are_empty_then_policy_error_naming_bands() -> None:
 
 def test_parse_when_a_top_level_key_is_misspelt_then_rejected_naming_it() -> None:
     data = tomllib.loads(
-        (POLICY_FOLDER / "finance-v1.toml").read_text().replace("ceiling =", "celing =")
+        POLICY_FOLDER.joinpath("finance-v1.toml").read_text().replace("ceiling =", "celing =")
     )
     with pytest.raises(PolicyError, match="celing: is not a policy setting"):
         parse(data, "finance-v1.toml")
