@@ -7,11 +7,14 @@ transaction as the events, so the log and the index never disagree.
 
 from __future__ import annotations
 
+import fcntl
 import re
 import sqlite3
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     StoredEvent,
@@ -158,6 +162,12 @@ class LedgerRecorder(Protocol):
 
     def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]: ...
 
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]: ...
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]: ...
+
+    def exclusive_writer(self) -> AbstractContextManager[None]: ...
+
     def positions(
         self, versions: Iterable[tuple[uuid.UUID, int]]
     ) -> dict[tuple[uuid.UUID, int], int]: ...
@@ -194,6 +204,20 @@ def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:
     return rows
 
 
+def check_read_versions(kwargs: dict[str, Any], stored: dict[uuid.UUID, int]) -> None:
+    """Refuse the save when a citizen the batch read but did not change has moved on
+    since: a rejection or a decision made on that citizen would be stale."""
+    read: Mapping[uuid.UUID, int] = kwargs.get("read_versions") or {}
+    moved = [cid for cid, version in read.items() if stored.get(cid, 0) != version]
+    if moved:
+        raise IntegrityError(f"{len(moved)} citizens changed since they were read")
+
+
+def read_ids(kwargs: dict[str, Any]) -> list[uuid.UUID]:
+    read: Mapping[uuid.UUID, int] = kwargs.get("read_versions") or {}
+    return list(read)
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder plus the record index, in one transaction."""
 
@@ -203,6 +227,36 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
+        name = datastore.pool.db_name
+        self._gate_path = None if name.startswith("file:") else Path(name + ".writers")
+        self._gate_memory = threading.RLock()
+
+    @contextmanager
+    def _gate(self, exclusive: bool) -> Iterator[None]:
+        """Ordinary saves share the gate; a writer that keeps losing races holds it
+        alone while it loads, decides and saves, so nobody can change what it read."""
+        if self._gate_path is None:
+            # An in-memory database lives in this process only.
+            with self._gate_memory:
+                yield
+            return
+        # A descriptor per holder: flock on a shared descriptor would convert locks.
+        with self._gate_path.open("a") as gate:
+            fcntl.flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        with self._gate(exclusive=True):
+            yield
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if kwargs.get("exclusive"):
+            return super().insert_events(stored_events, **kwargs)
+        with self._gate(exclusive=False):
+            return super().insert_events(stored_events, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -245,6 +299,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        # After the first insert this transaction holds the write lock, so what it
+        # reads now is what every other writer has committed.
+        check_read_versions(kwargs, self._versions(c, read_ids(kwargs)))
         rows = index_rows_of(kwargs)
         if rows:
             c.executemany(
@@ -359,6 +416,40 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"FROM {self.events_table_name} WHERE originator_id IN "
                 f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
                 [i.hex for i in chunk],
+            )
+            events.extend(StoredEvent(uuid.UUID(o), v, t, bytes(s)) for o, v, t, s in rows)
+        return events
+
+    def _versions(self, c: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        found: dict[uuid.UUID, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            c.execute(
+                "SELECT originator_id, MAX(originator_version) "
+                f"FROM {self.events_table_name} WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                [i.hex for i in chunk],
+            )
+            found.update((uuid.UUID(o), int(v)) for o, v in c.fetchall())
+        return found
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The latest version of each citizen that has any events."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._versions(c, list(ids))
+
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]:
+        """The events of each citizen after the version given, by citizen and version."""
+        pairs = sorted(versions.items())
+        events: list[StoredEvent] = []
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start : start + 400]
+            clause = " OR ".join(["(originator_id = ? AND originator_version > ?)"] * len(chunk))
+            rows = self._query(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE {clause} "
+                "ORDER BY originator_id, originator_version",
+                [x for cid, v in chunk for x in (cid.hex, v)],
             )
             events.extend(StoredEvent(uuid.UUID(o), v, t, bytes(s)) for o, v, t, s in rows)
         return events
@@ -489,43 +580,105 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _table(self, name: str) -> Any:
         return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # The index rows go in after the table lock, so concurrent writers meet the
-        # lock first and can never deadlock on each other's index keys.
-        self._lock_table(curs)
-        rows = index_rows_of(kwargs)
-        if rows:
-            columns = list(zip(*sorted(rows), strict=True))
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} SELECT * FROM unnest("
-                    "%b::text[], %b::text[], %b::uuid[], %b::bigint[], %b::bytea[])"
-                ).format(self._table(self.index_table)),
-                [list(col) for col in columns],
-            )
-        self._notify_channel(curs)
-        # Parallel arrays sent in binary (%b), rather than the library's array of a
-        # composite type in text, which psycopg escapes field by field.
-        curs.execute(
-            self._insert_columns,
-            [
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ],
-        )
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if ids:
-            # Still in the insert's transaction, under its table lock.
+        """Insert events, their index rows and their tree nodes in one transaction.
+
+        Statements run one after another rather than in the library's pipeline, so a
+        broken unique key surfaces as itself (an IntegrityError, which is retried),
+        never as an aborted pipeline.
+        """
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            if not kwargs.get("exclusive"):
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", [self._gate_key],
+                             prepare=True)  # fmt: skip
+            # The index rows go in after the table lock, so concurrent writers meet the
+            # lock first and can never deadlock on each other's index keys.
+            self._lock_table(curs)
+            check_read_versions(kwargs, self._versions(curs, read_ids(kwargs)))
+            rows = index_rows_of(kwargs)
+            if rows:
+                columns = list(zip(*sorted(rows), strict=True))
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} SELECT * FROM unnest("
+                        "%b::text[], %b::text[], %b::uuid[], %b::bigint[], %b::bytea[])"
+                    ).format(self._table(self.index_table)),
+                    [list(col) for col in columns],
+                )
+            self._notify_channel(curs)
+            # Parallel arrays sent in binary (%b), rather than the library's array of a
+            # composite type in text, which psycopg escapes field by field.
+            curs.execute(
+                self._insert_columns,
+                [
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ],
+            )
+            ids = [row["notification_id"] for row in curs.fetchall()]
             self._grow_tree(curs, stored_events, ids)
         return ids
+
+    @property
+    def _gate_key(self) -> int:
+        """The advisory lock every save of this ledger shares, and one writer may hold alone."""
+        name = f"ledger-writers:{self.datastore.schema}.{self.events_table_name}"
+        return zlib.crc32(name.encode())
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        """Hold the writers' gate alone: no other save commits until this one has."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [self._gate_key])
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [self._gate_key])
+
+    def _versions(self, curs: Cursor[DictRow], ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not ids:
+            return {}
+        curs.execute(
+            SQL(
+                "SELECT originator_id, MAX(originator_version) AS version FROM {} "
+                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
+            ).format(self._table(self.events_table_name)),
+            [list(ids)],
+            prepare=True,
+        )
+        return {row["originator_id"]: int(row["version"]) for row in curs.fetchall()}
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The latest version of each citizen that has any events."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._versions(curs, list(ids))
+
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]:
+        """The events of each citizen after the version given, by citizen and version."""
+        if not versions:
+            return []
+        rows = self._query(
+            SQL(
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e "
+                "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, version) "
+                "ON e.originator_id = k.id AND e.originator_version > k.version "
+                "ORDER BY e.originator_id, e.originator_version"
+            ).format(self._table(self.events_table_name)),
+            [list(versions), list(versions.values())],
+        )
+        return [
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"],
+                bytes(row["state"]),
+            )
+            for row in rows
+        ]  # fmt: skip
 
     def _grow_tree(
         self, curs: Cursor[DictRow], events: Sequence[StoredEvent], positions: Sequence[int]
