@@ -68,23 +68,42 @@ def key_path(option: str | None) -> Path:
 
 
 def init_key(path: Path, origin: str = DEFAULT_ORIGIN) -> Verifier:
-    """Create a new signing key (mode 0600) and its public key at PATH.pub."""
-    if path.exists():
-        raise CheckpointError(f"{path} exists; a signing key is never overwritten", "key")
+    """Create a new signing key (mode 0600) and its public key at PATH.pub (mode 0644)."""
+    public_path = Path(f"{path}.pub")
     if not origin or any(c.isspace() for c in origin) or "+" in origin:
         raise CheckpointError("must be a name without spaces or '+'", "origin")
+    if not path.parent.is_dir():
+        raise CheckpointError(f"{path.parent} is not a folder; create it first", "key")
+    for existing in (path, public_path):
+        if existing.exists() or existing.is_symlink():
+            raise CheckpointError(f"{existing} exists; a key is never overwritten", "key")
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(f"# origin {origin}\n".encode() + pem)
     verifier = Verifier(origin, _raw_public(private.public_key()))
-    Path(f"{path}.pub").write_text(verifier.vkey() + "\n", encoding="utf-8")
+    _create(path, 0o600, f"# origin {origin}\n".encode() + pem)
+    try:
+        _create(public_path, 0o644, f"{verifier.vkey()}\n".encode())
+    except CheckpointError:
+        path.unlink()
+        raise
     return verifier
+
+
+def _create(path: Path, mode: int, data: bytes) -> None:
+    """Write a new file with exactly `mode`, whatever the umask; never replace one."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        raise CheckpointError(f"{path} exists; a key is never overwritten", "key") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot create {path}: {e.strerror}", "key") from None
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        out.write(data)
 
 
 def load_signer(path: Path) -> tuple[Ed25519PrivateKey, Verifier]:

@@ -37,7 +37,8 @@ from ledger.checkpoint import (
     load_verifier,
 )
 from ledger.errors import AuthorityExists, LedgerError
-from ledger.storage import DEFAULT_URL
+from ledger.storage import DEFAULT_URL, redact, redact_text
+from projections import policy as policies
 from projections.bundle import make_bundle, verify_bundle
 from projections.explanation import Explanation
 from projections.policy import Policy, PolicyError
@@ -84,13 +85,13 @@ def open_ledger(url: str) -> Iterator[Ledger]:
     try:
         app = Ledger(url, clock=_clock())
     except LedgerError as e:
-        raise Unusable(str(e)) from None
+        raise Unusable(redact_text(str(e), url)) from None
     except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
-        raise Unusable(f"db: cannot open {url}: {e}") from None
+        raise Unusable(f"db: cannot open {redact(url)}: {redact_text(str(e), url)}") from None
     try:
         yield app
     except (PersistenceError, psycopg.Error, sqlite3.Error) as e:
-        raise Unusable(f"db: {e}") from None
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
     finally:
         app.close()
 
@@ -385,12 +386,16 @@ def _print_regions(chosen: Policy, counts: dict[tuple[str, str], int], day: date
 def open_views(url: str) -> Iterator[ViewStore]:
     try:
         store = ViewStore(url)
-    except (LedgerError, psycopg.Error, sqlite3.Error, OSError) as e:
-        raise Unusable(f"db: cannot open the views in {url}: {e}") from None
+    except LedgerError as e:
+        raise Unusable(redact_text(str(e), url)) from None
+    except (psycopg.Error, sqlite3.Error, OSError) as e:
+        raise Unusable(
+            f"db: cannot open the views in {redact(url)}: {redact_text(str(e), url)}"
+        ) from None
     try:
         yield store
     except (psycopg.Error, sqlite3.Error) as e:
-        raise Unusable(f"db: {e}") from None
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
     finally:
         store.close()
 
@@ -424,7 +429,18 @@ def _answer_or_exit(ask: Callable[[], T]) -> T:
         raise click.UsageError(str(e)) from None
 
 
-policy_option = click.option("--policy", help="A policy name [default: the promoted one].")
+def parse_policy(_: Any, param: click.Parameter, value: str | None) -> str | None:
+    """A shipped or registered policy's name; never a path."""
+    if value is not None and value not in policies.available():
+        raise click.BadParameter(
+            f"no policy {value!r}; available: {', '.join(policies.available()) or 'none'}"
+        )
+    return value
+
+
+policy_option = click.option(
+    "--policy", callback=parse_policy, help="A policy name [default: the promoted one]."
+)
 as_of_option = click.option(
     "--as-of", callback=parse_date, help="The day the score is for [default: today]."
 )
@@ -670,7 +686,7 @@ def keys_init(key: str | None, origin: str) -> None:
     try:
         verifier = init_key(path, origin)
     except CheckpointError as e:
-        raise click.UsageError(str(e)) from None
+        raise Unusable(str(e)) from None
     click.echo(verifier.vkey())
 
 

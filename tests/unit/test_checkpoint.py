@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,48 @@ def test_another_key_finds_no_signature_of_its_own(key: Path, tmp_path: Path) ->
 def test_bad_verifier_keys_are_named(text: str, message: str) -> None:
     with pytest.raises(CheckpointError, match=message):
         load_verifier(text)
+
+
+# Making a key: never over anything, with modes that do not follow the umask
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    before = os.umask(0o022)
+    yield os.umask
+    os.umask(before)
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o077, 0o177])
+def test_init_when_any_umask_then_key_0600_and_public_key_0644(
+    tmp_path: Path, umask: Callable[[int], None], mask: int
+) -> None:
+    umask(mask)
+    init_key(tmp_path / "ledger.key")
+    assert stat.S_IMODE((tmp_path / "ledger.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "ledger.key.pub").stat().st_mode) == 0o644
+
+
+def test_init_when_the_public_key_exists_then_refused_and_nothing_written(tmp_path: Path) -> None:
+    public = tmp_path / "ledger.key.pub"
+    public.write_text("someone's key\n")
+    with pytest.raises(CheckpointError, match=r"ledger\.key\.pub exists; a key is never "):
+        init_key(tmp_path / "ledger.key")
+    assert public.read_text() == "someone's key\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.key.pub"]
+
+
+def test_init_when_the_public_key_is_a_dangling_link_then_refused(tmp_path: Path) -> None:
+    (tmp_path / "ledger.key.pub").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(CheckpointError, match="never overwritten"):
+        init_key(tmp_path / "ledger.key")
+    assert not (tmp_path / "elsewhere").exists()
+    assert not (tmp_path / "ledger.key").exists()
+
+
+def test_init_when_the_folder_is_missing_then_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError) as caught:
+        init_key(tmp_path / "missing" / "ledger.key")
+    assert str(caught.value) == f"key: {tmp_path / 'missing'} is not a folder; create it first"
+    assert list(tmp_path.iterdir()) == []
+
