@@ -17,8 +17,10 @@ from datetime import date
 from typing import Any, Protocol
 
 import orjson
+import psycopg
+from psycopg_pool import ConnectionPool
 
-from ledger.storage import connect_postgres, environment
+from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
 
 SCHEMA = [
@@ -50,49 +52,99 @@ class Connection(Protocol):
 
 
 class ViewStore:
-    """The read models of one ledger database, on SQLite or PostgreSQL."""
+    """The read models of one ledger database, on SQLite or PostgreSQL.
+
+    Safe to share between threads: on PostgreSQL each call or transaction takes a
+    connection of its own from a pool that checks it first and replaces dead ones;
+    on SQLite each thread has its own connection. A database that cannot be reached
+    raises DatabaseUnavailable, naming it without its password.
+    """
 
     def __init__(self, url: str) -> None:
         env = environment(url)
-        self._lock = threading.RLock()
+        self.url = url
         self.postgres = env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
         if self.postgres:
-            self._pg = connect_postgres(url)
-        else:
-            name = env["SQLITE_DBNAME"]
-            self._lite = sqlite3.connect(
-                name, uri=name.startswith("file:"), timeout=30, isolation_level=None,
-                check_same_thread=False,
+            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                kwargs={
+                    "host": env["POSTGRES_HOST"], "port": int(env["POSTGRES_PORT"]),
+                    "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
+                    "password": env["POSTGRES_PASSWORD"], "autocommit": True,
+                    "connect_timeout": CONNECT_TIMEOUT,
+                    "options": f"-c search_path={env['POSTGRES_SCHEMA']}",
+                },
+                min_size=1, max_size=POOL_SIZE, timeout=POOL_TIMEOUT,
+                check=ConnectionPool.check_connection, name="ledger-views",
+                # Give up on a failing reconnection soon: the next request then starts a
+                # fresh one, so recovery does not wait out a long backoff.
+                reconnect_timeout=RECONNECT_TIMEOUT, open=False,
             )  # fmt: skip
-            self._lite.execute("PRAGMA journal_mode=WAL")
-        with self.transaction() as tx:
-            for statement in SCHEMA:
-                tx.execute(statement)
+            self._pool.open(wait=False)
+        else:
+            self._name = env["SQLITE_DBNAME"]
+            self._local = threading.local()
+            self._opened: list[sqlite3.Connection] = []
+            self._opened_lock = threading.Lock()
+        try:
+            with self.transaction() as tx:
+                if self.postgres:
+                    # Two processes starting at once must not both create the tables.
+                    tx.execute("SELECT pg_advisory_xact_lock(?)", [DDL_LOCK])
+                for statement in SCHEMA:
+                    tx.execute(statement)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        (self._pg if self.postgres else self._lite).close()
+        if self.postgres:
+            self._pool.close()
+            return
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
+
+    def _lite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self._name, uri=self._name.startswith("file:"), timeout=30,
+                isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with unavailable_as_ledger_error(self.url), self._pool.connection() as conn:
+            yield conn
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[_Tx]:
-        """One transaction; one at a time per store, whichever thread asks."""
-        with self._lock:
-            if self.postgres:
-                with self._pg.transaction(), self._pg.cursor() as cur:
-                    yield _Tx(cur, postgres=True)
-                return
-            # IMMEDIATE takes the write lock up front, so a writer never fails halfway.
-            self._lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield _Tx(self._lite.cursor(), postgres=False)
-            except BaseException:
-                self._lite.execute("ROLLBACK")
-                raise
-            self._lite.execute("COMMIT")
+        """One transaction, on a connection of its own."""
+        if self.postgres:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield _Tx(cur, postgres=True)
+            return
+        lite = self._lite()
+        # IMMEDIATE takes the write lock up front, so a writer never fails halfway.
+        lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield _Tx(lite.cursor(), postgres=False)
+        except BaseException:
+            lite.execute("ROLLBACK")
+            raise
+        lite.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.postgres:
             # One statement in autocommit is its own transaction: no BEGIN/COMMIT trips.
-            with self._lock, self._pg.cursor() as cur:
+            with self._connection() as conn, conn.cursor() as cur:
                 return _Tx(cur, postgres=True).rows(sql, params)
         with self.transaction(write=False) as tx:
             return tx.rows(sql, params)
@@ -324,6 +376,10 @@ class _Tx:
 
 
 CHUNK = 2000
+CONNECT_TIMEOUT = 2
+POOL_SIZE = 10
+POOL_TIMEOUT = 2.0
+RECONNECT_TIMEOUT = 5.0
 FACTS_COLUMNS = ("policy", "citizen_id", "resident_id", "facts")
 CONTRIBUTION_COLUMNS = (
     "policy", "citizen_id", "authority", "reference", "kind", "rule", "points",

@@ -5,6 +5,10 @@ whatever has arrived within a few milliseconds, appends it all as one batch (one
 transaction), and gives each request back its own part of the report, numbered from
 its own first record. Only the writer touches the ledger's write path, so its
 aggregate cache never sees two threads.
+
+A shared transaction that fails for a reason other than the database being out of
+reach is tried again one request at a time, so that only the request whose records
+caused it hears of the failure.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
+
 from ledger.application import AppendReport, Duplicate, Ledger, Rejection
+from ledger.errors import DatabaseUnavailable
 
 WINDOW = 0.002
 MAX_RECORDS = 2000
+# The database is out of reach: trying each request alone would only fail again.
+UNAVAILABLE = (DatabaseUnavailable, OperationalError, InterfaceError,
+               psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)  # fmt: skip
 
 
 @dataclass
@@ -28,6 +40,10 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     report: AppendReport | None = None
     error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
 
 
 class GroupCommit:
@@ -49,7 +65,9 @@ class GroupCommit:
         """Append these records with whatever else arrives now; their own report."""
         request = _Request(records)
         self.waiting.put(request)
-        request.done.wait()
+        while not request.done.wait(1.0):
+            if not self.writer.is_alive():
+                raise RuntimeError("the group commit writer has stopped")
         if request.error is not None:
             raise request.error
         assert request.report is not None
@@ -79,11 +97,21 @@ class GroupCommit:
         records = [record for request in group for record in request.records]
         try:
             report = self.ledger.append_records(records)
-        except BaseException as e:  # noqa: BLE001 - every waiter must hear of it
+        except UNAVAILABLE as e:
             for request in group:
-                request.error = e
-                request.done.set()
+                request.fail(e)
             return
+        except Exception as e:  # noqa: BLE001 - one request's records may be the cause
+            if len(group) == 1:
+                group[0].fail(e)
+                return
+            for request in group:
+                self._commit([request])
+            return
+        except BaseException as e:
+            for request in group:
+                request.fail(e)
+            raise
         start = 0
         for request in group:
             request.report = _part(report, start, len(request.records))
