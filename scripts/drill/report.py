@@ -1,0 +1,207 @@
+"""After the drill: what the log holds against what clients were told, whether the live
+projections equal a rebuild from position zero, and the figures as text.
+
+It reads the log through the ledger's own decoding and counts every record by its
+(authority, reference), so a record stored twice is seen whatever the index says.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+from ledger.application import Ledger
+from ledger.domain import Citizen
+from ledger.records import RecordKey
+from ledger.storage import PostgresLedgerRecorder
+from ledger.wire import parse_record
+from projections import policy
+from projections.runner import catch_up, tracking_name
+from projections.store import CONTRIBUTION_COLUMNS, FACTS_COLUMNS, ViewStore
+from scripts.drill.load import Tally
+from scripts.drill.plan import Key
+
+REBUILD_SCHEMA = "drill_rebuild"
+PAGE = 5000
+
+
+def projector_at(url: str) -> tuple[int, int | None]:
+    """The log's last position and the lowest position of any policy's projection (None
+    while some policy has none)."""
+    names = [f"scores:{name}" for name in policy.available()]
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events")
+            last = int(head.fetchone()[0])  # type: ignore[index]
+            rows = conn.execute(
+                "SELECT name, position FROM projection_tracking WHERE name = ANY(%s)", [names]
+            ).fetchall()
+    except psycopg.Error:
+        return 0, None
+    if len(rows) < len(names):
+        return last, None
+    return last, min(int(position) for _, position in rows)
+
+
+def account(url: str, tally: Tally, caught_up: bool) -> dict[str, Any]:
+    """The figures about records, the log's integrity and the projections."""
+    ledger = Ledger(url)
+    try:
+        stored_times = _stored_times(ledger)
+        index = {
+            (k.authority, k.reference): entry
+            for k, entry in ledger.store.lookup(RecordKey(*k) for k in tally.sent).items()
+        }
+        stored = {
+            k for k, wire in tally.sent.items()
+            if stored_times[k] >= 1 and k in index
+            and index[k].digest == parse_record(wire).digest
+        }  # fmt: skip
+        recorder = ledger.recorder
+        assert isinstance(recorder, PostgresLedgerRecorder)
+        with psycopg.connect(url) as conn:
+            query = SQL("SELECT COUNT(*) FROM {}").format(Identifier(recorder.index_table))
+            index_rows = int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+        rebuild = _rebuild_agrees(ledger, url, caught_up)
+    finally:
+        ledger.close()
+    acked = set(tally.acked)
+    refused = {k for k in tally.refused if k in tally.sent}
+    answered = acked | refused
+    lost = acked - stored
+    unanswered = set(tally.sent) - answered - tally.blocked
+    return {
+        "sent": len(tally.sent),
+        "acknowledged": len(acked),
+        "stored": len(stored),
+        "lost": len(lost),
+        "lost_examples": [f"{a}/{r}" for a, r in sorted(lost)[:5]],
+        "doubled": sum(1 for n in stored_times.values() if n > 1),
+        "wrongly_refused": len(refused),
+        "refusals": [f"{a}/{r}: {tally.refused[(a, r)]}" for a, r in sorted(refused)[:8]],
+        "refused_feeds": len(tally.refused_feeds),
+        "refused_feed_runs": tally.refused_feeds[:8],
+        "unanswered": len(unanswered),
+        "unanswered_by_path": dict(Counter(p for k in unanswered for p in tally.paths[k])),
+        "blocked": len(tally.blocked - answered),
+        "stored_never_sent": len(set(stored_times) - set(tally.sent)),
+        "citizen_events": sum(stored_times.values()),
+        "index_rows": index_rows,
+        "rebuild": rebuild,
+    }
+
+
+def _stored_times(ledger: Ledger) -> Counter[Key]:
+    """How many events of the log hold each (authority, reference)."""
+    times: Counter[Key] = Counter()
+    start = 1
+    while True:
+        notes = ledger.recorder.select_notifications(start=start, limit=PAGE)
+        for note in notes:
+            if "Citizen" in note.topic:
+                event = ledger.mapper.to_domain_event(note)
+                assert isinstance(event, Citizen.Event | Citizen.Enrolled)
+                times[(event.authority, event.reference)] += 1
+        if len(notes) < PAGE:
+            return times
+        start = notes[-1].id + 1
+
+
+def _rebuild_agrees(ledger: Ledger, url: str, caught_up: bool) -> dict[str, Any]:
+    """Build every policy's views from position zero into a schema of their own and
+    compare them, row for row, with the live projector's."""
+    head = ledger.max_position()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(REBUILD_SCHEMA)))
+    chosen = [policy.load(name) for name in policy.available()]
+    rebuilt = ViewStore(f"{url}?schema={REBUILD_SCHEMA}")
+    try:
+        positions = catch_up(ledger, rebuilt, chosen)
+    finally:
+        rebuilt.close()
+    problems = []
+    if not caught_up:
+        problems.append("the live projector never reached the end of the log")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT name, position FROM projection_tracking").fetchall()
+        live: dict[str, int] = {str(name): int(at) for name, at in rows}
+        for item in chosen:
+            at = live.get(tracking_name(item), 0)
+            if at != head or positions[item.name] != head:
+                problems.append(f"{item.name}: live at {at}, rebuilt at "
+                                f"{positions[item.name]}, log at {head}")  # fmt: skip
+        compared = 0
+        for table, columns in (("score_facts", FACTS_COLUMNS),
+                               ("score_contributions", CONTRIBUTION_COLUMNS)):  # fmt: skip
+            differ = _differing_rows(conn, table, columns)
+            count = conn.execute(SQL("SELECT COUNT(*) FROM {}").format(Identifier(table)))
+            compared += int(count.fetchone()[0])  # type: ignore[index]
+            if differ:
+                problems.append(f"{table}: {differ} rows differ between live and rebuilt")
+    return {
+        "agrees": not problems,
+        "detail": "; ".join(problems) or f"{compared} rows equal, every policy at {head}",
+    }
+
+
+def _differing_rows(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...]) -> int:
+    cols = SQL(", ").join(Identifier(c) for c in columns)
+    live = SQL("SELECT {} FROM {}.{}").format(cols, Identifier("public"), Identifier(table))
+    rebuilt = SQL("SELECT {} FROM {}.{}").format(cols, Identifier(REBUILD_SCHEMA),
+                                                 Identifier(table))  # fmt: skip
+    query = SQL(
+        "SELECT COUNT(*) FROM (({live} EXCEPT ALL {rebuilt}) UNION ALL "
+        "({rebuilt} EXCEPT ALL {live})) AS differ"
+    ).format(live=live, rebuilt=rebuilt)
+    return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def text(figures: dict[str, Any]) -> str:
+    """The figures as a person reads them."""
+    faults = ", ".join(f"{k} {n}" for k, n in figures["faults"].items())
+    lines = [
+        "",
+        f"fault drill: {figures['seconds']}s, {figures['waves']} wave(s)",
+        f"  records sent            {figures['sent']:>8}",
+        f"  acknowledged            {figures['acknowledged']:>8}",
+        f"  stored                  {figures['stored']:>8}",
+        f"  lost                    {figures['lost']:>8}   (acknowledged, not stored)",
+        f"  doubled                 {figures['doubled']:>8}   (stored more than once)",
+        f"  wrongly refused         {figures['wrongly_refused']:>8}   "
+        f"(valid records refused; {figures['refused_feeds']} feed runs exited 1)",
+        f"  unanswered              {figures['unanswered']:>8}   (no answer by the end; "
+        f"by path {figures['unanswered_by_path']})",
+        f"  not sent                {figures['blocked']:>8}   (an earlier record was refused)",
+        f"  faults injected         {faults}",
+        f"  unavailable             {figures['unavailable_seconds']:>7}s   "
+        f"(database down {figures['database_down_seconds']}s; slowest /readyz "
+        f"{figures['readyz_slowest_seconds']}s)",
+        f"  ledger verify           {'ok' if figures['verify']['ok'] else 'FAILED'}: "
+        f"{figures['verify']['detail']}",
+        f"  rebuild = live views    {'yes' if figures['rebuild']['agrees'] else 'NO'}: "
+        f"{figures['rebuild']['detail']}",
+        f"  index rows / events     {figures['index_rows']} / {figures['citizen_events']}",
+    ]
+    if figures["left_behind"]:
+        lines.append(f"  processes left behind   {figures['left_behind']}")
+    if figures["unexpected_exits"]:
+        lines.append(f"  exited on their own     {figures['unexpected_exits']}")
+    counts = ", ".join(f"{k} {n}" for k, n in sorted(figures["counts"].items()))
+    lines.append(f"  counts                  {counts}")
+    for title, items in (("what went wrong", figures["errors"]),
+                         ("why processes ended", figures["exit_errors"])):  # fmt: skip
+        if items:
+            lines.append(f"  {title}:")
+            lines.extend(f"    {n:>6} x {message}" for message, n in items)
+    for title, examples in (("refused, for example", figures["refusals"]),
+                            ("lost, for example", figures["lost_examples"]),
+                            ("feed runs with rejections", figures["refused_feed_runs"]),
+                            ("notes", figures["notes"])):  # fmt: skip
+        if examples:
+            lines.append(f"  {title}:")
+            lines.extend(f"    {example}" for example in examples)
+    lines.append(f"RESULT: {'PASS' if figures['ok'] else 'FAIL'}")
+    return "\n".join(lines)
