@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sqlite3
 import subprocess
@@ -37,15 +38,16 @@ from ledger.checkpoint import (
     load_verifier,
 )
 from ledger.errors import AuthorityExists, LedgerError
+from ledger.lifecycle import end_with_parent
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
 from projections.bundle import make_bundle, verify_bundle
 from projections.explanation import Explanation
+from projections.lock import acquire, projector_lock
 from projections.policy import Policy, PolicyError
 from projections.queries import NotProjected, ScoreAnswer, Scores
-from projections.runner import catch_up, tracking_name
-from projections.runner import follow as follow_log
-from projections.store import ViewStore
+from projections.runner import Projector, catch_up, tracking_name
+from projections.store import PositionConflict, ViewStore
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 from scripts.tokens import ROLES, TokenStore
 
@@ -409,15 +411,40 @@ def open_scores(url: str) -> Iterator[Scores]:
             raise click.UsageError(str(e)) from None
 
 
-def _project(app: Ledger, store: ViewStore, chosen: list[Policy], console: Console) -> None:
-    behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, transient=True,
-        disable=not console.is_terminal,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("projecting", total=max(behind, 0))
-        catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n))
+def _project(
+    app: Ledger,
+    store: ViewStore,
+    chosen: list[Policy],
+    console: Console,
+    wait: float | None = None,
+) -> None:
+    """Catch up as the one projector. Beside a running one, give up after `wait` seconds,
+    or with None wait until it (or this, once it stops) has reached the end of the log."""
+    lock = projector_lock(app.url)
+    try:
+        head = app.max_position()
+        if wait is not None:
+            acquire(lock, app.url, wait)
+        elif not lock.try_acquire():
+            click.echo("another projector is running; waiting for the projections to reach "
+                       f"position {head}", err=True)  # fmt: skip
+            while not lock.try_acquire():
+                if min(store.position(tracking_name(p)) for p in chosen) >= head:
+                    return
+                time.sleep(0.2)
+        behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console, transient=True,
+            disable=not console.is_terminal,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("projecting", total=max(behind, 0))
+            catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n),
+                     before_write=lock.check)  # fmt: skip
+    except (LedgerError, PositionConflict) as e:
+        raise Unusable(str(e)) from None
+    finally:
+        lock.close()
 
 
 def _answer_or_exit(ask: Callable[[], T]) -> T:
@@ -557,19 +584,63 @@ def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url:
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep following the log until interrupted.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--wait", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="Without --follow: seconds to wait for a running projector to stop.")
+# Set by a parent such as `ledger serve`, so that this ends when the parent does.
+@click.option("--parent-pid", envvar="LEDGER_PARENT_PID", type=int, hidden=True)
 @db_option
-def project(follow: bool, interval: float, url: str) -> None:
-    """Bring every policy's projection up to the end of the log."""
+def project(follow: bool, interval: float, wait: float, parent_pid: int | None, url: str) -> None:
+    """Bring every policy's projection up to the end of the log.
+
+    One projector writes a ledger's projections at a time. Beside a running one this
+    waits --wait seconds, then exits with 2; with --follow it waits as a standby and
+    takes over when the other stops. A follower rides out database outages and stops
+    cleanly on Ctrl-C or SIGTERM.
+    """
+    if parent_pid is not None:
+        end_with_parent(parent_pid)
+
+    def interrupt(signum: int, _: Any) -> None:
+        # The first signal unwinds, closing connections; a second one ends at once.
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     console = Console(stderr=True)
-    with open_scores(url) as scores:
-        chosen = scores.all_policies()
-        _project(scores.ledger, scores.store, chosen, console)
+    try:
         if follow:
-            with suppress(KeyboardInterrupt):
-                follow_log(scores.ledger, scores.store, chosen, interval)
-        for item in chosen:
-            position = scores.store.position(tracking_name(item))
-            click.echo(f"{item.name}: position {position}")
+            positions = _follow(url, interval)
+        else:
+            with open_scores(url) as scores:
+                chosen = scores.all_policies()
+                _project(scores.ledger, scores.store, chosen, console, wait)
+                positions = {p.name: scores.store.position(tracking_name(p)) for p in chosen}
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for name, position in positions.items():
+        click.echo(f"{name}: position {position}")
+
+
+def _follow(url: str, interval: float) -> dict[str, int]:
+    """Follow as the one projector, or its standby, until interrupted; even the first
+    connection is retried, so a follower may start before its database."""
+    try:
+        chosen = [policies.load(name) for name in policies.available()]
+        projector = Projector(
+            url, chosen, interval, lambda message: click.echo(f"project: {message}", err=True),
+            lambda at: Ledger(at, clock=_clock()),
+        )  # fmt: skip
+    except PolicyError as e:
+        raise click.UsageError(str(e)) from None
+    except LedgerError as e:
+        raise Unusable(str(e)) from None
+    with suppress(KeyboardInterrupt):
+        projector.run()
+    return projector.positions
 
 
 @main.group("policy")
