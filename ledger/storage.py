@@ -71,6 +71,9 @@ def environment(url: str) -> dict[str, str]:
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
+            # Writers in other processes hold SQLite's one write lock in turn; with
+            # several bulk writers a turn can take longer than the library's 5 s.
+            "SQLITE_LOCK_TIMEOUT": "120",
             "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
         }
     if parts.scheme in ("postgresql", "postgres"):

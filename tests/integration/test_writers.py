@@ -1,0 +1,121 @@
+"""Writers in separate processes on the same citizens: no valid record refused, none
+written twice, whatever the order in which the processes get there."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from scripts.demo import DEMO_AUTHORITIES, Population
+from tests.builders import WANG_FANG, append, enrolled, fine, record, register_authorities, target
+
+UNTIL = date(2025, 12, 31)
+
+
+def _ledger_append(url: str, feed: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "append", str(feed), "--db", url, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _interleaved(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The same records in another order that keeps each citizen's own order."""
+    queues: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in records:
+        queues[item["citizen"]].append(item)
+    rng = random.Random(seed)
+    pending = [list(reversed(q)) for q in queues.values()]
+    out: list[dict[str, Any]] = []
+    while pending:
+        i = rng.randrange(len(pending))
+        out.append(pending[i].pop())
+        if not pending[i]:
+            pending[i] = pending[-1]
+            pending.pop()
+    return out
+
+
+def test_a_record_acting_on_one_written_by_another_process_is_accepted(
+    ledger: Ledger, store_url: str, tmp_path: Path
+) -> None:
+    register_authorities(ledger)
+    assert append(ledger, enrolled()).appended == 1  # this ledger now holds the citizen
+    other = _ledger_append(store_url, _write(tmp_path / "fine.ndjson", [fine("TP-9")]))
+    assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
+
+    settled = record("infraction.settled", "TP-9S", target=target("traffic-police", "TP-9"),
+                     amount="200.00", occurred_on="2025-02-01")  # fmt: skip
+    report = append(ledger, settled)
+
+    assert report.rejected == []
+    assert report.appended == 1
+    assert [e.record.reference for e in ledger.history(WANG_FANG)][-2:] == ["TP-9", "TP-9S"]
+
+
+def test_a_refusal_decided_before_another_process_wrote_is_decided_again(
+    ledger: Ledger, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_authorities(ledger)
+    feed = _write(tmp_path / "enrol.ndjson", [enrolled()])
+    lookup = ledger.store.lookup
+    calls = 0
+
+    def lookup_while_another_process_enrols(keys: Any) -> Any:
+        # Runs after this ledger has loaded the citizen (not yet enrolled) and before
+        # it decides: another process enrols the citizen in between.
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            other = _ledger_append(store_url, feed)
+            assert other.wait(timeout=60) == 0
+        return lookup(keys)
+
+    monkeypatch.setattr(ledger.store, "lookup", lookup_while_another_process_enrols)
+    report = append(ledger, fine("TP-1"))
+
+    assert report.rejected == []
+    assert report.appended == 1
+    assert report.retries >= 1
+    assert [e.record.reference for e in ledger.history(WANG_FANG)] == [f"E-{WANG_FANG}", "TP-1"]
+
+
+@pytest.mark.parametrize("citizens", [60, 500], ids=["single-writer", "bulk-writers"])
+def test_four_appends_of_one_feed_in_different_orders_store_each_record_once(
+    ledger: Ledger, store_url: str, tmp_path: Path, citizens: int
+) -> None:
+    for spec in DEMO_AUTHORITIES:
+        ledger.register_authority(spec.authority_id, spec.name, list(spec.may_issue))
+    records = Population(citizens, 11, UNTIL).records()
+    feeds = [_write(tmp_path / f"feed-{n}.ndjson", _interleaved(records, n)) for n in range(4)]
+
+    processes = [_ledger_append(store_url, feed) for feed in feeds]
+    reports = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        reports.append(json.loads(out))
+
+    assert all(r["rejected"] == [] for r in reports)
+    assert sum(r["appended"] for r in reports) == len(records)
+    assert sum(r["duplicates"] for r in reports) == 3 * len(records)
+    stored = [
+        (e.record.authority, e.record.reference)
+        for citizen in {r["citizen"] for r in records}
+        for e in ledger.history(citizen)
+    ]
+    assert len(stored) == len(set(stored)) == len(records)
