@@ -39,12 +39,9 @@ def run(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("command", "opening"),
-    [(("authority", "list"), "cannot open"), (("token", "list"), "cannot open the views in")],
-)
+@pytest.mark.parametrize("command", [("authority", "list"), ("token", "list")])
 def test_when_the_database_does_not_answer_then_exit_2_naming_it_without_the_password(
-    tmp_path: Path, command: tuple[str, ...], opening: str
+    tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     port = closed_port()
     done = run(*command, url=f"postgresql://auditor:{PASSWORD}@127.0.0.1:{port}/ledger",
@@ -52,9 +49,8 @@ def test_when_the_database_does_not_answer_then_exit_2_naming_it_without_the_pas
     assert done.returncode == 2, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    assert f"Error: db: {opening} postgresql://auditor:***@127.0.0.1:{port}/ledger: " in (
-        done.stderr
-    )
+    assert done.stderr.startswith("Error: db: ")
+    assert f"postgresql://auditor:***@127.0.0.1:{port}/ledger" in done.stderr
 
 
 def test_when_the_password_is_percent_encoded_then_neither_form_is_printed(
