@@ -402,6 +402,7 @@ class Drill:
             waves=len(self.waves),
             seconds=round(time.monotonic() - self.started, 1),
         )
+        figures["findings"] = self._findings(figures)
         figures["ok"] = bool(
             figures["lost"] == 0 and figures["doubled"] == 0
             and figures["wrongly_refused"] == 0 and figures["refused_feeds"] == 0
@@ -409,6 +410,28 @@ class Drill:
             and all(figures["faults"][k] >= planned[k] for k in KINDS)
         )  # fmt: skip
         return figures
+
+    def _findings(self, figures: dict[str, Any]) -> list[str]:
+        """What went wrong for callers and operators, though no record came to harm."""
+        counts = figures["counts"]
+        found = [f"ledger {name} ended on its own {n} time(s) and was restarted by the drill"
+                 for name, n in figures["unexpected_exits"].items()]  # fmt: skip
+        found += [f"{n} process(es) of {name} left running after it was killed or stopped"
+                  for name, n in figures["left_behind"].items()]  # fmt: skip
+        if counts.get("append runs hung"):
+            found.append(f"{counts['append runs hung']} ledger append run(s) hung and were killed")
+        if counts.get("append runs failed"):
+            found.append(f"{counts['append runs failed']} ledger append run(s) ended with no "
+                         "report (exit 2 or a traceback) and were run again")  # fmt: skip
+        served_500 = sum(n for k, n in counts.items() if k.startswith("http 5") and k != "http 503")
+        if served_500:
+            found.append(f"{served_500} HTTP 5xx answers other than 503")
+        beyond = figures["unavailable_seconds"] - figures["database_down_seconds"]
+        if beyond > 5:
+            found.append(f"the service was unavailable {beyond:.1f}s longer than the database")
+        if figures["readyz_slowest_seconds"] > 2:
+            found.append(f"/readyz took {figures['readyz_slowest_seconds']}s to answer")
+        return found
 
     def _wait_for_projector(self, seconds: float) -> bool:
         """Wait for the live projector to reach the end of the log."""

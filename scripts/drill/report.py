@@ -196,7 +196,8 @@ def text(figures: dict[str, Any]) -> str:
         if items:
             lines.append(f"  {title}:")
             lines.extend(f"    {n:>6} x {message}" for message, n in items)
-    for title, examples in (("refused, for example", figures["refusals"]),
+    for title, examples in (("findings", figures["findings"]),
+                            ("refused, for example", figures["refusals"]),
                             ("lost, for example", figures["lost_examples"]),
                             ("feed runs with rejections", figures["refused_feed_runs"]),
                             ("notes", figures["notes"])):  # fmt: skip
