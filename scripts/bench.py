@@ -367,9 +367,7 @@ def phases(url: str, lines: list[tuple[int, bytes]]) -> dict[str, float]:
         t0 = time.perf_counter()
         batch = app._apply(parsed)
         t1 = time.perf_counter()
-        recordings = app._save(
-            [c for c in batch.citizens.values() if c.pending_events], batch.index_rows
-        )
+        recordings = app._save(batch, exclusive=False)
         t2 = time.perf_counter()
         app._remember(batch.citizens)
         app._report(batch, recordings, report)
