@@ -44,8 +44,9 @@ def main(seconds: float | None, short: bool, as_json: bool, seed: int, keep_logs
     if short and seconds is not None:
         options = replace(options, seconds=seconds)
     options = replace(options, keep_logs=keep_logs)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # Set even where the shell ignored SIGINT (a background job): the drill must clean up.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
 
     def say(message: str) -> None:
         click.echo(message, err=True)

@@ -28,6 +28,7 @@ from scripts.drill.plan import FULL, PROBE_CITIZEN, SHORT, Feed, Scale, Wave, ma
 from scripts.drill.processes import (
     Child,
     Children,
+    Closed,
     become_subreaper,
     descendants,
     group_members,
@@ -99,6 +100,7 @@ class Drill:
         self.runners: list[FeedRunner] = []
         self.clients: list[HttpClient] = []
         self.waves: list[Wave] = []
+        self.failure: Exception | None = None
         self.used: set[str] = {PROBE_CITIZEN}
 
     def say(self, message: str) -> None:
@@ -123,6 +125,8 @@ class Drill:
         if self.ctx is not None:
             self.ctx.stop.set()
         self.supervising.clear()
+        with self.lock:  # no restart is under way
+            pass
         self.children.end_all()
         if self.cluster is not None:
             self.cluster.destroy()
@@ -191,25 +195,31 @@ class Drill:
         its process ends (an unanswering service is left alone: that is a finding)."""
         while True:
             time.sleep(0.2)
-            if not self.supervising.is_set():
-                return
-            reap_orphans(self.children.pids())
             with self.lock:
-                for name in ("project", "serve"):
-                    child = self.projector if name == "project" else self.serve
-                    if child is None or child.process.poll() is None:
-                        continue
-                    if not child.killed:
-                        self.events.exits[name] += 1
-                        error = child.output()[1] or f"exit {child.process.returncode}"
-                        self.events.exit_errors[f"ledger {name}: {error}"[:240]] += 1
-                        kill_group(child.pid)
-                        if time.monotonic() - child.started < 1:
-                            time.sleep(0.5)  # it cannot start now; do not spin
-                    if name == "project":
-                        self._start_projector()
-                    else:
-                        self._start_serve()
+                if not self.supervising.is_set():
+                    return
+                reap_orphans(self.children.pids())
+                try:
+                    self._restart_ended()
+                except Closed:
+                    return
+
+    def _restart_ended(self) -> None:
+        for name in ("project", "serve"):
+            child = self.projector if name == "project" else self.serve
+            if child is None or child.process.poll() is None:
+                continue
+            if not child.killed:
+                self.events.exits[name] += 1
+                error = child.output()[1] or f"exit {child.process.returncode}"
+                self.events.exit_errors[f"ledger {name}: {error}"[:240]] += 1
+                kill_group(child.pid)
+                if time.monotonic() - child.started < 1:
+                    time.sleep(0.5)  # it cannot start now; do not spin
+            if name == "project":
+                self._start_projector()
+            else:
+                self._start_serve()
 
     # Load and faults
 
@@ -229,11 +239,15 @@ class Drill:
         injector.start()
         phase_end = time.monotonic() + self.options.seconds
         while time.monotonic() < phase_end or injector.is_alive():
+            if self.failure is not None:
+                raise self.failure
             if (self.options.waves and self._load_done()
                     and phase_end - time.monotonic() > 20):  # fmt: skip
                 self._start_wave()
             time.sleep(0.2)
         injector.join()
+        if self.failure is not None:
+            raise self.failure
         self.say(f"faults done: {dict(self.events.faults)}; letting the load finish")
         deadline = time.monotonic() + self.options.settle
         while not self._load_done() and time.monotonic() < deadline:
@@ -267,6 +281,14 @@ class Drill:
                  f"{len(clients)} HTTP clients")  # fmt: skip
 
     def _inject_all(self) -> None:
+        try:
+            self._inject_scheduled()
+        except Closed:
+            pass
+        except Exception as e:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.failure = e
+
+    def _inject_scheduled(self) -> None:
         schedule = [kind for kind in KINDS for _ in range(self.options.faults_each)]
         if self.options.faults_each > 1:
             self.rng.shuffle(schedule)
@@ -298,7 +320,9 @@ class Drill:
         self.events.faults["append"] += 1
         age = time.monotonic() - child.started
         self.say(f"kill -9 ledger append of {feed.name} (pid {child.pid}, after {age:.1f}s)")
-        threading.Timer(5.0, self._left_behind, [child]).start()
+        timer = threading.Timer(5.0, self._left_behind, [child])
+        timer.daemon = True
+        timer.start()
 
     def _append_to_kill(self, wait: float, age: float = 1.0) -> tuple[Child, Feed] | None:
         """A running append, a big feed's if one has run `age` seconds, else any that has."""
@@ -373,7 +397,8 @@ class Drill:
         assert cluster is not None
         caught_up = self._wait_for_projector(20 if not self.options.waves else 60)
         self.supervising.clear()
-        time.sleep(0.3)
+        with self.lock:  # no restart is under way
+            pass
         self._stop("project", self.projector, signal.SIGINT)
         self._stop("serve", self.serve, signal.SIGTERM)
         self.say("ledger verify")

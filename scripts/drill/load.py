@@ -8,6 +8,7 @@ which is safe since resending a record is answered as a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from scripts.drill.plan import Chain, Feed, Key, Wire, key
-from scripts.drill.processes import Child, Children, group_cpu, kill_group
+from scripts.drill.processes import Child, Children, Closed, group_cpu, kill_group
 
 LEDGER = [sys.executable, "-m", "scripts.cli"]
 # A run whose processes use no CPU for this long is waiting for something that will not come.
@@ -150,6 +151,10 @@ class FeedRunner(threading.Thread):
         self.done = False
 
     def run(self) -> None:
+        with contextlib.suppress(Closed):
+            self._run()
+
+    def _run(self) -> None:
         ctx, feed = self.ctx, self.feed
         records = feed.records
         if feed.gates:

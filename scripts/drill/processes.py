@@ -119,6 +119,10 @@ class Child:
         return out, (err[-1][:300] if err else "")
 
 
+class Closed(RuntimeError):
+    """The drill is ending: no process may be started any more."""
+
+
 class Children:
     """Every process the drill starts, each the leader of its own process group."""
 
@@ -127,19 +131,23 @@ class Children:
         self._lock = threading.Lock()
         self._started: list[subprocess.Popen[bytes]] = []
         self._count = 0
+        self._closed = False
 
     def start(self, name: str, argv: Sequence[str],
               env: dict[str, str] | None = None) -> Child:  # fmt: skip
         """Start a command with its output in log files named after it."""
         with self._lock:
+            if self._closed:
+                raise Closed(f"not starting {name}: the drill is ending")
             self._count += 1
             stem = self.logs / f"{self._count:04d}-{name}"
-        with stem.with_suffix(".out").open("wb") as out, stem.with_suffix(".err").open("wb") as err:
-            process = subprocess.Popen(  # noqa: S603 - this project's own commands
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=env, start_new_session=True,
-            )  # fmt: skip
-        with self._lock:
+            out = stem.with_suffix(".out").open("wb")
+            err = stem.with_suffix(".err").open("wb")
+            with out, err:
+                process = subprocess.Popen(  # noqa: S603 - this project's own commands
+                    list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    env=env, start_new_session=True,
+                )  # fmt: skip
             self._started.append(process)
         return Child(name, process, stem)
 
@@ -148,8 +156,10 @@ class Children:
             return {p.pid for p in self._started}
 
     def end_all(self, grace: float = 3.0) -> None:
-        """End every group the drill started: SIGTERM, then SIGKILL after `grace` seconds."""
+        """End every group the drill started, SIGTERM then SIGKILL after `grace` seconds;
+        start no more."""
         with self._lock:
+            self._closed = True
             started = list(self._started)
         groups = [p.pid for p in started if group_members(p.pid)]
         for pgid in groups:
