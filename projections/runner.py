@@ -206,7 +206,7 @@ OVERTAKEN: tuple[type[BaseException], ...] = (
 )
 
 FIRST_BACKOFF = 0.2
-LAST_BACKOFF = 5.0
+LAST_BACKOFF = 2.0
 
 
 class Projector:

@@ -8,11 +8,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from ledger.application import FixedClock, Ledger
+from ledger.storage import environment
 from projections import policy
+from projections.lock import LockLost, advisory_key, projector_lock
 from projections.queries import NotProjected, Scores
 from projections.runner import catch_up, follow, tracking_name
 from projections.store import ViewStore
@@ -260,3 +263,63 @@ def test_audit_history_as_known_at_an_earlier_time_stops_there(
     steps = Scores(scored, store).audit_history(WANG_FANG, known_at, _day("2025-07-01"))
     assert [s.entry.record.reference for s in steps][-1] == "TX-1"
     assert steps[-1].scores["national-v1"] == (870, "B")
+
+
+def test_one_projector_holds_a_ledgers_lock_at_a_time(store_url: str) -> None:
+    first, second = projector_lock(store_url), projector_lock(store_url)
+    try:
+        assert first.try_acquire()
+        assert not second.try_acquire()
+        first.close()
+        assert second.try_acquire()
+        with pytest.raises(LockLost):
+            first.check()
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.postgres
+def test_ledgers_in_other_schemas_have_locks_of_their_own(postgres_schema_url: str) -> None:
+    here, there = projector_lock(postgres_schema_url), projector_lock(postgres_schema_url + "x")
+    try:
+        assert here.try_acquire()
+        assert there.try_acquire()
+    finally:
+        here.close()
+        there.close()
+
+
+@pytest.mark.postgres
+def test_a_lock_whose_connection_is_cut_is_noticed_and_must_be_taken_again(
+    postgres_schema_url: str,
+) -> None:
+    holder, other = projector_lock(postgres_schema_url), projector_lock(postgres_schema_url)
+    try:
+        assert holder.try_acquire()
+        env = environment(postgres_schema_url)
+        key = advisory_key(env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]) % 2**64
+        server = postgres_schema_url.split("?", maxsplit=1)[0]
+        with psycopg.connect(server, autocommit=True) as conn:
+            cut = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND objid = %s AND objsubid = 1",
+                [key >> 32, key & 0xFFFFFFFF],
+            ).fetchall()
+        assert cut == [(True,)]
+        with pytest.raises(LockLost):
+            holder.check()
+        assert other.try_acquire()
+        assert not holder.try_acquire()
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_catch_up_writes_nothing_once_the_lock_is_lost(scored: Ledger, store: ViewStore) -> None:
+    def lost() -> None:
+        raise LockLost("the projector lock's connection ended")
+
+    with pytest.raises(LockLost):
+        catch_up(scored, store, POLICIES, before_write=lost)
+    assert store.positions() == {}
