@@ -20,7 +20,24 @@ from pathlib import Path
 
 from scripts.drill.processes import descendants, kill, state, wait_gone
 
-PG_BIN = Path(os.environ.get("LEDGER_DRILL_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """PostgreSQL's programs: $LEDGER_DRILL_PG_BIN, else Debian's 15, else its newest,
+    else wherever initdb is on the PATH."""
+    if chosen := os.environ.get("LEDGER_DRILL_PG_BIN"):
+        return Path(chosen)
+    debian = Path("/usr/lib/postgresql")
+    versions = sorted(
+        (p for p in debian.glob("*/bin") if (p / "initdb").is_file() and p.parent.name.isdigit()),
+        key=lambda p: (p.parent.name != "15", -int(p.parent.name)),
+    )
+    if versions:
+        return versions[0]
+    found = shutil.which("initdb")
+    return Path(found).parent if found else debian / "15" / "bin"
+
+
+PG_BIN = _pg_bin()
 SHARED_PORT = 5432
 
 
@@ -42,7 +59,7 @@ def missing() -> str | None:
     """Why a cluster cannot be made on this machine, or None if it can."""
     for tool in ("initdb", "pg_ctl", "postgres"):
         if not (PG_BIN / tool).is_file():
-            return f"{PG_BIN / tool} is missing (install PostgreSQL 15, or set LEDGER_DRILL_PG_BIN)"
+            return f"{PG_BIN / tool} is missing (install PostgreSQL, or set LEDGER_DRILL_PG_BIN)"
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             return "runuser is missing: as root the server must run as the postgres user"

@@ -36,7 +36,7 @@ from scripts.drill.processes import (
     kill_group,
     reap_orphans,
 )
-from scripts.drill.report import account
+from scripts.drill.report import account, projector_at
 from scripts.tokens import TokenStore
 
 KINDS = ("append", "worker", "projector", "postgres")
@@ -77,6 +77,7 @@ class Events:
     exits: Counter[str] = field(default_factory=Counter)  # ended on their own
     exit_errors: Counter[str] = field(default_factory=Counter)
     left_behind: Counter[str] = field(default_factory=Counter)
+    projector_stall: float = 0.0
 
 
 class Drill:
@@ -211,8 +212,7 @@ class Drill:
                 continue
             if not child.killed:
                 self.events.exits[name] += 1
-                error = child.output()[1] or f"exit {child.process.returncode}"
-                self.events.exit_errors[f"ledger {name}: {error}"[:240]] += 1
+                self.events.exit_errors[f"ledger {name}: {child.last_error()}"[:240]] += 1
                 kill_group(child.pid)
                 if time.monotonic() - child.started < 1:
                     time.sleep(0.5)  # it cannot start now; do not spin
@@ -234,6 +234,7 @@ class Drill:
         ctx.tally.offer([probe], "http")
         finished = threading.Event()
         Prober(ctx, probe, finished.is_set).start()
+        threading.Thread(target=self._watch_projector, args=[finished], daemon=True).start()
         self._start_wave()
         injector = threading.Thread(target=self._inject_all, name="faults", daemon=True)
         injector.start()
@@ -258,6 +259,19 @@ class Drill:
         finished.set()
         for thread in [*self.runners, *self.clients]:
             thread.join(timeout=5)
+
+    def _watch_projector(self, finished: threading.Event) -> None:
+        """The longest time the projections stood still while the log was ahead of them."""
+        assert self.cluster is not None
+        moved_at, last = time.monotonic(), -1
+        while not finished.wait(0.5):
+            head, lowest = projector_at(self.cluster.url)
+            now = time.monotonic()
+            if lowest is None:
+                continue
+            if lowest != last or lowest >= head:
+                moved_at, last = now, lowest
+            self.events.projector_stall = max(self.events.projector_stall, now - moved_at)
 
     def _load_done(self) -> bool:
         with self.lock:
@@ -301,39 +315,42 @@ class Drill:
             getattr(self, f"_kill_{kind}")()
 
     def _kill_append(self) -> None:
+        """kill -9 of a bulk `ledger append` (one with writer processes), a random while
+        after it started; a big feed is sent again for it if none is running."""
         ctx = self.ctx
         assert ctx is not None
-        target = self._append_to_kill(wait=3.0)
+        age = self.rng.uniform(1.0, 4.0)
+        target = self._append_to_kill(3.0, age)
         if target is None:
             big = [f for w in self.waves for f in w.feeds if f.big]
             runner = FeedRunner(ctx, self.rng.choice(big), resend=True)
             with self.lock:
                 self.runners.append(runner)
             runner.start()
-            target = self._append_to_kill(wait=15.0, age=1.5)
+            target = self._append_to_kill(age + 15.0, age)
         if target is None:
-            self.events.notes.append("no ledger append ran long enough to be killed")
+            self.events.notes.append("no ledger append of a big feed ran long enough to be killed")
             return
         child, feed = target
         child.killed = True
         kill(child.pid)
         self.events.faults["append"] += 1
-        age = time.monotonic() - child.started
-        self.say(f"kill -9 ledger append of {feed.name} (pid {child.pid}, after {age:.1f}s)")
+        ran = time.monotonic() - child.started
+        self.say(f"kill -9 ledger append of {feed.name} (pid {child.pid}, after {ran:.1f}s)")
         timer = threading.Timer(5.0, self._left_behind, [child])
         timer.daemon = True
         timer.start()
 
-    def _append_to_kill(self, wait: float, age: float = 1.0) -> tuple[Child, Feed] | None:
-        """A running append, a big feed's if one has run `age` seconds, else any that has."""
+    def _append_to_kill(self, wait: float, age: float) -> tuple[Child, Feed] | None:
+        """A running append of a big feed that has run at least `age` seconds."""
         assert self.ctx is not None
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             now = time.monotonic()
-            running = [(c, f) for c, f in self.ctx.running_appends() if now - c.started > age]
-            big = [(c, f) for c, f in running if f.big]
-            if big or running:
-                return self.rng.choice(big or running)
+            running = [(c, f) for c, f in self.ctx.running_appends()
+                       if f.big and now - c.started > age]  # fmt: skip
+            if running:
+                return self.rng.choice(running)
             time.sleep(0.1)
         return None
 
@@ -418,6 +435,7 @@ class Drill:
             unavailable_seconds=round(ctx.outages.seconds(), 1),
             database_down_seconds=round(down, 1),
             readyz_slowest_seconds=round(ctx.readyz_slowest, 2),
+            projector_longest_stall_seconds=round(self.events.projector_stall, 1),
             left_behind=dict(self.events.left_behind),
             unexpected_exits=dict(self.events.exits),
             exit_errors=self.events.exit_errors.most_common(8),
@@ -454,14 +472,15 @@ class Drill:
         beyond = figures["unavailable_seconds"] - figures["database_down_seconds"]
         if beyond > 5:
             found.append(f"the service was unavailable {beyond:.1f}s longer than the database")
+        stall = figures["projector_longest_stall_seconds"]
+        if stall > 10:
+            found.append(f"the projections stood {stall}s behind the log without moving")
         if figures["readyz_slowest_seconds"] > 2:
             found.append(f"/readyz took {figures['readyz_slowest_seconds']}s to answer")
         return found
 
     def _wait_for_projector(self, seconds: float) -> bool:
         """Wait for the live projector to reach the end of the log."""
-        from scripts.drill.report import projector_at  # noqa: PLC0415 - only here
-
         assert self.cluster is not None
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

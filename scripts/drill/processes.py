@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -98,6 +99,9 @@ def kill(pid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+_ERROR = re.compile(r"error|exception|fatal|unexpected|traceback", re.IGNORECASE)
+
+
 @dataclass
 class Child:
     """A process the drill started, where its output goes, and when it started."""
@@ -117,6 +121,18 @@ class Child:
         out = self.stem.with_suffix(".out").read_bytes()
         err = self.stem.with_suffix(".err").read_text(errors="replace").strip().splitlines()
         return out, (err[-1][:300] if err else "")
+
+    def last_error(self) -> str:
+        """The last line of its output or errors that reports an error, else its exit."""
+        found = ""
+        for suffix in (".out", ".err"):
+            lines = self.stem.with_suffix(suffix).read_text(errors="replace").splitlines()
+            for line in lines[-200:]:
+                # Skip access logs and structured events: they say what callers were told.
+                if not line.startswith("{") and ' "GET ' not in line and ' "POST ' not in line \
+                        and _ERROR.search(line):  # fmt: skip
+                    found = line.strip()[:300]
+        return found or f"exit {self.process.returncode}"
 
 
 class Closed(RuntimeError):

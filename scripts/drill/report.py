@@ -179,6 +179,8 @@ def text(figures: dict[str, Any]) -> str:
         f"  unavailable             {figures['unavailable_seconds']:>7}s   "
         f"(database down {figures['database_down_seconds']}s; slowest /readyz "
         f"{figures['readyz_slowest_seconds']}s)",
+        f"  projector stood still   {figures['projector_longest_stall_seconds']:>7}s   "
+        "(longest, while the log was ahead of it)",
         f"  ledger verify           {'ok' if figures['verify']['ok'] else 'FAILED'}: "
         f"{figures['verify']['detail']}",
         f"  rebuild = live views    {'yes' if figures['rebuild']['agrees'] else 'NO'}: "
