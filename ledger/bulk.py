@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
+import threading
+import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import chain, islice
 from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import orjson
 
 from ledger.application import BATCH_SIZE, AppendReport, Clock, Ledger
-from ledger.storage import is_in_memory
+from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.lifecycle import end_with_parent
+from ledger.storage import is_in_memory, redact_text, unavailable_as_ledger_error
 
 Lines = list[tuple[int, bytes]]
 
@@ -29,6 +36,9 @@ Lines = list[tuple[int, bytes]]
 SHARDING_THRESHOLD = 5_000
 # More writers than cores pays on this kind of machine: each waits on its commits.
 WRITERS = min(4, 2 * (os.cpu_count() or 1))
+# Seconds a writer told to stop (SIGTERM) gets before it is killed.
+STOP_GRACE = 2.0
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def append_feed(
@@ -64,22 +74,205 @@ def shard_of(line: bytes | str, shards: int) -> int:
     return zlib.crc32(citizen.upper().encode()) % shards
 
 
-def _worker(url: str, clock: Clock | None, inbox: Any, outbox: Any) -> None:
+def _writer(url: str, clock: Clock | None, parent: int, inbox: Any, outbox: Connection) -> None:
+    end_with_parent(parent)
+    # Ctrl-C reaches the whole process group; the parent alone decides how writers end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
-        ledger = Ledger(url, clock=clock)
-        try:
-            while (batch := inbox.get()) is not None:
-                outbox.put(("report", len(batch), ledger.append_lines(batch, len(batch))))
-        finally:
-            ledger.close()
-    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
-        outbox.put(("error", 0, f"{type(e).__name__}: {e}"))
+        with unavailable_as_ledger_error(url):
+            ledger = Ledger(url, clock=clock)
+    except Exception as e:  # noqa: BLE001 - every failure must reach the parent
+        outbox.send(_failure(e, url))
         return
-    outbox.put(("done", 0, None))
+    try:
+        with unavailable_as_ledger_error(url):
+            while (batch := inbox.get()) is not None:
+                outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
+    except Exception as e:  # noqa: BLE001 - every failure must reach the parent
+        outbox.send(_failure(e, url))
+        return
+    finally:
+        ledger.close()
+    outbox.send(("done", 0, None))
 
 
-class WorkerFailed(RuntimeError):
-    """A shard's writer failed; what it had saved stays saved."""
+def _failure(error: Exception, url: str) -> tuple[str, bool, str]:
+    lines = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return "error", isinstance(error, DatabaseUnavailable), redact_text(message, url)
+
+
+class WorkerFailed(LedgerError):
+    """A shard's writer failed or died; the append stopped, what was saved stays saved."""
+
+
+class WorkerUnavailable(WorkerFailed, DatabaseUnavailable):
+    """A shard's writer could not reach the database."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped an append; what the database acknowledged stays stored."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 plus the signal's number."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        return (
+            f"append stopped by {signal.Signals(self.signum).name}: the records the "
+            "database acknowledged stay stored and the rest were not written; sending the "
+            "same feed again is safe, as records already stored are recognised as duplicates"
+        )
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Within, SIGINT and SIGTERM raise Interrupted (in the main thread; elsewhere
+    signals cannot be handled and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, stop) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, so it is never cut short."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+class _Writers:
+    """The writer processes of one append: fed batches, watched for reports, errors
+    and deaths, and always ended with it."""
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock | None,
+        count: int,
+        report: AppendReport,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        context = get_context("spawn")
+        self.report = report
+        self.progress = progress
+        self.inboxes: list[Any] = []
+        self.outboxes: list[Connection] = []
+        self.processes: list[Any] = []
+        self.done: set[int] = set()
+        # Started with the stop signals blocked, which they inherit: none dies of a
+        # Ctrl-C before it can ignore it.
+        with _signals_deferred():
+            try:
+                for _ in range(count):
+                    inbox = context.Queue(maxsize=4)
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(
+                        target=_writer, args=(url, clock, os.getpid(), inbox, sender), daemon=True
+                    )
+                    self.inboxes.append(inbox)
+                    self.outboxes.append(receiver)
+                    self.processes.append(process)
+                    process.start()
+                    # The writer holds the only sending end: when it dies, reading ends.
+                    sender.close()
+            except BaseException:
+                self.stop()
+                raise
+
+    def send(self, shard: int, batch: Lines | None) -> None:
+        """Hand a batch (None: the end) to a shard's writer, taking what writers sent."""
+        while True:
+            self.take(0)
+            try:
+                self.inboxes[shard].put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Tell every writer the feed has ended and wait until each has saved its shard."""
+        for shard in range(len(self.processes)):
+            self.send(shard, None)
+        while len(self.done) < len(self.processes):
+            self.take(1)
+
+    def take(self, timeout: float) -> None:
+        """Take the writers' reports; a writer's error or death raises WorkerFailed."""
+        running = [n for n in range(len(self.processes)) if n not in self.done]
+        watched: dict[Any, int] = {self.outboxes[n]: n for n in running}
+        watched.update({self.processes[n].sentinel: n for n in running})
+        for shard in sorted({watched[ready] for ready in wait(list(watched), timeout)}):
+            self._drain(shard)
+
+    def _drain(self, shard: int) -> None:
+        outbox = self.outboxes[shard]
+        while shard not in self.done and outbox.poll():
+            try:
+                kind, size, payload = outbox.recv()
+            except EOFError:
+                break
+            if kind == "error":
+                failed = WorkerUnavailable if size else WorkerFailed
+                raise failed(f"writer {shard + 1} failed: {payload}")
+            if kind == "done":
+                self.done.add(shard)
+            else:
+                _merge(self.report, payload)
+                if self.progress is not None:
+                    self.progress(size)
+        code = self.processes[shard].exitcode
+        if shard not in self.done and code is not None:
+            raise WorkerFailed(f"writer {shard + 1} {_death(code)} before its shard was saved")
+
+    def stop(self) -> None:
+        """End every writer still running (SIGTERM, then SIGKILL) and let go of the
+        queues without waiting on a reader that is gone."""
+        with _signals_deferred():
+            started = [p for p in self.processes if p.pid is not None]
+            for n, process in enumerate(started):
+                if n not in self.done and process.exitcode is None:
+                    process.terminate()
+            deadline = time.monotonic() + STOP_GRACE
+            for process in started:
+                process.join(max(0.0, deadline - time.monotonic()))
+            for process in started:
+                if process.exitcode is None:
+                    process.kill()
+                    process.join(STOP_GRACE)
+            for inbox in self.inboxes:
+                inbox.cancel_join_thread()
+                inbox.close()
+            for outbox in self.outboxes:
+                outbox.close()
+
+
+def _death(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def append_sharded(
@@ -90,65 +283,27 @@ def append_sharded(
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> AppendReport:
-    """Append numbered NDJSON lines with `workers` writer processes, one per shard."""
-    context = get_context("spawn")
-    outbox = context.Queue()
-    inboxes = [context.Queue(maxsize=4) for _ in range(workers)]
-    processes = [
-        context.Process(target=_worker, args=(url, clock, inbox, outbox), daemon=True)
-        for inbox in inboxes
-    ]
-    for process in processes:
-        process.start()
+    """Append numbered NDJSON lines with `workers` writer processes, one per shard.
+
+    When a writer fails or dies, or the append is interrupted, every writer is ended
+    before the error is raised: none outlives the call.
+    """
     report = AppendReport()
-    finished = 0
-
-    def take(block: bool) -> None:
-        nonlocal finished
-        try:
-            kind, size, payload = outbox.get(block=block, timeout=1 if block else None)
-        except queue.Empty:
-            if not all(p.is_alive() for p in processes):
-                raise WorkerFailed("a writer process died") from None
-            return
-        if kind == "error":
-            raise WorkerFailed(payload)
-        if kind == "done":
-            finished += 1
-            return
-        _merge(report, payload)
-        if progress is not None:
-            progress(size)
-
-    def send(shard: int, batch: Lines | None) -> None:
-        while True:
-            try:
-                inboxes[shard].put(batch, timeout=0.1)
-                return
-            except queue.Full:
-                take(block=False)
-
+    writers = _Writers(url, clock, workers, report, progress)
     try:
         buffers: list[Lines] = [[] for _ in range(workers)]
         for number, line in lines:
             shard = shard_of(line, workers)
             buffers[shard].append((number, line))
             if len(buffers[shard]) >= batch_size:
-                send(shard, buffers[shard])
+                writers.send(shard, buffers[shard])
                 buffers[shard] = []
-            while not outbox.empty():
-                take(block=False)
         for shard, batch in enumerate(buffers):
             if batch:
-                send(shard, batch)
-            send(shard, None)
-        while finished < workers:
-            take(block=True)
+                writers.send(shard, batch)
+        writers.finish()
     finally:
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
+        writers.stop()
     report.rejected.sort(key=lambda x: x.line)
     report.positions.sort()
     report.duplicates.sort(key=lambda d: d.line)

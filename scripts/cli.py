@@ -28,7 +28,7 @@ from rich.table import Table
 from ledger.application import AppendReport, Clock, Ledger
 from ledger.audit import Log, verify_log
 from ledger.audit import checkpoint as sign_checkpoint
-from ledger.bulk import WorkerFailed, append_feed
+from ledger.bulk import Interrupted, WorkerFailed, append_feed, interruptible
 from ledger.checkpoint import (
     DEFAULT_ORIGIN,
     CheckpointError,
@@ -249,9 +249,21 @@ def _feed(
     progress: Callable[[int], None] | None = None,
 ) -> AppendReport:
     try:
-        return append_feed(url, lines, clock=clock, progress=progress)
-    except (WorkerFailed, PersistenceError, psycopg.Error, sqlite3.Error) as e:
-        raise Unusable(f"db: {e}") from None
+        with interruptible():
+            return append_feed(url, lines, clock=clock, progress=progress)
+    except KeyboardInterrupt as e:
+        stopped = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+        click.echo(str(stopped), err=True)
+        sys.exit(stopped.exit_code)
+    except WorkerFailed as e:
+        raise Unusable(
+            f"{e}; the append stopped: the records the database acknowledged stay stored, "
+            "and sending the same feed again is safe"
+        ) from None
+    except LedgerError as e:
+        raise Unusable(str(e)) from None
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as e:
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
 
 
 def _print_report(report: AppendReport, as_json: bool) -> None:
