@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.sql import SQL, Identifier
@@ -16,7 +17,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.application import Ledger
 from ledger.domain import Citizen
 from ledger.records import RecordKey
-from ledger.storage import PostgresLedgerRecorder
+from ledger.storage import PostgresLedgerRecorder, connect_postgres, environment
 from ledger.wire import parse_record
 from projections import policy
 from projections.runner import catch_up, tracking_name
@@ -24,7 +25,6 @@ from projections.store import CONTRIBUTION_COLUMNS, FACTS_COLUMNS, ViewStore
 from scripts.drill.load import Tally
 from scripts.drill.plan import Key
 
-REBUILD_SCHEMA = "drill_rebuild"
 PAGE = 5000
 
 
@@ -33,7 +33,7 @@ def projector_at(url: str) -> tuple[int, int | None]:
     while some policy has none)."""
     names = [f"scores:{name}" for name in policy.available()]
     try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
+        with connect_postgres(url) as conn:
             head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events")
             last = int(head.fetchone()[0])  # type: ignore[index]
             rows = conn.execute(
@@ -62,7 +62,7 @@ def account(url: str, tally: Tally, caught_up: bool) -> dict[str, Any]:
         }  # fmt: skip
         recorder = ledger.recorder
         assert isinstance(recorder, PostgresLedgerRecorder)
-        with psycopg.connect(url) as conn:
+        with connect_postgres(url) as conn:
             query = SQL("SELECT COUNT(*) FROM {}").format(Identifier(recorder.index_table))
             index_rows = int(conn.execute(query).fetchone()[0])  # type: ignore[index]
         rebuild = _rebuild_agrees(ledger, url, caught_up)
@@ -114,10 +114,22 @@ def _rebuild_agrees(ledger: Ledger, url: str, caught_up: bool) -> dict[str, Any]
     """Build every policy's views from position zero into a schema of their own and
     compare them, row for row, with the live projector's."""
     head = ledger.max_position()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(REBUILD_SCHEMA)))
+    live_schema = environment(url)["POSTGRES_SCHEMA"]
+    schema = f"{live_schema}_rebuilt"[:63]
+    server = urlunsplit(urlsplit(url)._replace(query=""))
+    with connect_postgres(url) as conn:
+        conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(schema)))
+        try:
+            return _compare(ledger, conn, f"{server}?schema={schema}", caught_up, head)
+        finally:
+            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(schema)))
+
+
+def _compare(
+    ledger: Ledger, conn: psycopg.Connection[Any], rebuilt_url: str, caught_up: bool, head: int
+) -> dict[str, Any]:
     chosen = [policy.load(name) for name in policy.available()]
-    rebuilt = ViewStore(f"{url}?schema={REBUILD_SCHEMA}")
+    rebuilt = ViewStore(rebuilt_url)
     try:
         positions = catch_up(ledger, rebuilt, chosen)
     finally:
@@ -125,32 +137,36 @@ def _rebuild_agrees(ledger: Ledger, url: str, caught_up: bool) -> dict[str, Any]
     problems = []
     if not caught_up:
         problems.append("the live projector never reached the end of the log")
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT name, position FROM projection_tracking").fetchall()
-        live: dict[str, int] = {str(name): int(at) for name, at in rows}
-        for item in chosen:
-            at = live.get(tracking_name(item), 0)
-            if at != head or positions[item.name] != head:
-                problems.append(f"{item.name}: live at {at}, rebuilt at "
-                                f"{positions[item.name]}, log at {head}")  # fmt: skip
-        compared = 0
-        for table, columns in (("score_facts", FACTS_COLUMNS),
-                               ("score_contributions", CONTRIBUTION_COLUMNS)):  # fmt: skip
-            differ = _differing_rows(conn, table, columns)
-            count = conn.execute(SQL("SELECT COUNT(*) FROM {}").format(Identifier(table)))
-            compared += int(count.fetchone()[0])  # type: ignore[index]
-            if differ:
-                problems.append(f"{table}: {differ} rows differ between live and rebuilt")
+    rows = conn.execute("SELECT name, position FROM projection_tracking").fetchall()
+    live: dict[str, int] = {str(name): int(at) for name, at in rows}
+    for item in chosen:
+        at = live.get(tracking_name(item), 0)
+        if at != head or positions[item.name] != head:
+            problems.append(f"{item.name}: live at {at}, rebuilt at "
+                            f"{positions[item.name]}, log at {head}")  # fmt: skip
+    compared = 0
+    schema = environment(rebuilt_url)["POSTGRES_SCHEMA"]
+    for table, columns in (("score_facts", FACTS_COLUMNS),
+                           ("score_contributions", CONTRIBUTION_COLUMNS)):  # fmt: skip
+        differ = _differing_rows(conn, schema, table, columns)
+        count = conn.execute(SQL("SELECT COUNT(*) FROM {}").format(Identifier(table)))
+        compared += int(count.fetchone()[0])  # type: ignore[index]
+        if differ:
+            problems.append(f"{table}: {differ} rows differ between live and rebuilt")
     return {
         "agrees": not problems,
         "detail": "; ".join(problems) or f"{compared} rows equal, every policy at {head}",
     }
 
 
-def _differing_rows(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...]) -> int:
+def _differing_rows(
+    conn: psycopg.Connection[Any], rebuilt_schema: str, table: str, columns: tuple[str, ...]
+) -> int:
+    """Rows in one table and not the other, counted as multisets, both ways; the live
+    table is the one on the connection's search path."""
     cols = SQL(", ").join(Identifier(c) for c in columns)
-    live = SQL("SELECT {} FROM {}.{}").format(cols, Identifier("public"), Identifier(table))
-    rebuilt = SQL("SELECT {} FROM {}.{}").format(cols, Identifier(REBUILD_SCHEMA),
+    live = SQL("SELECT {} FROM {}").format(cols, Identifier(table))
+    rebuilt = SQL("SELECT {} FROM {}.{}").format(cols, Identifier(rebuilt_schema),
                                                  Identifier(table))  # fmt: skip
     query = SQL(
         "SELECT COUNT(*) FROM (({live} EXCEPT ALL {rebuilt}) UNION ALL "

@@ -1,6 +1,6 @@
-"""The fault drill's short form as a real run: its own PostgreSQL cluster, real processes
-killed -9 (an append, a service worker, the projector, the postmaster), and the figures
-it prints as JSON."""
+"""The fault drill: its accounting sees what it must, and its short form, run for real
+(its own PostgreSQL cluster; an append, a service worker, the projector and the
+postmaster killed -9), finds nothing lost, doubled or wrongly refused."""
 
 from __future__ import annotations
 
@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from ledger.application import Ledger
+from ledger.storage import connect_postgres
+from projections import policy
+from projections.runner import catch_up
+from projections.store import ViewStore
 from scripts.drill.cluster import missing
 from scripts.drill.drill import KINDS
+from scripts.drill.load import Tally
+from scripts.drill.plan import key
+from scripts.drill.report import account
+from tests.builders import append, enrolled, fine, register_authorities
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +54,46 @@ def test_short_drill_loses_doubles_and_wrongly_refuses_nothing() -> None:
     assert figures["verify"]["ok"], figures["verify"]["detail"]
     assert figures["rebuild"]["agrees"], figures["rebuild"]["detail"]
     assert done.returncode == 0, progress
+
+
+@pytest.mark.postgres
+def test_accounting_sees_a_wrong_view_a_lost_a_doubled_and_a_refused_record(
+    postgres_schema_url: str,
+) -> None:
+    url = postgres_schema_url
+    ledger = Ledger(url)
+    views = ViewStore(url)
+    try:
+        register_authorities(ledger)
+        stored = [enrolled(), fine("TP-1"), fine("TP-2")]
+        append(ledger, *stored)
+        catch_up(ledger, views, [policy.load(name) for name in policy.available()])
+        tally = Tally()
+        tally.offer(stored, "feed")
+        tally.ack(key(r) for r in stored)
+        whole = account(url, tally, caught_up=True)
+        assert (whole["sent"], whole["acknowledged"], whole["stored"]) == (3, 3, 3)
+        assert (whole["lost"], whole["doubled"], whole["wrongly_refused"]) == (0, 0, 0)
+        assert whole["rebuild"]["agrees"], whole["rebuild"]["detail"]
+
+        with connect_postgres(url) as conn:
+            conn.execute("UPDATE score_contributions SET points = points + 1")
+        assert not account(url, tally, caught_up=True)["rebuild"]["agrees"]
+
+        never_stored = fine("TP-3")
+        tally.offer([never_stored], "http")
+        tally.ack([key(never_stored)])
+        tally.refuse([(key(stored[2]), "HTTP 422: target: is not a record of this citizen")])
+        with connect_postgres(url) as conn:
+            conn.execute(
+                "INSERT INTO ledger_events (originator_id, originator_version, topic, state) "
+                "SELECT originator_id, originator_version + 100, topic, state FROM ledger_events "
+                "WHERE topic LIKE '%InfractionRecorded' "
+                "AND convert_from(state, 'UTF8') LIKE '%TP-1%'"
+            )
+        broken = account(url, tally, caught_up=True)
+        assert (broken["lost"], broken["doubled"], broken["wrongly_refused"]) == (1, 1, 1)
+        assert broken["citizen_events"] == broken["index_rows"] + 1
+    finally:
+        views.close()
+        ledger.close()
