@@ -323,7 +323,7 @@ class Drill:
         target = self._append_to_kill(3.0, age)
         if target is None:
             big = [f for w in self.waves for f in w.feeds if f.big]
-            runner = FeedRunner(ctx, self.rng.choice(big), resend=True)
+            runner = FeedRunner(ctx, self.rng.choice(big))
             with self.lock:
                 self.runners.append(runner)
             runner.start()

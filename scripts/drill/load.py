@@ -143,11 +143,10 @@ class FeedRunner(threading.Thread):
     """Runs `ledger append` over one feed until a run reports; killed or failed runs are
     run again."""
 
-    def __init__(self, ctx: Context, feed: Feed, resend: bool = False) -> None:
+    def __init__(self, ctx: Context, feed: Feed) -> None:
         super().__init__(name=f"feed {feed.name}", daemon=True)
         self.ctx = ctx
         self.feed = feed
-        self.resend = resend
         self.done = False
 
     def run(self) -> None:
@@ -361,11 +360,12 @@ class HttpClient(threading.Thread):
                 answer = post_until_answered(ctx, channel, record)
                 if answer is None:
                     return
-                if answer.status < 300:
+                rejected = answer.body.get("rejected") or []
+                if answer.status < 300 and not rejected:
                     tally.ack([key(record)])
                     chain.at += 1
                 else:
-                    why = f"HTTP {answer.status}: {answer.body.get('detail', '')}"
+                    why = f"HTTP {answer.status}: {answer.body.get('detail', rejected)}"
                     tally.refuse([(key(record), why)])
                     tally.error("refused", why)
                     tally.block(chain.records[chain.at + 1 :])
