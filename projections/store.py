@@ -86,7 +86,7 @@ class ViewStore:
             self._opened: list[sqlite3.Connection] = []
             self._opened_lock = threading.Lock()
         try:
-            with self.transaction() as tx:
+            with self.transaction(wait=OPEN_TIMEOUT) as tx:
                 if self.postgres:
                     # Two processes starting at once must not both create the tables.
                     tx.execute("SELECT pg_advisory_xact_lock(?)", [DDL_LOCK])
@@ -120,15 +120,16 @@ class ViewStore:
         return conn
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with unavailable_as_ledger_error(self.url), self._pool.connection() as conn:
+    def _connection(self, wait: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with unavailable_as_ledger_error(self.url), self._pool.connection(wait) as conn:
             yield conn
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[_Tx]:
-        """One transaction, on a connection of its own."""
+    def transaction(self, write: bool = True, wait: float | None = None) -> Iterator[_Tx]:
+        """One transaction, on a connection of its own (waited for `wait` seconds at most,
+        POOL_TIMEOUT unless given)."""
         if self.postgres:
-            with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            with self._connection(wait) as conn, conn.transaction(), conn.cursor() as cur:
                 yield _Tx(cur, postgres=True)
             return
         lite = self._lite()
@@ -156,6 +157,15 @@ class ViewStore:
 
     def position(self, name: str) -> int:
         return self.positions().get(name, 0)
+
+    def head_and_positions(self, events_table: str) -> tuple[int, dict[str, int]]:
+        """In one statement: the log's last position and every projection's."""
+        head = "MAX(notification_id)" if self.postgres else "MAX(rowid)"
+        rows = self._rows(
+            f"SELECT (SELECT {head} FROM {events_table}), t.name, t.position "
+            "FROM (SELECT 1) AS one LEFT JOIN projection_tracking t ON 1 = 1"
+        )
+        return rows[0][0] or 0, {name: position for _, name, position in rows if name}
 
     def setting(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM projection_settings WHERE key = ?", [key])
@@ -379,6 +389,8 @@ CHUNK = 2000
 CONNECT_TIMEOUT = 2
 POOL_SIZE = 10
 POOL_TIMEOUT = 2.0
+# The first connection, made while the store is opened, may take longer on a busy host.
+OPEN_TIMEOUT = 5.0
 RECONNECT_TIMEOUT = 5.0
 FACTS_COLUMNS = ("policy", "citizen_id", "resident_id", "facts")
 CONTRIBUTION_COLUMNS = (

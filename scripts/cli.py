@@ -968,20 +968,24 @@ def token_revoke(token_id: str, url: str) -> None:
 def serve(
     host: str, port: int, workers: int, max_body_mb: int, with_runner: bool, url: str
 ) -> None:
-    """Run the HTTP service under gunicorn."""
+    """Run the HTTP service: granian worker processes, each running the app in threads.
+
+    A request is read whole, under time limits, before it takes a thread, so slow
+    clients cannot starve the others. The database URL reaches the server and the
+    runner through their environment, never their command lines.
+    """
     with open_ledger(url):
         pass  # fails early, with exit 2, when the database cannot be used
+    env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_PARENT_PID": str(os.getpid()),
+           "LEDGER_MAX_BODY": str(max_body_mb * 1024 * 1024)}  # fmt: skip
     children = []
     if with_runner:
-        children.append(subprocess.Popen(  # noqa: S603 - this program's own command
-            [sys.executable, "-m", "scripts.cli", "project", "--follow", "--db", url]
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "project", "--follow"], env=env
         ))  # fmt: skip
-    server = subprocess.Popen(  # noqa: S603 - gunicorn from this environment
-        # Threads, so that one worker's concurrent appends can share a transaction.
-        [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers",
-         str(workers), "--worker-class", "gthread", "--threads", "8",
-         "--access-logfile", "-", "--timeout", "600",
-         f"scripts.service:wsgi(url={url!r}, max_body={max_body_mb * 1024 * 1024})"],
+    server = subprocess.Popen(  # noqa: S603 - this program's own server
+        [sys.executable, "-m", "scripts.service.server", "--host", host, "--port", str(port),
+         "--workers", str(workers)], env=env,
     )  # fmt: skip
     children.append(server)
 
@@ -994,7 +998,11 @@ def serve(
     code = server.wait()
     for child in children:
         child.terminate()
-        child.wait(timeout=10)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
     sys.exit(code)
 
 

@@ -1,248 +1,185 @@
+# flask-smorest's decorators carry no types; the views they wrap are typed.
+# mypy: disallow-untyped-decorators=False
 """The HTTP service: authorities append, readers read, auditors audit.
 
 A WSGI application on Flask and flask-smorest: request and response schemas are
 marshmallow schemas and the OpenAPI document is generated from them. It holds no
 rules of its own; every answer comes from the ledger or its projections, and every
 error is `application/problem+json` (RFC 9457).
+
+The ledger and its views are opened in the background and opened again after the
+database was lost, so the service starts, and answers 503, while the database is away.
 """
 
 from __future__ import annotations
 
-import http
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from flask import Flask, Response, current_app, g, request
-from flask_smorest import Api, Blueprint
-from flask_smorest.utils import prepare_response
-from marshmallow import Schema, fields, validate
+from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ledger.application import AppendReport, Ledger, Rejection
 from ledger.audit import Log
 from ledger.bulk import append_feed
-from ledger.errors import LedgerError, UnknownCitizen
+from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, LedgerError, UnknownCitizen
+from ledger.storage import redact_text
 from projections.bundle import BundleError, make_bundle
 from projections.policy import PolicyError
 from projections.queries import NotProjected, Scores
 from projections.store import ViewStore
 from scripts.group_commit import GroupCommit
+from scripts.service.problems import UNAVAILABLE, UNSTORABLE, Problem, unavailable, unstorable
+from scripts.service.schemas import (
+    BundleSchema,
+    CheckpointSchema,
+    ConsistencyQuery,
+    ConsistencySchema,
+    EnforcementPageSchema,
+    ExplanationSchema,
+    HealthSchema,
+    HistoryEntrySchema,
+    InclusionSchema,
+    KnownAtQuery,
+    LedgerApi,
+    PageQuery,
+    ReportSchema,
+    ScoreQuery,
+    ScoreSchema,
+    SizeQuery,
+    problems,
+)
 from scripts.tokens import Token, TokenError, TokenStore
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
-PROBLEM = "application/problem+json"
 MAX_BODY = 256 * 1024 * 1024
+# How long a request waits for the ledger to be opened, and /readyz for its probe.
+OPEN_WAIT = 2.0
+READY_OPEN_WAIT = 0.5
+READY_WAIT = 1.2
+MAX_PROBES = 4
+# How long create_app waits for the database before serving 503 until it answers.
+STARTUP_WAIT = 10.0
 log = logging.getLogger("ledger.service")
 
 
-class Problem(Exception):
-    """An RFC 9457 problem: status, title, detail and field errors."""
+def _in_background(work: Callable[[], T], name: str) -> Future[T]:
+    """Run `work` on a daemon thread: a caller may stop waiting for it, and a hung
+    database call then keeps no one waiting, not even the interpreter's exit."""
+    future: Future[T] = Future()
 
-    def __init__(self, status: int, title: str, detail: str,
-                 errors: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+            future.set_exception(e)
 
-    def response(self) -> Response:
-        body = {"type": "about:blank", "title": self.title, "status": self.status,
-                "detail": self.detail}  # fmt: skip
-        if self.errors:
-            body["errors"] = self.errors
-        return Response(json.dumps(body), status=self.status, mimetype=PROBLEM)
-
-
-# Schemas
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
-class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.List(fields.Dict())
+class Parts(NamedTuple):
+    ledger: Ledger
+    views: ViewStore
+    scores: Scores
+    tokens: TokenStore
+    group_commit: GroupCommit
+
+    def close(self) -> None:
+        self.group_commit.close()
+        self.views.close()
+        self.ledger.close()
 
 
-class LedgerApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api, documenting every error as application/problem+json."""
+class Opener:
+    """Opens the ledger and its views once, in the background, and again after a
+    failure; a request waits for that at most OPEN_WAIT seconds."""
 
-    ERROR_SCHEMA = ProblemSchema
+    def __init__(self, url: str, clock: Any) -> None:
+        self.url, self.clock = url, clock
+        self._lock = threading.Lock()
+        self._opening: Future[Parts] | None = None
+        self._closed = False
 
-    def _register_responses(self) -> None:
-        for status in http.HTTPStatus:
-            response: dict[str, Any] = {"description": status.phrase}
-            if status >= 400:
-                response["schema"] = self.ERROR_SCHEMA
-            prepare_response(response, self.spec, PROBLEM)
-            self.spec.components.response(status.name, response, lazy=True)
-        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
-        prepare_response(response, self.spec, PROBLEM)
-        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+    def get(self, wait: float = OPEN_WAIT) -> Parts:
+        """The opened parts; DatabaseUnavailable if they cannot be had within `wait`."""
+        with self._lock:
+            if self._closed:
+                raise DatabaseUnavailable("the service is stopping")
+            failed = self._opening is not None and self._opening.done() and (
+                self._opening.exception() is not None)  # fmt: skip
+            if self._opening is None or failed:
+                self._opening = _in_background(self._open, "ledger-open")
+            opening = self._opening
+        try:
+            return opening.result(timeout=wait)
+        except FutureTimeout:
+            raise DatabaseUnavailable("the database does not answer now") from None
+        except DatabaseUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever stopped it, the answer is 503
+            log.warning(json.dumps({"event": "open_failed", "error": type(e).__name__,
+                                    "detail": redact_text(str(e), self.url)}))  # fmt: skip
+            raise DatabaseUnavailable("the database cannot be opened now") from None
 
+    def _open(self) -> Parts:
+        ledger = Ledger(self.url, clock=self.clock)
+        views: ViewStore | None = None
+        try:
+            views = ViewStore(self.url)
+            tokens = TokenStore(views)
+        except BaseException:
+            if views is not None:
+                views.close()
+            ledger.close()
+            raise
+        return Parts(ledger, views, Scores(ledger, views), tokens, GroupCommit(ledger))
 
-def problems(blp: Blueprint, *codes: int) -> Callable[[F], F]:
-    """Document the problem responses a view may give."""
-
-    def decorate(view: F) -> F:
-        for code in codes:
-            view = blp.alt_response(code, http.HTTPStatus(code).name)(view)
-        return view
-
-    return decorate
-
-
-class HistoryEntrySchema(Schema):
-    position = fields.Integer()
-    recorded_at = fields.String()
-    type = fields.String()
-    citizen = fields.String()
-    authority = fields.String()
-    reference = fields.String()
-    occurred_on = fields.String()
-    kind = fields.String()
-    amount = fields.String()
-    credential = fields.String()
-    reason = fields.String()
-    outcome = fields.String()
-    target = fields.Dict()
-
-
-class BundleSchema(Schema):
-    format = fields.String()
-    citizen = fields.String()
-    policy = fields.String()
-    policy_version = fields.Integer()
-    as_of = fields.String()
-    known_at = fields.String(allow_none=True)
-    checkpoint = fields.String()
-    events = fields.List(fields.Dict())
-    score = fields.Dict()
-    explanation = fields.Dict()
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opening = self._opening
+        if opening is not None and opening.done() and opening.exception() is None:
+            opening.result().close()
 
 
-class ScoreQuery(Schema):
-    policy = fields.String(load_default=None)
-    as_of = fields.Date(load_default=None)
-    known_at = fields.AwareDateTime(load_default=None, default_timezone=None)
+class Probe:
+    """/readyz's look at the database, waited for READY_WAIT seconds at most, so that
+    a database that hangs cannot hold readiness checks. A look still running is
+    shared for a while; a few at most run at once."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: list[tuple[float, Future[dict[str, int]]]] = []
 
-class KnownAtQuery(Schema):
-    known_at = fields.AwareDateTime(load_default=None)
+    def lag(self, parts: Parts) -> dict[str, int]:
+        def look() -> dict[str, int]:
+            head, positions = parts.views.head_and_positions(parts.ledger.store_events_table)
+            return {p.name: head - positions.get(f"scores:{p.name}", 0)
+                    for p in parts.scores.all_policies()}  # fmt: skip
 
-
-class PageQuery(Schema):
-    as_of = fields.Date(load_default=None)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-
-
-class SizeQuery(Schema):
-    size = fields.Integer(load_default=None, validate=validate.Range(min=1))
-
-
-class ConsistencyQuery(Schema):
-    from_ = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
-    to = fields.Integer(load_default=None, validate=validate.Range(min=1))
-
-
-class ScoreSchema(Schema):
-    citizen = fields.String(required=True)
-    policy = fields.String(required=True)
-    as_of = fields.String(required=True)
-    known_at = fields.String(allow_none=True)
-    score = fields.Integer(required=True)
-    band = fields.String(required=True)
-    position = fields.Integer(required=True)
-
-
-class ItemSchema(Schema):
-    authority = fields.String()
-    reference = fields.String()
-    kind = fields.String()
-    points = fields.Integer()
-    rule = fields.String()
-    status = fields.String()
-    counts_from = fields.String()
-    counts_until = fields.String(allow_none=True)
-    remedy = fields.String(allow_none=True)
-
-
-class ExplanationSchema(ScoreSchema):
-    policy_version = fields.Integer()
-    reasons = fields.List(fields.Nested(ItemSchema))
-    contributions = fields.List(fields.Nested(ItemSchema))
-    expired = fields.Integer()
-    disputed = fields.List(fields.Dict())
-
-
-class RejectionSchema(Schema):
-    line = fields.Integer()
-    field = fields.String()
-    error = fields.String()
-
-
-class PositionSchema(Schema):
-    line = fields.Integer()
-    position = fields.Integer()
-
-
-class ReportSchema(Schema):
-    appended = fields.Integer(required=True)
-    duplicates = fields.Integer(required=True)
-    rejected = fields.List(fields.Nested(RejectionSchema), required=True)
-    positions = fields.List(fields.Nested(PositionSchema))
-    duplicate_of = fields.List(fields.Nested(PositionSchema))
-
-
-class ListingSchema(Schema):
-    citizen = fields.String()
-    authority = fields.String()
-    reference = fields.String()
-    listed_on = fields.String()
-    until = fields.String(allow_none=True)
-
-
-class EnforcementPageSchema(Schema):
-    as_of = fields.String()
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
-    items = fields.List(fields.Nested(ListingSchema))
-
-
-class CheckpointSchema(Schema):
-    size = fields.Integer()
-    created_at = fields.String()
-    note = fields.String()
-
-
-class InclusionSchema(Schema):
-    position = fields.Integer()
-    index = fields.Integer()
-    size = fields.Integer()
-    leaf_hash = fields.String()
-    proof = fields.List(fields.String())
-    root = fields.String()
-
-
-class ConsistencySchema(Schema):
-    size1 = fields.Integer()
-    size2 = fields.Integer()
-    root1 = fields.String()
-    root2 = fields.String()
-    proof = fields.List(fields.String())
-
-
-class HealthSchema(Schema):
-    status = fields.String()
-    lag = fields.Dict(keys=fields.String(), values=fields.Integer())
-
-
-# The application
+        now = time.monotonic()
+        with self._lock:
+            self._running = [(t, f) for t, f in self._running if not f.done()]
+            fresh = [f for t, f in self._running if now - t < READY_WAIT]
+            if fresh or len(self._running) >= MAX_PROBES:
+                running = fresh[-1] if fresh else self._running[-1][1]
+            else:
+                running = _in_background(look, "readyz")
+                self._running.append((now, running))
+        return running.result(timeout=READY_WAIT)
 
 
 def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
@@ -262,10 +199,9 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
             "security": [{"bearer": []}],
         },
     )
-    ledger = Ledger(url, clock=clock)
-    views = ViewStore(url)
-    app.extensions["ledger"] = (ledger, views, Scores(ledger, views), TokenStore(views))
-    app.extensions["group_commit"] = GroupCommit(ledger)
+    opener = Opener(url, clock)
+    app.extensions["ledger"] = opener
+    app.extensions["readyz"] = Probe()
     app.extensions["feed"] = (url, clock)
     api = LedgerApi(app)
     api.register_blueprint(_blueprint())
@@ -285,25 +221,39 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
         status = error.code or 500
         return Problem(status, error.name, error.description or error.name, errors).response()
 
+    @app.errorhandler(Exception)
+    def other_error(error: Exception) -> Response:
+        if isinstance(error, UNAVAILABLE):
+            log.warning(json.dumps({"event": "database_unavailable", "path": request.path,
+                                    "error": type(error).__name__}))  # fmt: skip
+            return unavailable().response()
+        if isinstance(error, UNSTORABLE):
+            return unstorable().response()
+        if isinstance(error, ConcurrencyConflict):
+            return Problem(409, "Conflict", error.message).response()
+        log.error("unexpected error on %s %s (%s)", request.method, request.path,
+                  type(error).__name__)  # fmt: skip
+        return Problem(500, "Internal Server Error",
+                       "the request could not be completed").response()  # fmt: skip
+
+    with suppress(DatabaseUnavailable):
+        opener.get(wait=STARTUP_WAIT)
     return app
 
 
 def close_app(app: Flask) -> None:
     """Stop the writer thread and close the ledger and views the app opened."""
-    app.extensions["group_commit"].close()
-    ledger, views, _, _ = app.extensions["ledger"]
-    views.close()
-    ledger.close()
+    app.extensions["ledger"].close()
 
 
 def wsgi(url: str, max_body: int = MAX_BODY) -> Flask:
-    """The application gunicorn serves: `scripts.service:wsgi(url='...', max_body=N)`."""
+    """The application a WSGI server serves for the ledger at `url`."""
     return create_app(url, max_body=max_body)
 
 
-def _parts() -> tuple[Ledger, ViewStore, Scores, TokenStore]:
-    parts: tuple[Ledger, ViewStore, Scores, TokenStore] = current_app.extensions["ledger"]
-    return parts
+def _parts() -> Parts:
+    opener: Opener = current_app.extensions["ledger"]
+    return opener.get()
 
 
 def requires(capability: str) -> Callable[[F], F]:
@@ -312,13 +262,14 @@ def requires(capability: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            ledger, _, _, tokens = _parts()
+            parts = _parts()
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
                 _refused(401, "no bearer token")
                 raise Problem(401, "Unauthorized", "send Authorization: Bearer TOKEN")
             try:
-                token = tokens.check(header.removeprefix("Bearer ").strip(), ledger.today())
+                token = parts.tokens.check(header.removeprefix("Bearer ").strip(),
+                                           parts.ledger.today())
             except TokenError as e:
                 _refused(401, e.message)
                 raise Problem(401, "Unauthorized", f"the token {e.message}") from None
@@ -360,7 +311,7 @@ def _blueprint() -> Blueprint:
                 _refused(403, "record of another authority", g.token)
                 detail = f"record {number}: this token appends only for {authority}"
                 raise Problem(403, "Forbidden", detail)
-        report = current_app.extensions["group_commit"].append(records)
+        report = _parts().group_commit.append(records)
         return _report_response(report, single)
 
     @blp.route("/citizens/<citizen>/score")
@@ -370,7 +321,7 @@ def _blueprint() -> Blueprint:
     @requires("read")
     def citizen_score(args: dict[str, Any], citizen: str) -> Any:
         """The citizen's score and band."""
-        _, _, scores, _ = _parts()
+        scores = _parts().scores
         return _answer(lambda: scores.score(citizen, **args).to_json())
 
     @blp.route("/citizens/<citizen>/explanation")
@@ -380,7 +331,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_explanation(args: dict[str, Any], citizen: str) -> Any:
         """Ranked reasons and every counting contribution."""
-        _, _, scores, _ = _parts()
+        scores = _parts().scores
 
         def explained() -> dict[str, Any]:
             answer, explanation = scores.explain(citizen, **args)
@@ -396,7 +347,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_history(args: dict[str, Any], citizen: str, pagination_parameters: Any) -> Any:
         """The citizen's records in the order received, a page at a time (X-Pagination)."""
-        ledger, *_ = _parts()
+        ledger = _parts().ledger
         entries = _answer(lambda: ledger.history(citizen, args["known_at"]))
         pagination_parameters.item_count = len(entries)
         first = pagination_parameters.first_item
@@ -409,7 +360,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_bundle(args: dict[str, Any], citizen: str) -> Any:
         """An audit bundle to check offline with `ledger verify-bundle`."""
-        _, _, scores, _ = _parts()
+        scores = _parts().scores
         return _answer(lambda: make_bundle(scores, citizen, **args))
 
     @blp.route("/lists/enforcement")
@@ -419,7 +370,8 @@ def _blueprint() -> Blueprint:
     @requires("read")
     def enforcement(args: dict[str, Any]) -> Any:
         """The defaulter list on a day, a page at a time."""
-        ledger, _, scores, _ = _parts()
+        parts = _parts()
+        ledger, scores = parts.ledger, parts.scores
         day = args["as_of"] or ledger.today()
         listed = _answer(lambda: scores.enforcement(day))
         start = (args["page"] - 1) * args["per_page"]
@@ -435,7 +387,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def latest_checkpoint() -> Any:
         """The latest signed checkpoint."""
-        ledger, *_ = _parts()
+        ledger = _parts().ledger
         kept = Log(ledger).store.checkpoints()
         if not kept:
             raise Problem(404, "Not Found", "no checkpoint has been signed yet")
@@ -449,7 +401,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def inclusion(args: dict[str, Any], position: int) -> Any:
         """An inclusion proof for the event at a position."""
-        ledger, *_ = _parts()
+        ledger = _parts().ledger
         return _answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
 
     @blp.route("/proofs/consistency")
@@ -459,7 +411,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def consistency(args: dict[str, Any]) -> Any:
         """A consistency proof between two tree sizes."""
-        ledger, *_ = _parts()
+        ledger = _parts().ledger
         return _answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
 
     return blp
@@ -479,18 +431,12 @@ def _health() -> Blueprint:
     @problems(blp, 503)
     def readyz() -> Any:
         """The database answers; how far each policy's projection lags the log."""
-        ledger, views, scores, _ = _parts()
         try:
-            head = ledger.max_position()
-            positions = views.positions()
-        except Exception as e:  # noqa: BLE001 - any failure to reach the database
-            detail = f"the database does not answer: {e}"
-            raise Problem(503, "Service Unavailable", detail) from None
-        return {
-            "status": "ready",
-            "lag": {p.name: head - positions.get(f"scores:{p.name}", 0)
-                    for p in scores.all_policies()},
-        }  # fmt: skip
+            parts = current_app.extensions["ledger"].get(wait=READY_OPEN_WAIT)
+            lag = current_app.extensions["readyz"].lag(parts)
+        except (FutureTimeout, *UNAVAILABLE):
+            raise unavailable() from None
+        return {"status": "ready", "lag": lag}
 
     return blp
 
@@ -549,9 +495,6 @@ def _report_response(report: AppendReport, single: bool) -> Any:
     return body, 201 if report.appended else 200
 
 
-T = TypeVar("T")
-
-
 def _answer(ask: Callable[[], T]) -> T:
     try:
         return ask()
@@ -561,8 +504,12 @@ def _answer(ask: Callable[[], T]) -> T:
         raise Problem(503, "Service Unavailable", e.message) from None
     except (PolicyError, ValueError) as e:
         raise Problem(422, "Unprocessable Content", str(e)) from None
+    except OverflowError:
+        raise Problem(422, "Unprocessable Content", "a number is out of range") from None
     except BundleError as e:
         raise Problem(409, "Conflict", e.message) from None
+    except DatabaseUnavailable:
+        raise
     except LedgerError as e:
         raise Problem(422, "Unprocessable Content", str(e),
                       [{"field": e.field, "error": e.message}]) from None  # fmt: skip
