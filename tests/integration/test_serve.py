@@ -74,6 +74,12 @@ def test_serve_appends_and_reads_over_real_http(tmp_path: Path) -> None:
                                   reader)  # fmt: skip
         assert status == 200
         assert (answer["score"], answer["band"]) == (990, "A")
+        feed = "\n".join(json.dumps(fine(f"ND-{n}")) for n in range(300)).encode()
+        request = urllib.request.Request(f"{base}/v1/records", data=feed, method="POST")
+        request.add_header("Authorization", f"Bearer {police}")
+        request.add_header("Content-Type", "application/x-ndjson")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert (response.status, json.loads(response.read())["appended"]) == (201, 300)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -386,3 +386,23 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stopping_serve_stops_the_server_its_workers_and_the_runner(
+    tmp_path: Path, signum: int
+) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    _tokens(url)
+    service = Service(url, "--project")
+    family = _descendants(service.process.pid)
+    try:
+        assert len(family) >= 3
+        service.process.send_signal(signum)
+        service.process.wait(timeout=20)
+        _until(lambda: not any(_alive(pid) for pid in family), 10)
+    finally:
+        for pid in family:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        service.stop()
