@@ -6,6 +6,10 @@ shard in batches; what two shards could disagree on, the same (authority,
 reference) sent for two citizens, is settled by the record index's unique key: the
 loser's save fails, it reloads and sees a conflict. Positions in the log interleave
 between shards; within a citizen they follow the feed.
+
+No writer outlives its append: each ends with its parent (kill -9 included), ignores
+Ctrl-C, and is stopped by the parent when the append fails or is interrupted. A
+writer's failure stops the whole append with that writer's own error.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import chain, islice
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -82,25 +86,26 @@ def _writer(url: str, clock: Clock | None, parent: int, inbox: Any, outbox: Conn
     try:
         with unavailable_as_ledger_error(url):
             ledger = Ledger(url, clock=clock)
+            try:
+                while (batch := inbox.get()) is not None:
+                    outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
+            except BaseException:
+                with suppress(Exception):
+                    ledger.close()  # the error to report is the one above
+                raise
+            ledger.close()
     except Exception as e:  # noqa: BLE001 - every failure must reach the parent
-        outbox.send(_failure(e, url))
+        outbox.send(("error", 0, _failure(e, url)))
         return
-    try:
-        with unavailable_as_ledger_error(url):
-            while (batch := inbox.get()) is not None:
-                outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
-    except Exception as e:  # noqa: BLE001 - every failure must reach the parent
-        outbox.send(_failure(e, url))
-        return
-    finally:
-        ledger.close()
     outbox.send(("done", 0, None))
 
 
-def _failure(error: Exception, url: str) -> tuple[str, bool, str]:
+def _failure(error: Exception, url: str) -> tuple[bool, str]:
+    """Whether the error is the database's absence, and its first line without the
+    URL's password."""
     lines = str(error).strip().splitlines()
     message = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return "error", isinstance(error, DatabaseUnavailable), redact_text(message, url)
+    return isinstance(error, DatabaseUnavailable), redact_text(message, url)
 
 
 class WorkerFailed(LedgerError):
@@ -181,8 +186,8 @@ class _Writers:
         self.done: set[int] = set()
         # Started with the stop signals blocked, which they inherit: none dies of a
         # Ctrl-C before it can ignore it.
-        with _signals_deferred():
-            try:
+        try:
+            with _signals_deferred():
                 for _ in range(count):
                     inbox = context.Queue(maxsize=4)
                     receiver, sender = context.Pipe(duplex=False)
@@ -195,9 +200,9 @@ class _Writers:
                     process.start()
                     # The writer holds the only sending end: when it dies, reading ends.
                     sender.close()
-            except BaseException:
-                self.stop()
-                raise
+        except BaseException:
+            self.stop()
+            raise
 
     def send(self, shard: int, batch: Lines | None) -> None:
         """Hand a batch (None: the end) to a shard's writer, taking what writers sent."""
@@ -232,8 +237,9 @@ class _Writers:
             except EOFError:
                 break
             if kind == "error":
-                failed = WorkerUnavailable if size else WorkerFailed
-                raise failed(f"writer {shard + 1} failed: {payload}")
+                unavailable, message = payload
+                failed = WorkerUnavailable if unavailable else WorkerFailed
+                raise failed(f"writer {shard + 1} failed: {message}")
             if kind == "done":
                 self.done.add(shard)
             else:
@@ -249,8 +255,8 @@ class _Writers:
         queues without waiting on a reader that is gone."""
         with _signals_deferred():
             started = [p for p in self.processes if p.pid is not None]
-            for n, process in enumerate(started):
-                if n not in self.done and process.exitcode is None:
+            for n, process in enumerate(self.processes):
+                if n not in self.done and process.pid is not None and process.exitcode is None:
                     process.terminate()
             deadline = time.monotonic() + STOP_GRACE
             for process in started:

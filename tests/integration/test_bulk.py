@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.application import AppendReport, Ledger
-from ledger.bulk import append_sharded, shard_of
+from ledger.bulk import _failure, append_sharded, shard_of
+from ledger.errors import DatabaseUnavailable
 from tests.builders import (
     LI_WEI,
     WANG_FANG,
@@ -96,6 +97,17 @@ def test_sharded_append_a_second_time_is_all_duplicates(
     assert len(again.duplicates) == first.appended + len(first.duplicates)
     positions = dict(first.positions)
     assert {d.line: d.position for d in again.duplicates if d.line in positions} == positions
+
+
+def test_a_writer_error_is_reported_by_its_first_line_without_the_password() -> None:
+    url = "postgresql://clerk:s3cret%21@db.example/ledger"
+    error = DatabaseUnavailable(f"cannot reach {url}: password s3cret! refused\nDETAIL: more")
+    assert _failure(error, url) == (
+        True,
+        "DatabaseUnavailable: db: cannot reach postgresql://clerk:***@db.example/ledger: "
+        "password *** refused",
+    )
+    assert _failure(ValueError(""), url) == (False, "ValueError")
 
 
 def _summary(report: AppendReport) -> tuple[int, int, list[tuple[int, str]]]:
