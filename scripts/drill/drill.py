@@ -30,6 +30,7 @@ from scripts.drill.processes import (
     Children,
     Closed,
     become_subreaper,
+    command,
     descendants,
     group_members,
     kill,
@@ -358,6 +359,9 @@ class Drill:
         members = group_members(child.pid)
         if members:
             self.events.left_behind["ledger append"] += len(members)
+            for what, n in Counter(command(pid) for pid in members).items():
+                self.events.notes.append(f"left running 5 s after kill -9 of ledger append "
+                                         f"(pid {child.pid}): {n} x {what}")  # fmt: skip
             self.say(f"{len(members)} processes of the killed ledger append (pid {child.pid}) "
                      "still run 5 s later; killing them")  # fmt: skip
             kill_group(child.pid)

@@ -80,6 +80,15 @@ def group_cpu(pgid: int) -> int:
     return total
 
 
+def command(pid: int) -> str:
+    """A process's command line, shortened, or "" once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+
+
 def wait_gone(pids: Sequence[int], seconds: float) -> list[int]:
     """Wait up to `seconds` for these processes to end; those still running."""
     deadline = time.monotonic() + seconds
