@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -15,7 +20,9 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from projections.store import ViewStore
 from scripts.demo import DEMO_AUTHORITIES, Population
+from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, record, register_authorities, target
 
 UNTIL = date(2025, 12, 31)
@@ -119,3 +126,66 @@ def test_four_appends_of_one_feed_in_different_orders_store_each_record_once(
         for e in ledger.history(citizen)
     ]
     assert len(stored) == len(set(stored)) == len(records)
+
+
+def test_over_http_a_settlement_after_its_infraction_is_accepted_by_either_worker(
+    ledger: Ledger, store_url: str
+) -> None:
+    register_authorities(ledger)
+    assert append(ledger, enrolled()).appended == 1
+    views = ViewStore(store_url)
+    police = TokenStore(views).create("service", "traffic-police", None, ledger.clock.now())[0]
+    views.close()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "serve", "--port", str(port), "--workers", "2",
+         "--db", store_url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz")
+        answers = []
+        for n in range(40):
+            # Each request on a new connection, so the two workers take turns at random.
+            infraction = _post(f"{base}/v1/records", police, fine(f"TP-{n}"))
+            settled = record("infraction.settled", f"TP-{n}S",
+                             target=target("traffic-police", f"TP-{n}"), amount="200.00",
+                             occurred_on="2025-02-01")  # fmt: skip
+            answers.append((infraction[0], _post(f"{base}/v1/records", police, settled)))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    assert [(first, status) for first, (status, _) in answers] == [(201, 201)] * 40, answers
+    references = [e.record.reference for e in ledger.history(WANG_FANG)]
+    assert len(references) == 1 + 80 == len(set(references))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
+def _post(url: str, token: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
