@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
@@ -143,12 +143,22 @@ class ViewStore:
         lite.execute("COMMIT")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if self.postgres:
-            # One statement in autocommit is its own transaction: no BEGIN/COMMIT trips.
-            with self._connection() as conn, conn.cursor() as cur:
-                return _Tx(cur, postgres=True).rows(sql, params)
-        with self.transaction(write=False) as tx:
-            return tx.rows(sql, params)
+        if not self.postgres:
+            with self.transaction(write=False) as tx:
+                return tx.rows(sql, params)
+        with unavailable_as_ledger_error(self.url):
+            try:
+                return self._read(sql, params)
+            except PoolTimeout:
+                raise
+            except psycopg.OperationalError:
+                # The connection died after its check; a read may be asked again.
+                return self._read(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # One statement in autocommit is its own transaction: no BEGIN/COMMIT trips.
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            return _Tx(cur, postgres=True).rows(sql, params)
 
     # Tracking and settings
 

@@ -79,6 +79,11 @@ class Bridge:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/healthz" and scope["method"] == "GET":
+            # Liveness is the event loop answering, even while every thread waits on
+            # a database that hangs.
+            await _send_json(send, 200, {"status": "ok", "lag": {}}, b"application/json")
+            return
         if self.app is None:  # a server without lifespan support
             self.app = await asyncio.get_running_loop().run_in_executor(self.pool, self.make)
         try:
@@ -194,12 +199,16 @@ def _call(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes,
 
 
 async def _refuse(send: Send, refused: Refused) -> None:
-    body = json.dumps({"type": "about:blank", "title": refused.title,
-                       "status": refused.status, "detail": refused.detail}).encode()  # fmt: skip
-    await send({"type": "http.response.start", "status": refused.status,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"connection", b"close")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
+    body = {"type": "about:blank", "title": refused.title, "status": refused.status,
+            "detail": refused.detail}  # fmt: skip
+    await _send_json(send, refused.status, body, b"application/problem+json", close=True)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], mimetype: bytes,
+                     close: bool = False) -> None:  # fmt: skip
+    headers = [(b"content-type", mimetype)] + ([(b"connection", b"close")] if close else [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 def asgi() -> Bridge:

@@ -268,7 +268,7 @@ def test_killed_connections_are_replaced_within_seconds(postgres_schema_url: str
         assert service.get("/v1/records", tokens["service"], body=fine("TP-2"))[0] == 201
         with psycopg.connect(postgres_schema_url.split("?", 1)[0], autocommit=True) as admin:
             killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                 "WHERE application_name = %s", [name],
             ).fetchone()  # fmt: skip
         assert killed is not None

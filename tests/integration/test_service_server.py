@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,3 +156,36 @@ def _refusing() -> Flask:
         raise AssertionError("the app was called")
 
     return app
+
+
+def test_healthz_answers_while_every_thread_waits(bridge: tuple[Bridge, list[str]]) -> None:
+    app, _ = bridge  # one thread only
+    release = threading.Event()
+    blocking = Flask("blocking")
+
+    @blocking.route("/echo", methods=["POST"])
+    def echo() -> Any:
+        release.wait(10)  # as a call to a database that hangs
+        return {}
+
+    app.app = blocking
+
+    async def both() -> list[int]:
+        statuses: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return _part(b"", more=False)
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        stuck = asyncio.create_task(app(_scope(), receive, send))
+        await asyncio.sleep(0.05)
+        health = dict(_scope(), method="GET", path="/healthz")
+        await asyncio.wait_for(app(health, receive, send), timeout=2)
+        release.set()
+        await stuck
+        return statuses
+
+    assert asyncio.run(both()) == [200, 200]
