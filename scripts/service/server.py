@@ -31,6 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 THREADS = 8
+RESPAWN_SECONDS = 0.5
 HEADER_SECONDS = 10
 # A body must keep coming: no pause longer than BODY_IDLE, and all of it within
 # BODY_SECONDS plus a second per MIN_RATE bytes.
@@ -244,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         "scripts.service.server:asgi", address=args.host, port=args.port,
         interface=Interfaces.ASGI, factory=True, workers=args.workers, websockets=False,
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_SECONDS * 1000),
-        log_access=True, workers_kill_timeout=10,
+        log_access=True, workers_kill_timeout=10, respawn_failed_workers=True,
+        respawn_interval=RESPAWN_SECONDS,
     ).serve()  # fmt: skip
 
 
