@@ -37,7 +37,7 @@ from ledger.checkpoint import (
     load_signer,
     load_verifier,
 )
-from ledger.errors import AuthorityExists, LedgerError
+from ledger.errors import AuthorityExists, LedgerError, StorageError
 from ledger.lifecycle import end_with_parent
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
@@ -462,7 +462,7 @@ def _project(
 def _answer_or_exit(ask: Callable[[], T]) -> T:
     try:
         return ask()
-    except NotProjected as e:
+    except (NotProjected, StorageError) as e:
         raise Unusable(str(e)) from None
     except LedgerError as e:
         raise click.UsageError(str(e)) from None
