@@ -35,7 +35,7 @@ from ledger.bulk import append_feed
 from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, LedgerError, UnknownCitizen
 from ledger.storage import redact_text
 from projections.bundle import BundleError, make_bundle
-from projections.policy import PolicyError
+from projections.policy import PolicyError, UnknownPolicy
 from projections.queries import NotProjected, Scores
 from projections.store import ViewStore
 from scripts.group_commit import GroupCommit
@@ -498,7 +498,7 @@ def _report_response(report: AppendReport, single: bool) -> Any:
 def _answer(ask: Callable[[], T]) -> T:
     try:
         return ask()
-    except UnknownCitizen as e:
+    except (UnknownCitizen, UnknownPolicy) as e:
         raise Problem(404, "Not Found", e.message) from None
     except NotProjected as e:
         raise Problem(503, "Service Unavailable", e.message) from None

@@ -176,6 +176,21 @@ def test_unknown_citizens_are_404_and_bad_queries_422(service: Any) -> None:
     assert response.json["errors"][0]["field"] == "as_of"
 
 
+@pytest.mark.parametrize("name", ["/etc/hostname", "../policies/national-v1", "national-v1.toml",
+                                  "no-such-policy"])  # fmt: skip
+def test_a_policy_is_named_never_pathed_and_an_unknown_one_is_404(
+    service: Any, name: str, tmp_path: Any
+) -> None:
+    client, issued, _ = service
+    elsewhere = tmp_path / "evil.toml"
+    elsewhere.write_text((policy.POLICY_FOLDER / "national-v1.toml").read_text())
+    for asked in (name, str(elsewhere)):
+        response = _call(client, "GET", f"/v1/citizens/{WANG_FANG}/explanation?policy={asked}",
+                         None, issued["auditor"])  # fmt: skip
+        assert response.status_code == 404
+        assert "available: finance-v1, national-v1" in response.json["detail"]
+
+
 def test_revoked_and_expired_tokens_are_refused(service: Any, clock: FixedClock) -> None:
     from datetime import date  # noqa: PLC0415
 
