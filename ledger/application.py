@@ -32,6 +32,7 @@ from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen, re
 from ledger.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
 from ledger.errors import (
     ConcurrencyConflict,
+    DatabaseUnavailable,
     InvalidRecord,
     LedgerError,
     NotEnrolled,
@@ -47,6 +48,7 @@ from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
     IndexRow,
+    Outage,
     check_read_versions,
     environment,
     ledger_recorder,
@@ -183,12 +185,17 @@ class Ledger(Application[uuid.UUID]):
         url: str = DEFAULT_URL,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
+        patience: float = 0.0,
     ) -> None:
+        """`patience`: seconds an append waits for a database that stopped answering to
+        come back, retrying its batch, before it gives up with DatabaseUnavailable."""
         super().__init__(env={**environment(url), **(env or {})})
         self.url = url
         self.clock: Clock = clock or SystemClock()
         self.store = ledger_recorder(self.recorder)
         self._citizens: OrderedDict[uuid.UUID, Citizen] = OrderedDict()
+        self._registry_cache: AuthorityRegistry | None = None
+        self.patience = patience
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -225,8 +232,19 @@ class Ledger(Application[uuid.UUID]):
 
     def authorities(self) -> list[Authority]:
         """Every registered authority, in the order registered."""
-        registry = self._registry()
+        registry = self._current_registry()
         return list(registry.authorities.values()) if registry else []
+
+    def _current_registry(self) -> AuthorityRegistry | None:
+        """The registry as stored now, to read from: the cached one brought up to date
+        with whatever other processes registered since, in one query."""
+        registry = self._registry_cache
+        for stored in self.store.events_after({REGISTRY_ID: registry.version if registry else 0}):
+            event = self.mapper.to_domain_event(stored)
+            assert isinstance(event, AuthorityRegistry.Event)
+            registry = event.mutate(registry)
+        self._registry_cache = registry
+        return registry
 
     def _registry(self) -> AuthorityRegistry | None:
         try:
@@ -264,14 +282,24 @@ class Ledger(Application[uuid.UUID]):
     def _append_parsed(self, parsed: list[tuple[int, Record]], report: AppendReport) -> None:
         if not parsed:
             return
-        for attempt in range(OPTIMISTIC_ATTEMPTS + MAX_ATTEMPTS):
+        attempt = 0
+        outage = Outage(self.url, self.patience)
+        while attempt < OPTIMISTIC_ATTEMPTS + MAX_ATTEMPTS:
             exclusive = attempt >= OPTIMISTIC_ATTEMPTS
             batch: _Batch | None = None
             try:
-                with self.store.exclusive_writer() if exclusive else nullcontext():
+                with outage.unless_over(), self.store.exclusive_writer() if exclusive \
+                        else nullcontext():  # fmt: skip
                     batch = self._apply(parsed)
                     recordings = self._save(batch, exclusive)
+            except DatabaseUnavailable as error:
+                # A save cut off at its commit may have been written: sent again, its
+                # records come back as duplicates of themselves, never twice.
+                self._forget(batch.citizens if batch else ())
+                outage.wait(error)
+                continue
             except IntegrityError:
+                attempt += 1
                 report.retries += 1
                 self._forget(batch.citizens if batch else ())
                 time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))  # noqa: S311 - jitter
@@ -334,7 +362,7 @@ class Ledger(Application[uuid.UUID]):
 
     def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
         keys = {rec.key for _, rec in parsed} | {rec.target for _, rec in parsed if rec.target}
-        registry = self._registry()
+        registry = self._current_registry()
         # Citizens first, then the index: whatever another writer commits in between
         # is then seen as a duplicate, and our stale citizen fails the save and is
         # reloaded; the other order could see a record in a citizen but not the index.

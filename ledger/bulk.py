@@ -51,15 +51,19 @@ def append_feed(
     clock: Clock | None = None,
     progress: Callable[[int], None] | None = None,
     writers: int = WRITERS,
+    patience: float = 0.0,
 ) -> AppendReport:
     """Append a feed of numbered NDJSON lines: in this process when it is short,
-    else with `writers` processes, one per shard of citizens.
+    else with `writers` processes, one per shard of citizens. Each writer waits up to
+    `patience` seconds for a database that stopped answering.
     """
     rest = iter(lines)
     head = list(islice(rest, SHARDING_THRESHOLD))
     if writers > 1 and len(head) == SHARDING_THRESHOLD and not is_in_memory(url):
-        return append_sharded(url, chain(head, rest), writers, clock, progress)
-    ledger = Ledger(url, clock=clock)
+        return append_sharded(
+            url, chain(head, rest), writers, clock, progress, patience=patience
+        )
+    ledger = Ledger(url, clock=clock, patience=patience)
     try:
         return ledger.append_lines(chain(head, rest), progress=progress)
     finally:
@@ -78,14 +82,16 @@ def shard_of(line: bytes | str, shards: int) -> int:
     return zlib.crc32(citizen.upper().encode()) % shards
 
 
-def _writer(url: str, clock: Clock | None, parent: int, inbox: Any, outbox: Connection) -> None:
+def _writer(
+    url: str, clock: Clock | None, patience: float, parent: int, inbox: Any, outbox: Connection
+) -> None:
     end_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone decides how writers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
         with unavailable_as_ledger_error(url):
-            ledger = Ledger(url, clock=clock)
+            ledger = Ledger(url, clock=clock, patience=patience)
             try:
                 while (batch := inbox.get()) is not None:
                     outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
@@ -176,6 +182,7 @@ class _Writers:
         count: int,
         report: AppendReport,
         progress: Callable[[int], None] | None,
+        patience: float = 0.0,
     ) -> None:
         context = get_context("spawn")
         self.report = report
@@ -192,7 +199,8 @@ class _Writers:
                     inbox = context.Queue(maxsize=4)
                     receiver, sender = context.Pipe(duplex=False)
                     process = context.Process(
-                        target=_writer, args=(url, clock, os.getpid(), inbox, sender), daemon=True
+                        target=_writer, args=(url, clock, patience, os.getpid(), inbox, sender),
+                        daemon=True,
                     )
                     self.inboxes.append(inbox)
                     self.outboxes.append(receiver)
@@ -288,6 +296,7 @@ def append_sharded(
     clock: Clock | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    patience: float = 0.0,
 ) -> AppendReport:
     """Append numbered NDJSON lines with `workers` writer processes, one per shard.
 
@@ -295,7 +304,7 @@ def append_sharded(
     before the error is raised: none outlives the call.
     """
     report = AppendReport()
-    writers = _Writers(url, clock, workers, report, progress)
+    writers = _Writers(url, clock, workers, report, progress, patience)
     try:
         buffers: list[Lines] = [[] for _ in range(workers)]
         for number, line in lines:

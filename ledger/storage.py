@@ -11,6 +11,7 @@ import fcntl
 import re
 import sqlite3
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,11 +36,18 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from ledger.errors import DatabaseUnavailable, StorageError
 from ledger.merkle import leaf_hash
 from ledger.records import RecordKey
 from ledger.tree import frontier, leaf_data, new_nodes
+
+# psycopg_pool waits 1, 2, 4, 8... seconds between attempts to reach a server that went
+# away, so every pool of a process would stay empty long after a short restart or a
+# failover; try at a steady pace instead (a refused connection costs little).
+AttemptWithBackoff.INITIAL_DELAY = 0.5
+AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 DEFAULT_URL = "sqlite:///ledger.db"
 DDL_LOCK = 0x1ED6E5
@@ -140,6 +148,34 @@ def unavailable_as_ledger_error(url: str) -> Iterator[None]:
         raise DatabaseUnavailable(
             f"{redact(url)} does not answer now ({type(e).__name__}: {detail}); try again"
         ) from None
+
+
+class Outage:
+    """A caller's patience with a database that stopped answering: what it may retry,
+    and for how long since the database last answered."""
+
+    PAUSE = 0.5
+
+    def __init__(self, url: str, patience: float) -> None:
+        self.url = url
+        self.patience = patience
+        self.since: float | None = None
+
+    @contextmanager
+    def unless_over(self) -> Iterator[None]:
+        """Run a step; the driver's outage errors come out as DatabaseUnavailable."""
+        with unavailable_as_ledger_error(self.url):
+            yield
+        self.since = None
+
+    def wait(self, error: DatabaseUnavailable) -> None:
+        """Pause before the next try, or raise the outage once patience is spent."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since >= self.patience:
+            raise error
+        time.sleep(self.PAUSE)
 
 
 def is_in_memory(url: str) -> bool:

@@ -199,8 +199,11 @@ def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 @main.command()
 @click.argument("source", default="-", metavar="[FILE|-]")
 @click.option("--json", "as_json", is_flag=True, help="Report as one JSON object.")
+@click.option("--patience", default=60.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to wait for a database that stops answering (a restart, a "
+                   "failover) before giving up.")  # fmt: skip
 @db_option
-def append(source: str, as_json: bool, url: str) -> None:
+def append(source: str, as_json: bool, patience: float, url: str) -> None:
     """Append NDJSON records in order; invalid lines are rejected, the rest go in.
 
     Exit 0 when nothing was rejected, 1 when something was, 2 when the input or the
@@ -219,16 +222,18 @@ def append(source: str, as_json: bool, url: str) -> None:
     with stream:
         with open_ledger(url):
             pass  # fails early, with exit 2, when the database cannot be used
-        report = _append_with_progress(url, stream, size)
+        report = _append_with_progress(url, stream, size, patience)
     _print_report(report, as_json)
     if report.rejected:
         sys.exit(EXIT_REJECTED)
 
 
-def _append_with_progress(url: str, stream: IO[bytes], size: int) -> AppendReport:
+def _append_with_progress(
+    url: str, stream: IO[bytes], size: int, patience: float
+) -> AppendReport:
     clock = _clock()
     if not (sys.stderr.isatty() and size > 1_000_000):
-        return _feed(url, _numbered_lines(stream), clock)
+        return _feed(url, _numbered_lines(stream), clock, patience)
     with Progress(
         *Progress.get_default_columns(), console=Console(stderr=True), transient=True
     ) as progress:
@@ -239,18 +244,19 @@ def _append_with_progress(url: str, stream: IO[bytes], size: int) -> AppendRepor
                 progress.advance(task, len(line))
                 yield number, line
 
-        return _feed(url, lines(), clock)
+        return _feed(url, lines(), clock, patience)
 
 
 def _feed(
     url: str,
     lines: Iterable[tuple[int, bytes]],
     clock: Clock | None,
+    patience: float,
     progress: Callable[[int], None] | None = None,
 ) -> AppendReport:
     try:
         with interruptible():
-            return append_feed(url, lines, clock=clock, progress=progress)
+            return append_feed(url, lines, clock=clock, progress=progress, patience=patience)
     except KeyboardInterrupt as e:
         stopped = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
         click.echo(str(stopped), err=True)
@@ -343,7 +349,7 @@ def demo(citizens: int, seed: int, until: date | None, url: str) -> None:
         disable=not console.is_terminal,
     ) as progress:  # fmt: skip
         task = progress.add_task("appending", total=len(records))
-        report = _feed(url, lines, _clock(), lambda n: progress.advance(task, n))
+        report = _feed(url, lines, _clock(), 0.0, lambda n: progress.advance(task, n))
     elapsed = time.perf_counter() - started
     table = Table("record type", "records", title=f"demo: {citizens} citizens, seed {seed}")
     for record_type, count in sorted(Counter(r["type"] for r in records).items()):

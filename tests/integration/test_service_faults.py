@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -27,86 +27,7 @@ from ledger.application import Ledger
 from projections.store import ViewStore
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, register_authorities
-
-# A TCP forwarder standing in for the database server, so that a test may kill it
-# (the database goes away), stop it (the database hangs) or start it again.
-PROXY = """
-import asyncio, sys
-
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-async def serve(client_reader, client_writer):
-    try:
-        server_reader, server_writer = await asyncio.open_connection(sys.argv[2], int(sys.argv[3]))
-    except OSError:
-        client_writer.close()
-        return
-    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
-
-async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]), reuse_address=True)
-    print("ready", flush=True)
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main())
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Proxy:
-    """The forwarder as a process: start, kill -9, stop and continue."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.port = _free_port()
-        self.target = (target_host, target_port)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", PROXY, str(self.port), self.target[0], str(self.target[1])],
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == b"ready"
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.kill()
-
-
-def _through(url: str, port: int, password: str | None = None) -> str:
-    parts = urlsplit(url)
-    user = parts.username or "postgres"
-    auth = f"{user}:{password}" if password else user
-    return urlunsplit(parts._replace(netloc=f"{auth}@127.0.0.1:{port}"))
+from tests.proxy import Proxy, free_port, through
 
 
 def _tokens(url: str) -> dict[str, str]:
@@ -132,7 +53,7 @@ class Service:
     """`ledger serve` as a process on a free loopback port."""
 
     def __init__(self, url: str, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scripts.cli", "serve", "--port", str(self.port),
@@ -185,7 +106,7 @@ def proxied(postgres_schema_url: str) -> Iterator[tuple[str, Proxy]]:
     proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     proxy.start()
     try:
-        yield _through(postgres_schema_url, proxy.port), proxy
+        yield through(postgres_schema_url, proxy.port), proxy
     finally:
         proxy.close()
 
@@ -357,7 +278,7 @@ def _descendants(pid: int) -> list[int]:
 def test_no_password_on_any_command_line_and_nothing_outlives_kill_9(
     postgres_schema_url: str,
 ) -> None:
-    url = _through(postgres_schema_url, urlsplit(postgres_schema_url).port or 5432,
+    url = through(postgres_schema_url, urlsplit(postgres_schema_url).port or 5432,
                    password="s3cret-Pw")  # trust authentication ignores it  # fmt: skip
     _tokens(url)
     service = Service(url, "--project")

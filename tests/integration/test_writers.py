@@ -4,6 +4,7 @@ written twice, whatever the order in which the processes get there."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import socket
@@ -16,6 +17,7 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,6 +26,7 @@ from projections.store import ViewStore
 from scripts.demo import DEMO_AUTHORITIES, Population
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, record, register_authorities, target
+from tests.proxy import Proxy, through
 
 UNTIL = date(2025, 12, 31)
 
@@ -207,3 +210,49 @@ def _post(url: str, token: str, body: Any) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("citizens", [100, 600], ids=["one-process", "bulk-writers"])
+def test_an_append_rides_out_a_database_that_goes_away_and_comes_back(
+    postgres_schema_url: str, tmp_path: Path, citizens: int
+) -> None:
+    parts = urlsplit(postgres_schema_url)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy.start()
+    url = through(postgres_schema_url, proxy.port)
+    ledger = Ledger(postgres_schema_url)
+    try:
+        for spec in DEMO_AUTHORITIES:
+            ledger.register_authority(spec.authority_id, spec.name, list(spec.may_issue))
+        records = Population(citizens, 5, UNTIL).records()
+        feed = _write(tmp_path / "feed.ndjson", records)
+        before = ledger.max_position()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "append", str(feed), "--json",
+             "--patience", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "LEDGER_DATABASE_URL": url},
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while ledger.max_position() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proxy.kill()  # every connection cut, new ones refused
+        time.sleep(8)
+        proxy.start()
+        out, err = process.communicate(timeout=180)
+    finally:
+        proxy.close()
+    try:
+        assert process.returncode == 0, err[-2000:]
+        report = json.loads(out)
+        assert report["rejected"] == []
+        assert report["appended"] + report["duplicates"] == len(records)
+        stored = [
+            (e.record.authority, e.record.reference)
+            for citizen in {r["citizen"] for r in records}
+            for e in ledger.history(citizen)
+        ]
+        assert len(stored) == len(set(stored)) == len(records)
+    finally:
+        ledger.close()
