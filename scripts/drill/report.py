@@ -214,7 +214,8 @@ def text(figures: dict[str, Any]) -> str:
         if items:
             lines.append(f"  {title}:")
             lines.extend(f"    {n:>6} x {message}" for message, n in items)
-    for title, examples in (("findings", figures["findings"]),
+    for title, examples in (("failed", figures["failures"]),
+                            ("findings", figures["findings"]),
                             ("refused, for example", figures["refusals"]),
                             ("lost, for example", figures["lost_examples"]),
                             ("feed runs with rejections", figures["refused_feed_runs"]),

@@ -53,6 +53,7 @@ def test_short_drill_loses_doubles_and_wrongly_refuses_nothing() -> None:
     assert figures["acknowledged"] == figures["stored"] == figures["sent"]
     assert figures["verify"]["ok"], figures["verify"]["detail"]
     assert figures["rebuild"]["agrees"], figures["rebuild"]["detail"]
+    assert figures["failures"] == [], figures["findings"]
     assert done.returncode == 0, progress
 
 
