@@ -447,17 +447,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return found
 
     def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
-        events: list[StoredEvent] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._query(
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE originator_id IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
-                [i.hex for i in chunk],
-            )
-            events.extend(StoredEvent(uuid.UUID(o), v, t, bytes(s)) for o, v, t, s in rows)
-        return events
+        return self.events_after(dict.fromkeys(ids, 0))
 
     def _versions(self, c: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         found: dict[uuid.UUID, int] = {}
@@ -846,22 +836,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         }
 
     def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
-        if not ids:
-            return []
-        rows = self._query(
-            SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {} "
-                "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
-            ).format(self._table(self.events_table_name)),
-            [list(ids)],
-        )
-        return [
-            StoredEvent(
-                row["originator_id"], row["originator_version"], row["topic"],
-                bytes(row["state"]),
-            )
-            for row in rows
-        ]  # fmt: skip
+        return self.events_after(dict.fromkeys(ids, 0))
 
     def positions(
         self, versions: Iterable[tuple[uuid.UUID, int]]
