@@ -1,0 +1,393 @@
+"""eventsourcing's PostgreSQL recorder with the record index, the Merkle tree, the
+checkpoints and the writers' gate, in the transactions of its inserts."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import (
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow, tuple_row
+from psycopg.sql import SQL, Identifier
+
+from ledger.records import RecordKey
+from ledger.storage.recorder import (
+    IndexEntry,
+    check_read_versions,
+    index_rows_of,
+    leaf_hashes,
+    read_ids,
+)
+from ledger.tree import frontier, new_nodes
+
+DDL_LOCK = 0x1ED6E5
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder plus the record index, in one transaction."""
+
+    def __init__(self, datastore: PostgresDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.index_table = events_table_name.removesuffix("_events") + "_record_index"
+        self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
+        self.checkpoint_table = events_table_name.removesuffix("_events") + "_checkpoints"
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (id bigserial PRIMARY KEY, "
+                "size bigint NOT NULL, note text NOT NULL, created_at text NOT NULL)"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.checkpoint_table),
+            )
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
+                "position bigint UNIQUE, PRIMARY KEY (level, idx))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.tree_table))
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "authority text NOT NULL, reference text NOT NULL, "
+                "citizen_id uuid NOT NULL, version bigint NOT NULL, digest bytea NOT NULL, "
+                "PRIMARY KEY (authority, reference))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.index_table))
+        )
+
+    @property
+    def _insert_columns(self) -> Any:
+        return SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(self._table(self.events_table_name))
+
+    def create_table(self) -> None:
+        # Concurrent CREATE ... IF NOT EXISTS and CREATE OR REPLACE FUNCTION fail with
+        # "tuple concurrently updated" when several writers start at once.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [DDL_LOCK])
+            try:
+                super().create_table()
+                self._backfill_tree()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [DDL_LOCK])
+
+    def _backfill_tree(self) -> None:
+        """Grow a tree over a log written before it had one."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SELECT 1 AS one FROM {} LIMIT 1").format(
+                self._table(self.tree_table)))  # fmt: skip
+            if curs.fetchone() is not None:
+                return
+            self._lock_table(curs)
+            last = 0
+            while True:
+                curs.execute(
+                    SQL(
+                        "SELECT notification_id, originator_id, originator_version, topic, "
+                        "state FROM {} WHERE notification_id > %s ORDER BY notification_id "
+                        "LIMIT 5000"
+                    ).format(self._table(self.events_table_name)),
+                    [last],
+                )
+                rows = curs.fetchall()
+                if not rows:
+                    return
+                self._grow_tree(
+                    curs,
+                    [
+                        StoredEvent(r["originator_id"], r["originator_version"], r["topic"],
+                                    bytes(r["state"]))
+                        for r in rows
+                    ],
+                    [r["notification_id"] for r in rows],
+                )  # fmt: skip
+                last = rows[-1]["notification_id"]
+
+    def _table(self, name: str) -> Any:
+        return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(name))
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert events, their index rows and their tree nodes in one transaction.
+
+        Statements run one after another rather than in the library's pipeline, so a
+        broken unique key surfaces as itself (an IntegrityError, which is retried),
+        never as an aborted pipeline.
+        """
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            if not kwargs.get("exclusive"):
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", [self._gate_key],
+                             prepare=True)  # fmt: skip
+            # The index rows go in after the table lock, so concurrent writers meet the
+            # lock first and can never deadlock on each other's index keys.
+            self._lock_table(curs)
+            check_read_versions(kwargs, self._versions(curs, read_ids(kwargs)))
+            rows = index_rows_of(kwargs)
+            if rows:
+                columns = list(zip(*sorted(rows), strict=True))
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} SELECT * FROM unnest("
+                        "%b::text[], %b::text[], %b::uuid[], %b::bigint[], %b::bytea[])"
+                    ).format(self._table(self.index_table)),
+                    [list(col) for col in columns],
+                )
+            self._notify_channel(curs)
+            # Parallel arrays sent in binary (%b), rather than the library's array of a
+            # composite type in text, which psycopg escapes field by field.
+            curs.execute(
+                self._insert_columns,
+                [
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ],
+            )
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            self._grow_tree(curs, stored_events, ids)
+        return ids
+
+    @property
+    def _gate_key(self) -> int:
+        """The advisory lock every save of this ledger shares, and one writer may hold alone."""
+        name = f"ledger-writers:{self.datastore.schema}.{self.events_table_name}"
+        return zlib.crc32(name.encode())
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        """Hold the writers' gate alone: no other save commits until this one has."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [self._gate_key])
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [self._gate_key])
+
+    def _versions(self, curs: Cursor[DictRow], ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not ids:
+            return {}
+        curs.execute(
+            SQL(
+                "SELECT originator_id, MAX(originator_version) AS version FROM {} "
+                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
+            ).format(self._table(self.events_table_name)),
+            [list(ids)],
+            prepare=True,
+        )
+        return {row["originator_id"]: int(row["version"]) for row in curs.fetchall()}
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The latest version of each citizen that has any events."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._versions(curs, list(ids))
+
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]:
+        """The events of each citizen after the version given, by citizen and version."""
+        if not versions:
+            return []
+        rows = self._query(
+            SQL(
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e "
+                "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, version) "
+                "ON e.originator_id = k.id AND e.originator_version > k.version "
+                "ORDER BY e.originator_id, e.originator_version"
+            ).format(self._table(self.events_table_name)),
+            [list(versions), list(versions.values())],
+        )
+        return [
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"],
+                bytes(row["state"]),
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    def _grow_tree(
+        self, curs: Cursor[DictRow], events: Sequence[StoredEvent], positions: Sequence[int]
+    ) -> None:
+        table = self._table(self.tree_table)
+        curs.execute(SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(table))
+        row = curs.fetchone()
+        start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
+        needed = frontier(start, len(events))
+        stored = self._nodes(curs, needed) if needed else {}
+        made = new_nodes(start, leaf_hashes(events, positions), stored)
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (level, idx, hash, position) SELECT * FROM "
+                "unnest(%b::smallint[], %b::bigint[], %b::bytea[], %b::bigint[])"
+            ).format(table),
+            [
+                [level for level, _ in made],
+                [idx for _, idx in made],
+                list(made.values()),
+                [positions[idx - start] if level == 0 else None for level, idx in made],
+            ],
+        )
+
+    def _nodes(
+        self, curs: Cursor[DictRow], nodes: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        wanted = list(nodes)
+        curs.execute(
+            SQL(
+                "SELECT t.level, t.idx, t.hash FROM {} t JOIN unnest(%b::smallint[], "
+                "%b::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx"
+            ).format(self._table(self.tree_table)),
+            [[n[0] for n in wanted], [n[1] for n in wanted]],
+            prepare=True,
+        )
+        return {(r["level"], r["idx"]): bytes(r["hash"]) for r in curs.fetchall()}
+
+    def tree_size(self) -> int:
+        rows = self._query(
+            SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(
+                self._table(self.tree_table)
+            ),
+            [],
+        )
+        return 0 if rows[0]["last"] is None else int(rows[0]["last"]) + 1
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._nodes(curs, nodes)
+
+    def leaf_index(self, position: int) -> int | None:
+        rows = self._query(
+            SQL("SELECT idx FROM {} WHERE level = 0 AND position = %s").format(
+                self._table(self.tree_table)
+            ),
+            [position],
+        )
+        return int(rows[0]["idx"]) if rows else None
+
+    def save_checkpoint(self, size: int, note: str, at: str) -> None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("INSERT INTO {} (size, note, created_at) VALUES (%s, %s, %s)").format(
+                    self._table(self.checkpoint_table)
+                ),
+                [size, note, at],
+            )
+
+    def checkpoints(self) -> list[tuple[int, str, str]]:
+        rows = self._query(
+            SQL("SELECT size, note, created_at FROM {} ORDER BY id").format(
+                self._table(self.checkpoint_table)
+            ),
+            [],
+        )
+        return [(int(r["size"]), r["note"], r["created_at"]) for r in rows]
+
+    def tree_position(self, index: int) -> int | None:
+        """The log position of leaf `index`."""
+        rows = self._query(
+            SQL("SELECT position FROM {} WHERE level = 0 AND idx = %s").format(
+                self._table(self.tree_table)
+            ),
+            [index],
+        )
+        return int(rows[0]["position"]) if rows and rows[0]["position"] is not None else None
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
+        """Every stored node, (level, index, hash, position), by level then index."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="stream_tree", row_factory=tuple_row)
+            cursor.itersize = 10_000
+            cursor.execute(
+                SQL("SELECT level, idx, hash, position FROM {} ORDER BY level, idx").format(
+                    self._table(self.tree_table)
+                )
+            )
+            for level, idx, h, position in cursor:
+                yield level, idx, bytes(h), position
+            cursor.close()
+
+    def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            # Prepared: planning these small lookups costs more than running them.
+            curs.execute(statement, params, prepare=True)
+            return curs.fetchall()
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]:
+        key_list = list(keys)
+        if not key_list:
+            return {}
+        rows = self._query(
+            SQL(
+                "SELECT i.authority, i.reference, i.citizen_id, i.version, i.digest "
+                "FROM {} i JOIN unnest(%b::text[], %b::text[]) AS k(authority, reference) "
+                "ON i.authority = k.authority AND i.reference = k.reference"
+            ).format(self._table(self.index_table)),
+            [[k.authority for k in key_list], [k.reference for k in key_list]],
+        )
+        return {
+            RecordKey(row["authority"], row["reference"]): IndexEntry(
+                row["citizen_id"], row["version"], bytes(row["digest"])
+            )
+            for row in rows
+        }
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
+        return self.events_after(dict.fromkeys(ids, 0))
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]:
+        pairs = list(versions)
+        if not pairs:
+            return {}
+        rows = self._query(
+            SQL(
+                "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
+                "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+                "ON e.originator_id = k.id AND e.originator_version = k.version"
+            ).format(self._table(self.events_table_name)),
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+        return {
+            (row["originator_id"], row["originator_version"]): row["notification_id"]
+            for row in rows
+        }
+
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
+        """Events whose topic starts with the prefix, up to a position, by aggregate."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="stream_by_originator", row_factory=tuple_row)
+            cursor.itersize = 5000
+            cursor.execute(
+                SQL(
+                    "SELECT originator_id, originator_version, topic, state FROM {} "
+                    "WHERE topic LIKE %s AND notification_id <= %s "
+                    "ORDER BY originator_id, originator_version"
+                ).format(self._table(self.events_table_name)),
+                [topic_prefix + "%", upto],
+            )
+            for o, v, t, state in cursor:
+                yield StoredEvent(o, v, t, bytes(state))
+            cursor.close()
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
+        rows = self._query(
+            SQL(
+                "SELECT originator_version, notification_id FROM {} "
+                "WHERE originator_id = %s ORDER BY originator_version"
+            ).format(self._table(self.events_table_name)),
+            [citizen],
+        )
+        return [(row["originator_version"], row["notification_id"]) for row in rows]

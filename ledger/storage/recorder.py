@@ -1,0 +1,97 @@
+"""What the ledger needs of its store beyond eventsourcing's recorder: the record
+index, the versions a batch read, the Merkle leaves of what it writes.
+
+The record index maps (authority, reference) to the citizen and version of the event
+that holds the record, with a digest of its content. It is written in the same
+transaction as the events, so the log and the index never disagree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    StoredEvent,
+)
+
+from ledger.merkle import leaf_hash
+from ledger.records import RecordKey
+from ledger.tree import leaf_data
+
+IndexRow = tuple[str, str, uuid.UUID, int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Where a record is stored and what it said."""
+
+    citizen_id: uuid.UUID
+    version: int
+    digest: bytes
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs of its store beyond eventsourcing's recorder."""
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]: ...
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]: ...
+
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]: ...
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]: ...
+
+    def exclusive_writer(self) -> AbstractContextManager[None]: ...
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]: ...
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]: ...
+
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]: ...
+
+    def tree_size(self) -> int: ...
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
+
+    def leaf_index(self, position: int) -> int | None: ...
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]: ...
+
+    def tree_position(self, index: int) -> int | None: ...
+
+    def save_checkpoint(self, size: int, note: str, at: str) -> None: ...
+
+    def checkpoints(self) -> list[tuple[int, str, str]]: ...
+
+
+def leaf_hashes(events: Sequence[StoredEvent], positions: Sequence[int]) -> list[bytes]:
+    """The Merkle leaf hash of each stored event at its position."""
+    return [
+        leaf_hash(leaf_data(p, e.originator_id, e.originator_version, e.topic, e.state))
+        for e, p in zip(events, positions, strict=True)
+    ]
+
+
+def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:
+    rows: list[IndexRow] = kwargs.get("index_rows") or []
+    return rows
+
+
+def check_read_versions(kwargs: dict[str, Any], stored: dict[uuid.UUID, int]) -> None:
+    """Refuse the save when a citizen the batch read but did not change has moved on
+    since: a rejection or a decision made on that citizen would be stale."""
+    read: Mapping[uuid.UUID, int] = kwargs.get("read_versions") or {}
+    moved = [cid for cid, version in read.items() if stored.get(cid, 0) != version]
+    if moved:
+        raise IntegrityError(f"{len(moved)} citizens changed since they were read")
+
+
+def read_ids(kwargs: dict[str, Any]) -> list[uuid.UUID]:
+    read: Mapping[uuid.UUID, int] = kwargs.get("read_versions") or {}
+    return list(read)

@@ -1,0 +1,293 @@
+"""eventsourcing's SQLite recorder with the record index, the Merkle tree, the
+checkpoints and the writers' gate, in the transactions of its inserts."""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import (
+    StoredEvent,
+)
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from ledger.records import RecordKey
+from ledger.storage.recorder import (
+    IndexEntry,
+    check_read_versions,
+    index_rows_of,
+    leaf_hashes,
+    read_ids,
+)
+from ledger.tree import frontier, new_nodes
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder plus the record index, in one transaction."""
+
+    index_table = "record_index"
+    tree_table = "merkle_nodes"
+    checkpoint_table = "checkpoints"
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        name = datastore.pool.db_name
+        self._gate_path = None if name.startswith("file:") else Path(name + ".writers")
+        self._gate_memory = threading.RLock()
+
+    @contextmanager
+    def _gate(self, exclusive: bool) -> Iterator[None]:
+        """Ordinary saves share the gate; a writer that keeps losing races holds it
+        alone while it loads, decides and saves, so nobody can change what it read."""
+        if self._gate_path is None:
+            # An in-memory database lives in this process only.
+            with self._gate_memory:
+                yield
+            return
+        # A descriptor per holder: flock on a shared descriptor would convert locks.
+        with self._gate_path.open("a") as gate:
+            fcntl.flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        with self._gate(exclusive=True):
+            yield
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if kwargs.get("exclusive"):
+            return super().insert_events(stored_events, **kwargs)
+        with self._gate(exclusive=False):
+            return super().insert_events(stored_events, **kwargs)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.index_table} ("
+            "authority TEXT NOT NULL, reference TEXT NOT NULL, "
+            "citizen_id TEXT NOT NULL, version INTEGER NOT NULL, digest BLOB NOT NULL, "
+            "PRIMARY KEY (authority, reference)) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {self.tree_table} ("
+            "level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
+            "position INTEGER, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {self.tree_table}_position "
+            f"ON {self.tree_table} (position)",
+            f"CREATE TABLE IF NOT EXISTS {self.checkpoint_table} ("
+            "id INTEGER PRIMARY KEY, size INTEGER NOT NULL, note TEXT NOT NULL, "
+            "created_at TEXT NOT NULL)",
+        ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT 1 FROM {self.tree_table} LIMIT 1")
+            if c.fetchone() is not None:
+                return
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} ORDER BY rowid"
+            )
+            rows = c.fetchall()
+            # A log written before it had a tree: grow one over what is there.
+            for start in range(0, len(rows), 5000):
+                chunk = rows[start : start + 5000]
+                self._grow_tree(
+                    c,
+                    [StoredEvent(uuid.UUID(o), v, t, bytes(s)) for _, o, v, t, s in chunk],
+                    [int(r[0]) for r in chunk],
+                )
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        # After the first insert this transaction holds the write lock, so what it
+        # reads now is what every other writer has committed.
+        check_read_versions(kwargs, self._versions(c, read_ids(kwargs)))
+        rows = index_rows_of(kwargs)
+        if rows:
+            c.executemany(
+                f"INSERT INTO {self.index_table} VALUES (?, ?, ?, ?, ?)",
+                [(a, ref, cid.hex, v, d) for a, ref, cid, v, d in rows],
+            )
+        if ids:
+            self._grow_tree(c, stored_events, ids)
+        return ids
+
+    def _grow_tree(self, c: Any, events: Sequence[StoredEvent], positions: Sequence[int]) -> None:
+        c.execute(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0")
+        last = c.fetchone()[0]
+        start = 0 if last is None else last + 1
+        stored = {}
+        for level, idx in frontier(start, len(events)):
+            c.execute(
+                f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
+            )
+            stored[(level, idx)] = bytes(c.fetchone()[0])
+        made = new_nodes(start, leaf_hashes(events, positions), stored)
+        c.executemany(
+            f"INSERT INTO {self.tree_table} (level, idx, hash, position) VALUES (?, ?, ?, ?)",
+            [
+                (level, idx, h, positions[idx - start] if level == 0 else None)
+                for (level, idx), h in made.items()
+            ],
+        )
+
+    def tree_size(self) -> int:
+        rows = self._query(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0", [])
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found = {}
+        for level, idx in nodes:
+            rows = self._query(
+                f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
+            )
+            if rows:
+                found[(level, idx)] = bytes(rows[0][0])
+        return found
+
+    def leaf_index(self, position: int) -> int | None:
+        rows = self._query(
+            f"SELECT idx FROM {self.tree_table} WHERE level = 0 AND position = ?", [position]
+        )
+        return int(rows[0][0]) if rows else None
+
+    def save_checkpoint(self, size: int, note: str, at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO {self.checkpoint_table} (size, note, created_at) VALUES (?, ?, ?)",
+                [size, note, at],
+            )
+
+    def checkpoints(self) -> list[tuple[int, str, str]]:
+        rows = self._query(
+            f"SELECT size, note, created_at FROM {self.checkpoint_table} ORDER BY id", []
+        )
+        return [(int(size), note, at) for size, note, at in rows]
+
+    def tree_position(self, index: int) -> int | None:
+        """The log position of leaf `index`."""
+        rows = self._query(
+            f"SELECT position FROM {self.tree_table} WHERE level = 0 AND idx = ?", [index]
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
+        """Every stored node, (level, index, hash, position), by level then index."""
+        name = self.datastore.pool.db_name
+        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
+        try:
+            yield from (
+                (level, idx, bytes(h), position)
+                for level, idx, h, position in conn.execute(
+                    f"SELECT level, idx, hash, position FROM {self.tree_table} ORDER BY level, idx"
+                )
+            )
+        finally:
+            conn.close()
+
+    def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            rows: list[sqlite3.Row] = c.fetchall()
+            return rows
+
+    def lookup(self, keys: Iterable[RecordKey]) -> dict[RecordKey, IndexEntry]:
+        found: dict[RecordKey, IndexEntry] = {}
+        key_list = list(keys)
+        for start in range(0, len(key_list), 400):
+            chunk = key_list[start : start + 400]
+            clause = " OR ".join(["(authority = ? AND reference = ?)"] * len(chunk))
+            params = [x for k in chunk for x in (k.authority, k.reference)]
+            rows = self._query(
+                "SELECT authority, reference, citizen_id, version, digest "
+                f"FROM {self.index_table} WHERE {clause}",
+                params,
+            )
+            for a, ref, cid, version, digest in rows:
+                found[RecordKey(a, ref)] = IndexEntry(uuid.UUID(cid), version, bytes(digest))
+        return found
+
+    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
+        return self.events_after(dict.fromkeys(ids, 0))
+
+    def _versions(self, c: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        found: dict[uuid.UUID, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            c.execute(
+                "SELECT originator_id, MAX(originator_version) "
+                f"FROM {self.events_table_name} WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                [i.hex for i in chunk],
+            )
+            found.update((uuid.UUID(o), int(v)) for o, v in c.fetchall())
+        return found
+
+    def versions(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """The latest version of each citizen that has any events."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._versions(c, list(ids))
+
+    def events_after(self, versions: Mapping[uuid.UUID, int]) -> list[StoredEvent]:
+        """The events of each citizen after the version given, by citizen and version."""
+        pairs = sorted(versions.items())
+        events: list[StoredEvent] = []
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start : start + 400]
+            clause = " OR ".join(["(originator_id = ? AND originator_version > ?)"] * len(chunk))
+            rows = self._query(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE {clause} "
+                "ORDER BY originator_id, originator_version",
+                [x for cid, v in chunk for x in (cid.hex, v)],
+            )
+            events.extend(StoredEvent(uuid.UUID(o), v, t, bytes(s)) for o, v, t, s in rows)
+        return events
+
+    def positions(
+        self, versions: Iterable[tuple[uuid.UUID, int]]
+    ) -> dict[tuple[uuid.UUID, int], int]:
+        found: dict[tuple[uuid.UUID, int], int] = {}
+        for cid, version in versions:
+            rows = self._query(
+                f"SELECT rowid FROM {self.events_table_name} "
+                "WHERE originator_id = ? AND originator_version = ?",
+                [cid.hex, version],
+            )
+            if rows:
+                found[(cid, version)] = rows[0][0]
+        return found
+
+    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
+        """Events whose topic starts with the prefix, up to a position, by aggregate."""
+        name = self.datastore.pool.db_name
+        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
+        try:
+            rows = conn.execute(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE topic LIKE ? AND rowid <= ? "
+                "ORDER BY originator_id, originator_version",
+                [topic_prefix + "%", upto],
+            )
+            for o, v, t, state in rows:
+                yield StoredEvent(uuid.UUID(o), v, t, bytes(state))
+        finally:
+            conn.close()
+
+    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
+        rows = self._query(
+            f"SELECT originator_version, rowid FROM {self.events_table_name} "
+            "WHERE originator_id = ? ORDER BY originator_version",
+            [citizen.hex],
+        )
+        return [(v, p) for v, p in rows]
