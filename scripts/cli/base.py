@@ -1,0 +1,168 @@
+"""The `ledger` group and what its commands share: options, openers, errors, output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import click
+import psycopg
+from eventsourcing.persistence import PersistenceError
+
+from ledger.application import Clock, Ledger
+from ledger.errors import LedgerError, StorageError
+from ledger.storage import DEFAULT_URL, redact, redact_text
+from projections import policy as policies
+from projections.policy import PolicyError
+from projections.queries import NotProjected, Scores
+from projections.store import ViewStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+EXIT_REJECTED = 1
+EXIT_UNUSABLE = 2
+
+
+class Unusable(click.ClickException):
+    """The input or the database cannot be used at all."""
+
+    exit_code = EXIT_UNUSABLE
+
+
+def db_option(command: F) -> F:
+    """--db, the database URL, as every command that reads or writes takes it."""
+    return click.option(
+        "--db",
+        "url",
+        envvar="LEDGER_DATABASE_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB (env LEDGER_DATABASE_URL).",
+    )(command)
+
+
+def injected_clock() -> Clock | None:
+    """The clock a caller injected (tests do), else the system's."""
+    clock: Clock | None = (click.get_current_context().obj or {}).get("clock")
+    return clock
+
+
+@contextmanager
+def open_ledger(url: str) -> Iterator[Ledger]:
+    """Open the ledger, turning every failure to reach the database into exit 2."""
+    try:
+        app = Ledger(url, clock=injected_clock())
+    except LedgerError as e:
+        raise Unusable(redact_text(str(e), url)) from None
+    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
+        raise Unusable(f"db: cannot open {redact(url)}: {redact_text(str(e), url)}") from None
+    try:
+        yield app
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as e:
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
+    finally:
+        app.close()
+
+
+def parse_date(_: Any, param: click.Parameter, value: str | None) -> date | None:
+    """An ISO date, or a usage error naming the value."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date such as 2024-05-31") from None
+
+
+def parse_timestamp(_: Any, param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO timestamp, UTC unless it has an offset, or a usage error naming the value."""
+    if value is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO timestamp such as 2026-01-31T12:00:00+08:00"
+        ) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def emit_json(data: Any) -> None:
+    """Print data as one line of JSON."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """An event-sourced ledger of records about citizens from registered authorities."""
+
+
+@contextmanager
+def open_views(url: str) -> Iterator[ViewStore]:
+    """Open the read models, turning every failure to reach the database into exit 2."""
+    try:
+        store = ViewStore(url)
+    except LedgerError as e:
+        raise Unusable(redact_text(str(e), url)) from None
+    except (psycopg.Error, sqlite3.Error, OSError) as e:
+        raise Unusable(
+            f"db: cannot open the views in {redact(url)}: {redact_text(str(e), url)}"
+        ) from None
+    try:
+        yield store
+    except (psycopg.Error, sqlite3.Error) as e:
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_scores(url: str) -> Iterator[Scores]:
+    """The ledger and its read models together; a bad policy is a usage error."""
+    with open_ledger(url) as app, open_views(url) as store:
+        try:
+            yield Scores(app, store)
+        except PolicyError as e:
+            raise click.UsageError(str(e)) from None
+
+
+def answer_or_exit(ask: Callable[[], T]) -> T:
+    """Ask; what was not projected or stored is exit 2, any other refusal a usage error."""
+    try:
+        return ask()
+    except (NotProjected, StorageError) as e:
+        raise Unusable(str(e)) from None
+    except LedgerError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def parse_policy(_: Any, param: click.Parameter, value: str | None) -> str | None:
+    """A shipped or registered policy's name; never a path."""
+    if value is not None and value not in policies.available():
+        raise click.BadParameter(
+            f"no policy {value!r}; available: {', '.join(policies.available()) or 'none'}"
+        )
+    return value
+
+
+policy_option = click.option(
+    "--policy", callback=parse_policy, help="A policy name [default: the promoted one]."
+)
+as_of_option = click.option(
+    "--as-of", callback=parse_date, help="The day the score is for [default: today]."
+)
+known_at_option = click.option(
+    "--known-at",
+    callback=parse_timestamp,
+    help="Replay what had been recorded by this ISO timestamp instead of the projection.",
+)
+
+
+def reading_options(command: F) -> F:
+    """--policy, --as-of and --known-at, as every score-reading command takes them."""
+    return policy_option(as_of_option(known_at_option(command)))

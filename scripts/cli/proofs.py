@@ -1,0 +1,233 @@
+"""Proving the log: Merkle proofs, the signing key, checkpoints, verification and audits."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ledger.audit import Log, verify_log
+from ledger.audit import checkpoint as sign_checkpoint
+from ledger.checkpoint import (
+    DEFAULT_ORIGIN,
+    CheckpointError,
+    init_key,
+    key_path,
+    load_signer,
+    load_verifier,
+)
+from ledger.errors import LedgerError
+from projections.bundle import make_bundle, verify_bundle
+from scripts.cli.base import (
+    EXIT_REJECTED,
+    F,
+    Unusable,
+    answer_or_exit,
+    db_option,
+    emit_json,
+    main,
+    open_ledger,
+    open_scores,
+    reading_options,
+)
+from scripts.cli.reading import print_explanation
+
+
+@main.group()
+def prove() -> None:
+    """Merkle proofs over the ledger's log (RFC 9162, SHA-256)."""
+
+
+@prove.command("inclusion")
+@click.argument("position", type=click.IntRange(1))
+@click.option("--size", type=click.IntRange(1), help="The tree size [default: the current one].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object; hashes in hex.")
+@db_option
+def prove_inclusion(position: int, size: int | None, as_json: bool, url: str) -> None:
+    """Prove the event at POSITION is in the log of the given size."""
+    with open_ledger(url) as app:
+        proof = answer_or_exit(lambda: Log(app).inclusion(position, size))
+    if as_json:
+        emit_json(proof.to_json())
+        return
+    click.echo(f"position {proof.position} is leaf {proof.index} of {proof.size}")
+    click.echo(f"leaf hash {proof.leaf_hash.hex()}")
+    click.echo(f"root      {proof.root.hex()}")
+    for step in proof.proof:
+        click.echo(f"  {step.hex()}")
+
+
+@prove.command("consistency")
+@click.argument("old_size", type=click.IntRange(1))
+@click.argument("new_size", type=click.IntRange(1), required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object; hashes in hex.")
+@db_option
+def prove_consistency(old_size: int, new_size: int | None, as_json: bool, url: str) -> None:
+    """Prove the log of OLD_SIZE is a prefix of the log of NEW_SIZE [default: current]."""
+    with open_ledger(url) as app:
+        proof = answer_or_exit(lambda: Log(app).consistency(old_size, new_size))
+    if as_json:
+        emit_json(proof.to_json())
+        return
+    click.echo(f"size {proof.size1} root {proof.root1.hex()}")
+    click.echo(f"size {proof.size2} root {proof.root2.hex()}")
+    for step in proof.proof:
+        click.echo(f"  {step.hex()}")
+
+
+def key_option(command: F) -> F:
+    return click.option(
+        "--key",
+        "key",
+        help="The signing key [default: $LEDGER_SIGNING_KEY, else ./ledger.key].",
+    )(command)
+
+
+@main.group()
+def keys() -> None:
+    """The log's Ed25519 signing key."""
+
+
+@keys.command("init")
+@key_option
+@click.option("--origin", default=DEFAULT_ORIGIN, show_default=True,
+              help="The log's name, the first line of every checkpoint.")  # fmt: skip
+def keys_init(key: str | None, origin: str) -> None:
+    """Create the signing key (mode 0600) and PATH.pub; print the public key."""
+    path = key_path(key)
+    try:
+        verifier = init_key(path, origin)
+    except CheckpointError as e:
+        raise Unusable(str(e)) from None
+    click.echo(verifier.vkey())
+
+
+@main.group(invoke_without_command=True)
+@key_option
+@db_option
+@click.pass_context
+def checkpoint(ctx: click.Context, key: str | None, url: str) -> None:
+    """Sign the log's current tree head as a C2SP checkpoint, keep it and print it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    private, verifier = answer_or_exit(lambda: load_signer(key_path(key)))
+    with open_ledger(url) as app:
+        note = sign_checkpoint(app, private, verifier)
+    click.echo(note, nl=False)
+
+
+@checkpoint.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def checkpoint_list(as_json: bool, url: str) -> None:
+    """The checkpoints kept, oldest first."""
+    with open_ledger(url) as app:
+        kept = Log(app).store.checkpoints()
+    if as_json:
+        emit_json([{"size": size, "created_at": at, "note": note} for size, note, at in kept])
+        return
+    table = Table("size", "signed at", "root (base64)")
+    for size, note, at in kept:
+        table.add_row(str(size), at, note.split("\n")[2])
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.option(
+    "--public-key",
+    help="The verifier key or a file holding it [default: the signing key's .pub].",
+)
+@key_option
+@db_option
+def verify(public_key: str | None, key: str | None, url: str) -> None:
+    """Recompute every leaf and node of the log's tree and check every checkpoint;
+    name the first damage found.
+
+    Exit 0 when everything matches, 1 when something does not.
+    """
+    pub = public_key or f"{key_path(key)}.pub"
+    verifier = (
+        answer_or_exit(lambda: load_verifier(pub)) if (public_key or Path(pub).is_file()) else None
+    )
+    with open_ledger(url) as app:
+        size = Log(app).size()
+        kept = len(Log(app).store.checkpoints())
+        damage = verify_log(app, verifier)
+    if damage is None:
+        plural = "" if kept == 1 else "s"
+        checked = f" and {kept} signed checkpoint{plural}" if verifier else " (no public key: "
+        checked += "" if verifier else "checkpoints not checked)"
+        click.echo(f"verified {size} events: every leaf and node matches{checked}")
+        return
+    click.echo(f"damage at {damage}", err=True)
+    sys.exit(EXIT_REJECTED)
+
+
+@main.command()
+@click.argument("citizen")
+@reading_options
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also write everything, with proofs, to this JSON file.")  # fmt: skip
+@db_option
+def audit(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    bundle_path: str | None, url: str,
+) -> None:  # fmt: skip
+    """The citizen's history as known at a time, each event with the score just after it,
+    and the explanation on the day; with --bundle, a file an auditor checks offline."""
+    with open_scores(url) as scores:
+        chosen = answer_or_exit(lambda: scores.policy(policy))
+        steps = answer_or_exit(lambda: scores.audit_history(citizen, known_at))
+        answer, explanation = answer_or_exit(
+            lambda: scores.explain(citizen, chosen.name, as_of, known_at or _END_OF_TIME)
+        )
+        bundle = (
+            answer_or_exit(lambda: make_bundle(scores, citizen, chosen.name, as_of, known_at))
+            if bundle_path else None
+        )  # fmt: skip
+    table = Table("position", "recorded at", "record", "reference", "occurred on",
+                  f"{chosen.name} after", "started", "ended",
+                  title=f"history of {answer.citizen}")  # fmt: skip
+    for step in steps:
+        points, band = step.scores[chosen.name]
+        table.add_row(
+            str(step.entry.position), step.entry.recorded_at.isoformat(timespec="seconds"),
+            step.entry.record.type, f"{step.entry.record.authority}/{step.entry.record.reference}",
+            step.entry.record.occurred_on.isoformat(), f"{points} ({band})",
+            ", ".join(f"{c.rule} {c.points:+d}" for c in step.started[chosen.name]),
+            ", ".join(c.rule for c in step.ended[chosen.name]),
+        )  # fmt: skip
+    Console(width=200).print(table)
+    print_explanation(answer, explanation)
+    if bundle is not None and bundle_path is not None:
+        Path(bundle_path).write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+        click.echo(f"bundle written to {bundle_path}: {len(bundle['events'])} events")
+
+
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@main.command("verify-bundle")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", required=True, help="The verifier key or a file holding it.")
+def verify_bundle_command(bundle_file: str, public_key: str) -> None:
+    """Check an audit bundle offline: signature, leaves, proofs and replayed scores.
+
+    Exit 0 only if all of it holds.
+    """
+    verifier = answer_or_exit(lambda: load_verifier(public_key))
+    try:
+        bundle = orjson.loads(Path(bundle_file).read_bytes())
+        checked = verify_bundle(bundle, verifier)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, LedgerError) as e:
+        click.echo(f"the bundle does not hold: {e}", err=True)
+        sys.exit(EXIT_REJECTED)
+    click.echo(
+        f"the bundle holds: {checked.events} events, each in the log of {checked.size} "
+        "signed by the key, every score replayed"
+    )

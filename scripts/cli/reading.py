@@ -1,0 +1,285 @@
+"""Reading scores: score, explain, the enforcement list, policies and the projector."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from contextlib import suppress
+from datetime import date, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from ledger.application import Ledger
+from ledger.errors import LedgerError
+from ledger.lifecycle import end_with_parent
+from projections import policy as policies
+from projections.explanation import Explanation
+from projections.lock import acquire, projector_lock
+from projections.policy import Policy, PolicyError
+from projections.queries import ScoreAnswer
+from projections.runner import Projector, catch_up, tracking_name
+from projections.store import PositionConflict, ViewStore
+from scripts.cli.base import (
+    Unusable,
+    answer_or_exit,
+    as_of_option,
+    db_option,
+    emit_json,
+    injected_clock,
+    main,
+    open_scores,
+    policy_option,
+    reading_options,
+)
+
+
+@main.command()
+@click.argument("citizen")
+@reading_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@db_option
+def score(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    as_json: bool, url: str,
+) -> None:  # fmt: skip
+    """A citizen's score and band under a policy on a day."""
+    with open_scores(url) as scores:
+        answer = answer_or_exit(lambda: scores.score(citizen, policy, as_of, known_at))
+    if as_json:
+        emit_json(answer.to_json())
+        return
+    click.echo(
+        f"{answer.citizen}: {answer.score} ({answer.band}) under {answer.policy} on {answer.as_of}"
+    )
+    click.echo(_source(answer))
+
+
+def _source(answer: ScoreAnswer) -> str:
+    if answer.known_at is not None:
+        return f"replayed from the records known at {answer.known_at.isoformat()}"
+    lag = "up to date" if answer.lag == 0 else f"{answer.lag} events behind the log"
+    return f"from the projection at position {answer.position}, {lag}"
+
+
+@main.command()
+@click.argument("citizen")
+@reading_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@db_option
+def explain(
+    citizen: str, policy: str | None, as_of: date | None, known_at: datetime | None,
+    as_json: bool, url: str,
+) -> None:  # fmt: skip
+    """Why the score is what it is: ranked reasons and every counting contribution."""
+    with open_scores(url) as scores:
+        answer, explanation = answer_or_exit(
+            lambda: scores.explain(citizen, policy, as_of, known_at)
+        )
+    if as_json:
+        emit_json({**answer.to_json(), **explanation.to_json()})
+        return
+    print_explanation(answer, explanation)
+
+
+def print_explanation(answer: ScoreAnswer, explanation: Explanation) -> None:
+    """The score, its source, the reasons and the counting contributions, as tables."""
+    console = Console(width=160)
+    console.print(
+        f"{answer.citizen}: {answer.score} ({answer.band}) under {answer.policy} "
+        f"version {explanation.policy.version} on {answer.as_of}; {_source(answer)}"
+    )
+    columns = ("authority", "reference", "kind", "points", "rule", "status", "from", "until",
+               "what ends it")  # fmt: skip
+    for title, items in (("reasons", explanation.reasons),
+                         ("counting contributions", explanation.counting)):  # fmt: skip
+        table = Table(*columns, title=title)
+        for item in items:
+            c = item.contribution
+            table.add_row(
+                c.authority, c.reference, c.kind, f"{c.points:+d}", c.rule, item.status,
+                c.counts_from.isoformat(), c.counts_until.isoformat() if c.counts_until else "",
+                item.remedy or "",
+            )  # fmt: skip
+        console.print(table)
+    console.print(f"expired contributions: {explanation.expired}")
+    disputed = ", ".join(str(k) for k in explanation.disputed) or "none"
+    console.print(f"records under dispute: {disputed}")
+
+
+@main.group("list")
+def list_group() -> None:
+    """Lists built by the projections."""
+
+
+@list_group.command("enforcement")
+@as_of_option
+@policy_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url: str) -> None:
+    """Citizens with an open, counting judgment default on the day (the defaulter list)."""
+    with open_scores(url) as scores:
+        listed = answer_or_exit(lambda: scores.enforcement(as_of, policy))
+        day = as_of or scores.ledger.today()
+    if as_json:
+        emit_json([item.to_json() for item in listed])
+        return
+    table = Table("citizen", "authority", "reference", "listed on", "until",
+                  title=f"enforcement list on {day}: {len(listed)} citizens")  # fmt: skip
+    for item in listed:
+        table.add_row(item.citizen, item.authority, item.reference, item.listed_on.isoformat(),
+                      item.until.isoformat() if item.until else "")  # fmt: skip
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep following the log until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--wait", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="Without --follow: seconds to wait for a running projector to stop.")
+# Set by a parent such as `ledger serve`, so that this ends when the parent does.
+@click.option("--parent-pid", envvar="LEDGER_PARENT_PID", type=int, hidden=True)
+@db_option
+def project(follow: bool, interval: float, wait: float, parent_pid: int | None, url: str) -> None:
+    """Bring every policy's projection up to the end of the log.
+
+    One projector writes a ledger's projections at a time. Beside a running one this
+    waits --wait seconds, then exits with 2; with --follow it waits as a standby and
+    takes over when the other stops. A follower rides out database outages and stops
+    cleanly on Ctrl-C or SIGTERM.
+    """
+    if parent_pid is not None:
+        end_with_parent(parent_pid)
+
+    def interrupt(signum: int, _: Any) -> None:
+        # The first signal unwinds, closing connections; a second one ends at once.
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    console = Console(stderr=True)
+    try:
+        if follow:
+            positions = _follow(url, interval)
+        else:
+            with open_scores(url) as scores:
+                chosen = scores.all_policies()
+                project_views(scores.ledger, scores.store, chosen, console, wait)
+                positions = {p.name: scores.store.position(tracking_name(p)) for p in chosen}
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for name, position in positions.items():
+        click.echo(f"{name}: position {position}")
+
+
+def _follow(url: str, interval: float) -> dict[str, int]:
+    """Follow as the one projector, or its standby, until interrupted; even the first
+    connection is retried, so a follower may start before its database."""
+    try:
+        chosen = [policies.load(name) for name in policies.available()]
+        projector = Projector(
+            url, chosen, interval, lambda message: click.echo(f"project: {message}", err=True),
+            lambda at: Ledger(at, clock=injected_clock()),
+        )  # fmt: skip
+    except PolicyError as e:
+        raise click.UsageError(str(e)) from None
+    except LedgerError as e:
+        raise Unusable(str(e)) from None
+    with suppress(KeyboardInterrupt):
+        projector.run()
+    return projector.positions
+
+
+def project_views(
+    app: Ledger,
+    store: ViewStore,
+    chosen: list[Policy],
+    console: Console,
+    wait: float | None = None,
+) -> None:
+    """Catch up as the one projector. Beside a running one, give up after `wait` seconds,
+    or with None wait until it (or this, once it stops) has reached the end of the log."""
+    lock = projector_lock(app.url)
+    try:
+        head = app.max_position()
+        if wait is not None:
+            acquire(lock, app.url, wait)
+        elif not lock.try_acquire():
+            click.echo("another projector is running; waiting for the projections to reach "
+                       f"position {head}", err=True)  # fmt: skip
+            while not lock.try_acquire():
+                if min(store.position(tracking_name(p)) for p in chosen) >= head:
+                    return
+                time.sleep(0.2)
+        behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console, transient=True,
+            disable=not console.is_terminal,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("projecting", total=max(behind, 0))
+            catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n),
+                     before_write=lock.check)  # fmt: skip
+    except (LedgerError, PositionConflict) as e:
+        raise Unusable(str(e)) from None
+    finally:
+        lock.close()
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """The scoring policies and which one readers get by default."""
+
+
+@policy_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@db_option
+def policy_list(as_json: bool, url: str) -> None:
+    """Each policy's version, projection position and lag."""
+    with open_scores(url) as scores:
+        head = scores.ledger.max_position()
+        default = scores.policy().name
+        rows = [
+            {
+                "name": item.name,
+                "version": item.version,
+                "title": item.title,
+                "position": (at := scores.store.position(tracking_name(item))),
+                "lag": head - at,
+                "default": item.name == default,
+            }
+            for item in scores.all_policies()
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("policy", "version", "title", "position", "lag", "default")
+    for row in rows:
+        table.add_row(
+            str(row["name"]), str(row["version"]), str(row["title"]), str(row["position"]),
+            str(row["lag"]), "yes" if row["default"] else "",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@policy_group.command("promote")
+@click.argument("name")
+@db_option
+def policy_promote(name: str, url: str) -> None:
+    """Make NAME the policy readers get when they name none."""
+    with open_scores(url) as scores:
+        scores.promote(name)
+        lag = scores.ledger.max_position() - scores.store.position(
+            tracking_name(scores.policy(name))
+        )
+    click.echo(f"{name} is now the default policy" + (f"; it lags {lag} events" if lag else ""))
