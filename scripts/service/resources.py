@@ -1,0 +1,138 @@
+"""What the service holds open: the ledger, its views, the token store and the group
+commit, opened in the background and again after the database was lost; and the
+readiness probe, which never waits on a database that hangs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, NamedTuple, TypeVar
+
+from ledger.application import Ledger
+from ledger.errors import DatabaseUnavailable
+from ledger.storage import redact_text
+from projections.queries import Scores
+from projections.store import ViewStore
+from scripts.group_commit import GroupCommit
+from scripts.tokens import TokenStore
+
+T = TypeVar("T")
+
+# How long a request waits for the ledger to be opened, and /readyz for its probe.
+OPEN_WAIT = 2.0
+READY_OPEN_WAIT = 0.5
+READY_WAIT = 1.2
+MAX_PROBES = 4
+log = logging.getLogger("ledger.service")
+
+
+def _in_background(work: Callable[[], T], name: str) -> Future[T]:
+    """Run `work` on a daemon thread: a caller may stop waiting for it, and a hung
+    database call then keeps no one waiting, not even the interpreter's exit."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+class Parts(NamedTuple):
+    ledger: Ledger
+    views: ViewStore
+    scores: Scores
+    tokens: TokenStore
+    group_commit: GroupCommit
+
+    def close(self) -> None:
+        self.group_commit.close()
+        self.views.close()
+        self.ledger.close()
+
+
+class Opener:
+    """Opens the ledger and its views once, in the background, and again after a
+    failure; a request waits for that at most OPEN_WAIT seconds."""
+
+    def __init__(self, url: str, clock: Any) -> None:
+        self.url, self.clock = url, clock
+        self._lock = threading.Lock()
+        self._opening: Future[Parts] | None = None
+        self._closed = False
+
+    def get(self, wait: float = OPEN_WAIT) -> Parts:
+        """The opened parts; DatabaseUnavailable if they cannot be had within `wait`."""
+        with self._lock:
+            if self._closed:
+                raise DatabaseUnavailable("the service is stopping")
+            failed = self._opening is not None and self._opening.done() and (
+                self._opening.exception() is not None)  # fmt: skip
+            if self._opening is None or failed:
+                self._opening = _in_background(self._open, "ledger-open")
+            opening = self._opening
+        try:
+            return opening.result(timeout=wait)
+        except FutureTimeout:
+            raise DatabaseUnavailable("the database does not answer now") from None
+        except DatabaseUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever stopped it, the answer is 503
+            log.warning(json.dumps({"event": "open_failed", "error": type(e).__name__,
+                                    "detail": redact_text(str(e), self.url)}))  # fmt: skip
+            raise DatabaseUnavailable("the database cannot be opened now") from None
+
+    def _open(self) -> Parts:
+        ledger = Ledger(self.url, clock=self.clock)
+        views: ViewStore | None = None
+        try:
+            views = ViewStore(self.url)
+            tokens = TokenStore(views)
+        except BaseException:
+            if views is not None:
+                views.close()
+            ledger.close()
+            raise
+        return Parts(ledger, views, Scores(ledger, views), tokens, GroupCommit(ledger))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opening = self._opening
+        if opening is not None and opening.done() and opening.exception() is None:
+            opening.result().close()
+
+
+class Probe:
+    """/readyz's look at the database, waited for READY_WAIT seconds at most, so that
+    a database that hangs cannot hold readiness checks. A look still running is
+    shared for a while; a few at most run at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: list[tuple[float, Future[dict[str, int]]]] = []
+
+    def lag(self, parts: Parts) -> dict[str, int]:
+        def look() -> dict[str, int]:
+            head, positions = parts.views.head_and_positions(parts.ledger.store_events_table)
+            return {p.name: head - positions.get(f"scores:{p.name}", 0)
+                    for p in parts.scores.all_policies()}  # fmt: skip
+
+        now = time.monotonic()
+        with self._lock:
+            self._running = [(t, f) for t, f in self._running if not f.done()]
+            fresh = [f for t, f in self._running if now - t < READY_WAIT]
+            if fresh or len(self._running) >= MAX_PROBES:
+                running = fresh[-1] if fresh else self._running[-1][1]
+            else:
+                running = _in_background(look, "readyz")
+                self._running.append((now, running))
+        return running.result(timeout=READY_WAIT)
