@@ -29,11 +29,10 @@ from werkzeug.exceptions import HTTPException
 from ledger.application import AppendReport, Rejection
 from ledger.audit import Log
 from ledger.bulk import append_feed
-from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, LedgerError, UnknownCitizen
-from projections.bundle import BundleError, make_bundle
-from projections.policy import PolicyError, UnknownPolicy
-from projections.queries import NotProjected
-from scripts.service.problems import UNAVAILABLE, UNSTORABLE, Problem, unavailable, unstorable
+from ledger.errors import DatabaseUnavailable
+from projections.bundle import make_bundle
+from scripts.errors import rejected_as
+from scripts.service.problems import UNAVAILABLE, Problem, problem, unavailable
 from scripts.service.resources import READY_OPEN_WAIT, Opener, Parts, Probe
 from scripts.service.schemas import (
     BundleSchema,
@@ -91,7 +90,7 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     api.register_blueprint(_health())
 
     @app.errorhandler(Problem)
-    def problem(error: Problem) -> Response:
+    def answered(error: Problem) -> Response:
         return error.response()
 
     @app.errorhandler(HTTPException)
@@ -106,18 +105,7 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
 
     @app.errorhandler(Exception)
     def other_error(error: Exception) -> Response:
-        if isinstance(error, UNAVAILABLE):
-            log.warning(json.dumps({"event": "database_unavailable", "path": request.path,
-                                    "error": type(error).__name__}))  # fmt: skip
-            return unavailable().response()
-        if isinstance(error, UNSTORABLE):
-            return unstorable().response()
-        if isinstance(error, ConcurrencyConflict):
-            return Problem(409, "Conflict", error.message).response()
-        log.error("unexpected error on %s %s (%s)", request.method, request.path,
-                  type(error).__name__)  # fmt: skip
-        return Problem(500, "Internal Server Error",
-                       "the request could not be completed").response()  # fmt: skip
+        return problem(error).response()
 
     with suppress(DatabaseUnavailable):
         opener.get(wait=STARTUP_WAIT)
@@ -155,7 +143,7 @@ def requires(capability: str) -> Callable[[F], F]:
                                            parts.ledger.today())
             except TokenError as e:
                 _refused(401, e.message)
-                raise Problem(401, "Unauthorized", f"the token {e.message}") from None
+                raise problem(e) from None
             if not token.may(capability):
                 _refused(403, f"role {token.role} may not {capability}", token)
                 raise Problem(403, "Forbidden", f"a {token.role} token may not {capability}")
@@ -371,28 +359,14 @@ def _report_response(report: AppendReport, single: bool) -> Any:
     if report.rejected:
         rejection = report.rejected[0]
         errors = [{"line": 1, "field": rejection.field, "error": rejection.error}]
-        if rejection.field == "reference" and "already names" in rejection.error:
-            raise Problem(409, "Conflict", rejection.error, errors)
-        raise Problem(422, "Unprocessable Content", f"{rejection.field}: {rejection.error}",
-                      errors)  # fmt: skip
+        refusal = rejected_as(rejection.field, rejection.error)
+        raise problem(refusal(rejection.error, rejection.field), errors)
     return body, 201 if report.appended else 200
 
 
 def _answer(ask: Callable[[], T]) -> T:
+    """Ask; whatever refuses the query is answered as the error map says."""
     try:
         return ask()
-    except (UnknownCitizen, UnknownPolicy) as e:
-        raise Problem(404, "Not Found", e.message) from None
-    except NotProjected as e:
-        raise Problem(503, "Service Unavailable", e.message) from None
-    except (PolicyError, ValueError) as e:
-        raise Problem(422, "Unprocessable Content", str(e)) from None
-    except OverflowError:
-        raise Problem(422, "Unprocessable Content", "a number is out of range") from None
-    except BundleError as e:
-        raise Problem(409, "Conflict", e.message) from None
-    except DatabaseUnavailable:
-        raise
-    except LedgerError as e:
-        raise Problem(422, "Unprocessable Content", str(e),
-                      [{"field": e.field, "error": e.message}]) from None  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - the map answers 500 for what it does not know
+        raise problem(e, query=True) from None

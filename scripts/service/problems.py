@@ -1,29 +1,33 @@
 """Errors as the service answers them: RFC 9457 `application/problem+json`.
 
-A database that cannot be reached is 503 with Retry-After, whatever the driver said;
-no driver text, and so no password, ever reaches a client.
+Which status, title and detail an error gets is `scripts.errors`' map, shared with the
+`ledger` command. A database that cannot be reached is 503 with Retry-After, whatever
+the driver said; no driver text, and so no password, ever reaches a client.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import DataError, InterfaceError, OperationalError
-from flask import Response
-from psycopg_pool import PoolTimeout
+from flask import Response, has_request_context, request
 
-from ledger.errors import DatabaseUnavailable
+from scripts.errors import (
+    INTERNAL_DETAIL,
+    UNAVAILABLE,
+    UNAVAILABLE_DETAIL,
+    UNSTORABLE,
+    field_errors,
+    outcome,
+)
+
+__all__ = ["PROBLEM", "RETRY_AFTER", "UNAVAILABLE", "UNSTORABLE", "Problem", "problem",
+           "unavailable"]  # fmt: skip
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER = 2
-# Errors that mean "the database did not answer", from the ledger or from a driver.
-UNAVAILABLE = (DatabaseUnavailable, OperationalError, InterfaceError, psycopg.OperationalError,
-               psycopg.InterfaceError, PoolTimeout, sqlite3.OperationalError)  # fmt: skip
-# Values a database refuses to store (a NUL character in text, for one).
-UNSTORABLE = (DataError, psycopg.DataError)
+log = logging.getLogger("ledger.service")
 
 
 class Problem(Exception):
@@ -45,13 +49,27 @@ class Problem(Exception):
         return answer
 
 
-def unavailable(what: str = "the database") -> Problem:
-    """The 503 a client gets while the database cannot be reached."""
-    return Problem(503, "Service Unavailable",
-                   f"{what} does not answer now; try again in a few seconds")  # fmt: skip
+def problem(error: BaseException, errors: list[dict[str, Any]] | None = None,
+            query: bool = False) -> Problem:  # fmt: skip
+    """The problem the error map gives `error` (with `query`, counting a query's value
+    errors); 500 for an error it does not map. `errors` replaces the field errors."""
+    if isinstance(error, Problem):
+        return error
+    found = outcome(error, query)
+    where = (request.method, request.path) if has_request_context() else ("", "")
+    if found is None or found.status == 500:
+        log.error("unexpected error on %s %s (%s)", *where, type(error).__name__)
+    if found is None:
+        return Problem(500, "Internal Server Error", INTERNAL_DETAIL)
+    if found.log:
+        log.warning(json.dumps({"event": found.log, "path": where[1],
+                                "error": type(error).__name__}))  # fmt: skip
+    if errors is None:
+        errors = field_errors(error) if found.fields else []
+    return Problem(found.status, found.title, found.detail(error), errors)
 
 
-def unstorable() -> Problem:
-    """The 422 for records holding a value the database cannot store."""
-    detail = "a value in these records cannot be stored (a NUL character, for one)"
-    return Problem(422, "Unprocessable Content", detail)
+def unavailable() -> Problem:
+    """The 503 a client gets while the database cannot be reached (readiness says so
+    without logging it as a failed request)."""
+    return Problem(503, "Service Unavailable", UNAVAILABLE_DETAIL)
