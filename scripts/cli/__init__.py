@@ -6,8 +6,6 @@ its commands on `main` when imported here.
 
 from scripts.cli import proofs, reading, records, service  # noqa: F401 - they register commands
 from scripts.cli.base import (
-    EXIT_REJECTED,
-    EXIT_UNUSABLE,
     Unusable,
     db_option,
     emit_json,
@@ -19,6 +17,7 @@ from scripts.cli.base import (
     parse_timestamp,
     reading_options,
 )
+from scripts.errors import EXIT_REJECTED, EXIT_UNUSABLE
 
 __all__ = [
     "EXIT_REJECTED",

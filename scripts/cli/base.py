@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import click
-import psycopg
-from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Clock, Ledger
-from ledger.errors import LedgerError, StorageError
+from ledger.errors import LedgerError
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
-from projections.policy import PolicyError
-from projections.queries import NotProjected, Scores
+from projections.queries import Scores
 from projections.store import ViewStore
+from scripts.errors import DATABASE, EXIT_UNUSABLE, Exit, outcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-EXIT_REJECTED = 1
-EXIT_UNUSABLE = 2
 
 
 class Unusable(click.ClickException):
     """The input or the database cannot be used at all."""
 
     exit_code = EXIT_UNUSABLE
+
+
+def exit_for(error: BaseException, url: str | None = None) -> click.ClickException:
+    """How the command ends on `error`, as the error map says: a usage error, or unusable
+    input; with `url`, its password never shows."""
+    found = outcome(error)
+    text = str(error) + (found.hint if found else "")
+    if url is not None:
+        text = redact_text(text, url)
+    if found is not None and found.exit is Exit.USAGE:
+        return click.UsageError(text)
+    return Unusable(text)
 
 
 def db_option(command: F) -> F:
@@ -54,16 +60,19 @@ def injected_clock() -> Clock | None:
 
 @contextmanager
 def open_ledger(url: str) -> Iterator[Ledger]:
-    """Open the ledger, turning every failure to reach the database into exit 2."""
+    """Open the ledger; a failure to reach the database is exit 2, and a refusal while
+    it is open ends the command as the error map says."""
     try:
         app = Ledger(url, clock=injected_clock())
     except LedgerError as e:
-        raise Unusable(redact_text(str(e), url)) from None
-    except (PersistenceError, psycopg.Error, sqlite3.Error, OSError) as e:
+        raise exit_for(e, url) from None
+    except (*DATABASE, OSError) as e:
         raise Unusable(f"db: cannot open {redact(url)}: {redact_text(str(e), url)}") from None
     try:
         yield app
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as e:
+    except LedgerError as e:
+        raise exit_for(e, url) from None
+    except DATABASE as e:
         raise Unusable(f"db: {redact_text(str(e), url)}") from None
     finally:
         app.close()
@@ -104,18 +113,21 @@ def main() -> None:
 
 @contextmanager
 def open_views(url: str) -> Iterator[ViewStore]:
-    """Open the read models, turning every failure to reach the database into exit 2."""
+    """Open the read models; a failure to reach the database is exit 2, and a refusal
+    while they are open ends the command as the error map says."""
     try:
         store = ViewStore(url)
     except LedgerError as e:
-        raise Unusable(redact_text(str(e), url)) from None
-    except (psycopg.Error, sqlite3.Error, OSError) as e:
+        raise exit_for(e, url) from None
+    except (*DATABASE, OSError) as e:
         raise Unusable(
             f"db: cannot open the views in {redact(url)}: {redact_text(str(e), url)}"
         ) from None
     try:
         yield store
-    except (psycopg.Error, sqlite3.Error) as e:
+    except LedgerError as e:
+        raise exit_for(e, url) from None
+    except DATABASE as e:
         raise Unusable(f"db: {redact_text(str(e), url)}") from None
     finally:
         store.close()
@@ -123,22 +135,17 @@ def open_views(url: str) -> Iterator[ViewStore]:
 
 @contextmanager
 def open_scores(url: str) -> Iterator[Scores]:
-    """The ledger and its read models together; a bad policy is a usage error."""
+    """The ledger and its read models together, as open_ledger and open_views open them."""
     with open_ledger(url) as app, open_views(url) as store:
-        try:
-            yield Scores(app, store)
-        except PolicyError as e:
-            raise click.UsageError(str(e)) from None
+        yield Scores(app, store)
 
 
 def answer_or_exit(ask: Callable[[], T]) -> T:
-    """Ask; what was not projected or stored is exit 2, any other refusal a usage error."""
+    """Ask; a refusal ends the command as the error map says."""
     try:
         return ask()
-    except (NotProjected, StorageError) as e:
-        raise Unusable(str(e)) from None
     except LedgerError as e:
-        raise click.UsageError(str(e)) from None
+        raise exit_for(e) from None
 
 
 def parse_policy(_: Any, param: click.Parameter, value: str | None) -> str | None:

@@ -15,7 +15,6 @@ from ledger.audit import Log, verify_log
 from ledger.audit import checkpoint as sign_checkpoint
 from ledger.checkpoint import (
     DEFAULT_ORIGIN,
-    CheckpointError,
     init_key,
     key_path,
     load_signer,
@@ -24,9 +23,7 @@ from ledger.checkpoint import (
 from ledger.errors import LedgerError
 from projections.bundle import make_bundle, verify_bundle
 from scripts.cli.base import (
-    EXIT_REJECTED,
     F,
-    Unusable,
     answer_or_exit,
     db_option,
     emit_json,
@@ -36,6 +33,7 @@ from scripts.cli.base import (
     reading_options,
 )
 from scripts.cli.reading import print_explanation
+from scripts.errors import EXIT_REJECTED
 
 
 @main.group()
@@ -100,10 +98,7 @@ def keys() -> None:
 def keys_init(key: str | None, origin: str) -> None:
     """Create the signing key (mode 0600) and PATH.pub; print the public key."""
     path = key_path(key)
-    try:
-        verifier = init_key(path, origin)
-    except CheckpointError as e:
-        raise Unusable(str(e)) from None
+    verifier = answer_or_exit(lambda: init_key(path, origin))
     click.echo(verifier.vkey())
 
 

@@ -21,16 +21,16 @@ from ledger.lifecycle import end_with_parent
 from projections import policy as policies
 from projections.explanation import Explanation
 from projections.lock import acquire, projector_lock
-from projections.policy import Policy, PolicyError
+from projections.policy import Policy
 from projections.queries import ScoreAnswer
 from projections.runner import Projector, catch_up, tracking_name
 from projections.store import PositionConflict, ViewStore
 from scripts.cli.base import (
-    Unusable,
     answer_or_exit,
     as_of_option,
     db_option,
     emit_json,
+    exit_for,
     injected_clock,
     main,
     open_scores,
@@ -191,10 +191,8 @@ def _follow(url: str, interval: float) -> dict[str, int]:
             url, chosen, interval, lambda message: click.echo(f"project: {message}", err=True),
             lambda at: Ledger(at, clock=injected_clock()),
         )  # fmt: skip
-    except PolicyError as e:
-        raise click.UsageError(str(e)) from None
     except LedgerError as e:
-        raise Unusable(str(e)) from None
+        raise exit_for(e, url) from None
     with suppress(KeyboardInterrupt):
         projector.run()
     return projector.positions
@@ -231,7 +229,7 @@ def project_views(
             catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n),
                      before_write=lock.check)  # fmt: skip
     except (LedgerError, PositionConflict) as e:
-        raise Unusable(str(e)) from None
+        raise exit_for(e, app.url) from None
     finally:
         lock.close()
 

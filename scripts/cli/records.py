@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -16,23 +15,21 @@ from typing import IO
 
 import click
 import orjson
-import psycopg
-from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from ledger.application import AppendReport, Clock
-from ledger.bulk import Interrupted, WorkerFailed, append_feed, interruptible
+from ledger.bulk import Interrupted, append_feed, interruptible
 from ledger.errors import AuthorityExists, LedgerError
 from ledger.storage import redact_text
 from projections.policy import Policy
 from projections.queries import Scores
 from scripts.cli.base import (
-    EXIT_REJECTED,
     Unusable,
     db_option,
     emit_json,
+    exit_for,
     injected_clock,
     main,
     open_ledger,
@@ -42,6 +39,7 @@ from scripts.cli.base import (
 )
 from scripts.cli.reading import print_explanation, project_views
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
+from scripts.errors import DATABASE, EXIT_REJECTED
 
 
 @main.group()
@@ -67,10 +65,7 @@ def authority_add(
 ) -> None:
     """Register authority ID as entitled to issue the given records."""
     with open_ledger(url) as app:
-        try:
-            position = app.register_authority(authority_id, name, list(may_issue), entitled_from)
-        except LedgerError as e:
-            raise click.UsageError(str(e)) from None
+        position = app.register_authority(authority_id, name, list(may_issue), entitled_from)
     click.echo(f"registered {authority_id} at position {position}")
 
 
@@ -177,14 +172,9 @@ def _feed(
         stopped = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
         click.echo(str(stopped), err=True)
         sys.exit(stopped.exit_code)
-    except WorkerFailed as e:
-        raise Unusable(
-            f"{e}; the append stopped: the records the database acknowledged stay stored, "
-            "and sending the same feed again is safe"
-        ) from None
     except LedgerError as e:
-        raise Unusable(str(e)) from None
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as e:
+        raise exit_for(e, url) from None
+    except DATABASE as e:
         raise Unusable(f"db: {redact_text(str(e), url)}") from None
 
 
@@ -209,10 +199,7 @@ def _print_report(report: AppendReport, as_json: bool) -> None:
 def history(citizen: str, known_at: datetime | None, as_json: bool, url: str) -> None:
     """The citizen's records in the order the ledger received them."""
     with open_ledger(url) as app:
-        try:
-            entries = app.history(citizen, known_at)
-        except LedgerError as e:
-            raise Unusable(str(e)) from None
+        entries = app.history(citizen, known_at)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
