@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import psycopg
@@ -113,13 +113,7 @@ ERRORS: dict[type[BaseException], Outcome] = {
     DatabaseUnavailable: _AWAY,
     WorkerFailed: Outcome(*_INTERNAL, Exit.UNUSABLE, fixed(INTERNAL_DETAIL), hint=_WORKER_HINT),
     # Listed, or the MRO would find WorkerFailed before DatabaseUnavailable.
-    WorkerUnavailable: Outcome(
-        *_UNAVAILABLE,
-        Exit.UNUSABLE,
-        fixed(UNAVAILABLE_DETAIL),
-        hint=_WORKER_HINT,
-        log="database_unavailable",
-    ),
+    WorkerUnavailable: replace(_AWAY, hint=_WORKER_HINT),
     CheckpointError: Outcome(*_UNPROCESSABLE, Exit.UNUSABLE, fields=True),
     NotProjected: Outcome(*_UNAVAILABLE, Exit.UNUSABLE, message),
     PolicyError: Outcome(*_UNPROCESSABLE, Exit.USAGE),
