@@ -20,18 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
-from psycopg_pool import PoolTimeout
-
 from ledger.application import AppendReport, Duplicate, Ledger, Rejection
-from ledger.errors import DatabaseUnavailable
+from scripts.errors import UNAVAILABLE
 
 WINDOW = 0.002
 MAX_RECORDS = 2000
-# The database is out of reach: trying each request alone would only fail again.
-UNAVAILABLE = (DatabaseUnavailable, OperationalError, InterfaceError,
-               psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)  # fmt: skip
 
 
 @dataclass
@@ -98,6 +91,7 @@ class GroupCommit:
         try:
             report = self.ledger.append_records(records)
         except UNAVAILABLE as e:
+            # Out of reach: trying each request alone would only fail again.
             for request in group:
                 request.fail(e)
             return
