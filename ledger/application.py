@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
 )
 
 from ledger import records as r
-from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen, record_of
+from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen
 from ledger.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
 from ledger.errors import (
     ConcurrencyConflict,
@@ -43,6 +43,7 @@ from ledger.errors import (
     UnknownCitizen,
 )
 from ledger.identity import citizen_id, parse_resident_id
+from ledger.log import LogReader
 from ledger.records import Record, RecordKey
 from ledger.storage import (
     DEFAULT_URL,
@@ -193,6 +194,8 @@ class Ledger(Application[uuid.UUID]):
         self.url = url
         self.clock: Clock = clock or SystemClock()
         self.store = ledger_recorder(self.recorder)
+        # What readers of the log use: decoded records, never event objects.
+        self.reader = LogReader(self.store, url)
         self._citizens: OrderedDict[uuid.UUID, Citizen] = OrderedDict()
         self._registry_cache: AuthorityRegistry | None = None
         self.patience = patience
@@ -472,20 +475,13 @@ class Ledger(Application[uuid.UUID]):
     def history(self, resident_id: str, known_at: datetime | None = None) -> list[HistoryEntry]:
         """A citizen's records in the order received, optionally as known at a time."""
         resident = parse_resident_id(resident_id)
-        cid = resident.citizen_id
-        events = [self._event(s) for s in self.store.events_of([cid])]
-        if not events:
+        logged = self.reader.citizen(resident.citizen_id)
+        if not logged:
             raise UnknownCitizen(f"{resident.value} has no records in the ledger")
-        positions = dict(self.store.recorded_positions(cid))
         return [
-            HistoryEntry(
-                positions[e.originator_version],
-                e.timestamp,
-                e.originator_version,
-                record_of(resident.value, e),
-            )
-            for e in events
-            if known_at is None or e.timestamp <= known_at
+            HistoryEntry(e.position, e.recorded_at, e.version, e.record)
+            for e in logged
+            if known_at is None or e.recorded_at <= known_at
         ]
 
     def _event(self, stored: StoredEvent) -> Citizen.Event:
@@ -493,13 +489,9 @@ class Ledger(Application[uuid.UUID]):
         assert isinstance(event, Citizen.Event)
         return event
 
-    @property
-    def store_events_table(self) -> str:
-        """The table the log is in, for readers that join against it."""
-        return str(getattr(self.recorder, "events_table_name", "stored_events"))
-
     def max_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        """The position of the last event in the log, 0 when it is empty."""
+        return self.reader.head()
 
 
 def _check_authority(authorities: Mapping[str, Authority], record: Record) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from itertools import chain
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from eventsourcing.persistence import Notification
 
 from ledger import merkle
 from ledger.application import Ledger
@@ -24,10 +23,9 @@ from ledger.checkpoint import (
     sign,
 )
 from ledger.errors import LedgerError
+from ledger.log import Leaf
 from ledger.storage import LedgerRecorder, ledger_recorder
-from ledger.tree import Hashes, leaf_data, path_ranges, subproof_ranges
-
-PAGE = 5000
+from ledger.tree import Hashes, path_ranges, subproof_ranges
 
 
 class ProofRequestError(LedgerError):
@@ -207,8 +205,8 @@ def _check_leaves(
     """Events against stored leaves, in order: the first damage, the leaf hashes
     recomputed, and the first stored node past the leaves."""
     leaves: list[bytes] = []
-    for index, note in enumerate(_notifications(ledger)):
-        damage, recomputed = _compare_leaf(note, next(tree, None), index)
+    for index, leaf in enumerate(ledger.reader.leaves()):
+        damage, recomputed = _compare_leaf(leaf, next(tree, None), index)
         if damage is not None:
             return damage, leaves, []
         leaves.append(recomputed)
@@ -219,31 +217,19 @@ def _check_leaves(
 
 
 def _compare_leaf(
-    note: Notification, stored: StoredNode | None, index: int
+    leaf: Leaf, stored: StoredNode | None, index: int
 ) -> tuple[Damage | None, bytes]:
-    try:
-        data = leaf_data(note.id, note.originator_id, note.originator_version, note.topic,
-                         note.state)  # fmt: skip
-    except ValueError:
-        return Damage(note.id, "altered", "the stored event is no longer JSON"), b""
-    recomputed = merkle.leaf_hash(data)
+    position = leaf.position
+    if leaf.document is None:
+        return Damage(position, "altered", "the stored event is no longer JSON"), b""
+    recomputed = merkle.leaf_hash(leaf.document)
     if stored is None or stored[0] != 0:
-        return Damage(note.id, "inserted", "an event the tree never recorded"), recomputed
+        return Damage(position, "inserted", "an event the tree never recorded"), recomputed
     _, _, stored_hash, stored_position = stored
-    if stored_position is not None and stored_position < note.id:
+    if stored_position is not None and stored_position < position:
         return Damage(stored_position, "deleted", f"leaf {index} has no event any more"), b""
-    if stored_position != note.id:
-        return Damage(note.id, "inserted", f"leaf {index} was recorded at {stored_position}"), b""
+    if stored_position != position:
+        return Damage(position, "inserted", f"leaf {index} was recorded at {stored_position}"), b""
     if stored_hash != recomputed:
-        return Damage(note.id, "altered", "the event no longer hashes to its leaf"), b""
+        return Damage(position, "altered", "the event no longer hashes to its leaf"), b""
     return None, recomputed
-
-
-def _notifications(ledger: Ledger) -> Iterator[Notification]:
-    start = 1
-    while True:
-        page = ledger.recorder.select_notifications(start=start, limit=PAGE)
-        if not page:
-            return
-        yield from page
-        start = page[-1].id + 1

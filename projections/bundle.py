@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
-from eventsourcing.utils import resolve_topic
 
 from ledger import merkle
 from ledger.audit import Log
 from ledger.checkpoint import CheckpointError, Verifier, open_note
-from ledger.domain import RECORD_TYPE_OF_EVENT
 from ledger.errors import LedgerError
 from ledger.identity import parse_resident_id
-from ledger.records import Record, RecordKey
-from ledger.tree import leaf_data
+from ledger.log import record_from_payload, record_type_of_topic
+from ledger.records import Record
 from projections import policy as policies
 from projections.explanation import explain
 from projections.queries import Scores
@@ -64,7 +61,7 @@ def make_bundle(
                 "run `ledger checkpoint`", "checkpoint",
             )  # fmt: skip
         proof = log.inclusion(step.entry.position, size)
-        document = orjson.loads(_leaf_document(log, step.entry.position))
+        document = orjson.loads(scores.log.leaf(step.entry.position))
         events.append({
             "leaf": document,
             "index": proof.index,
@@ -89,12 +86,6 @@ def make_bundle(
 
 def _far_future() -> datetime:
     return datetime.fromisoformat("9999-12-31T00:00:00+00:00")
-
-
-def _leaf_document(log: Log, position: int) -> bytes:
-    note = log.ledger.recorder.select_notifications(start=position, limit=1)[0]
-    return leaf_data(note.id, note.originator_id, note.originator_version, note.topic,
-                     note.state)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,23 +134,22 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
 
 
 def _record(leaf: dict[str, Any], resident: str) -> Record:
-    event_class = resolve_topic(leaf["type"])
-    record_type = RECORD_TYPE_OF_EVENT.get(event_class)
+    """The record a leaf document holds. Its type is looked up in the ledger's fixed
+    table, never resolved: a bundle's content must not choose what gets imported."""
+    position = leaf.get("position")
+    topic = leaf.get("type")
+    record_type = record_type_of_topic(topic) if isinstance(topic, str) else None
     if record_type is None:
-        raise BundleError(f"position {leaf['position']} is not a citizen's record", "events")
-    payload = leaf["payload"]
-    target = payload.get("target")
-    amount = payload.get("amount")
-    return Record(
-        type=record_type,
-        citizen=parse_resident_id(payload.get("resident_id", resident)),
-        authority=payload["authority"],
-        reference=payload["reference"],
-        occurred_on=date.fromisoformat(payload["occurred_on"]),
-        kind=payload.get("kind"),
-        amount=Decimal(amount) if amount is not None else None,
-        credential=payload.get("credential"),
-        reason=payload.get("reason"),
-        outcome=payload.get("outcome"),
-        target=RecordKey(target["authority"], target["reference"]) if target else None,
-    )
+        raise BundleError(
+            f"position {position}: {topic!r} is not a type of citizen's record", "events"
+        )
+    payload = leaf.get("payload")
+    try:
+        if not isinstance(payload, dict):
+            raise TypeError(payload)
+        citizen = parse_resident_id(payload.get("resident_id", resident))
+        return record_from_payload(record_type, citizen, payload)
+    except (KeyError, TypeError, ValueError, ArithmeticError, LedgerError):
+        raise BundleError(
+            f"position {position}: the payload is not a {record_type} record", "events"
+        ) from None

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ledger.application import CHINA_STANDARD_TIME, HistoryEntry, Ledger
+from ledger.application import CHINA_STANDARD_TIME, Ledger
 from ledger.errors import LedgerError, UnknownCitizen
 from ledger.identity import PROVINCES, citizen_id, parse_resident_id
+from ledger.log import LoggedRecord
 from projections import policy as policies
 from projections.explanation import Explanation, explain
 from projections.policy import Policy
@@ -81,7 +82,7 @@ class Listing:
 class AuditStep:
     """One event of a citizen's history, what it changed, and the scores just after."""
 
-    entry: HistoryEntry
+    entry: LoggedRecord
     started: dict[str, list[Contribution]]
     ended: dict[str, list[Contribution]]
     scores: dict[str, tuple[int, str]]
@@ -106,6 +107,8 @@ class Scores:
     def __init__(self, ledger: Ledger, store: ViewStore) -> None:
         self.ledger = ledger
         self.store = store
+        self.log = ledger.reader
+        self._head_query = self.log.head_query()
         self._policies: dict[str, Policy] = {}
         self._default_read: tuple[float, str] | None = None
 
@@ -135,21 +138,29 @@ class Scores:
         self, citizen: str, policy: Policy, known_at: datetime | None
     ) -> tuple[str, CitizenFacts, list[Contribution], int, int]:
         resident = parse_resident_id(citizen).value
-        head = self.ledger.max_position()
+        head = self.log.head()
         if known_at is not None:
-            history = self.ledger.history(resident, known_at)
+            history = self.history(resident, known_at)
             facts = fold(resident, (entry.record for entry in history))
             position = history[-1].position if history else 0
             return resident, facts, contributions(facts, policy), position, 0
         position = self.store.position(tracking_name(policy))
         view = self.store.view(policy.name, parse_resident_id(resident).citizen_id)
         if view is None:
-            self.ledger.history(resident)  # raises UnknownCitizen when never enrolled
+            self.history(resident)  # raises UnknownCitizen when never enrolled
             raise NotProjected(
                 f"{resident} is in the ledger but {policy.name} has not reached them; "
                 f"it lags {head - position} events behind the log"
             )
         return resident, view.facts, view.contributions, position, head - position
+
+    def history(self, citizen: str, known_at: datetime | None = None) -> list[LoggedRecord]:
+        """A citizen's records in log order, optionally as known at a time."""
+        resident = parse_resident_id(citizen)
+        logged = self.log.citizen(resident.citizen_id)
+        if not logged:
+            raise UnknownCitizen(f"{resident.value} has no records in the ledger")
+        return [e for e in logged if known_at is None or e.recorded_at <= known_at]
 
     def score(
         self,
@@ -165,9 +176,8 @@ class Scores:
         else:
             resident = parse_resident_id(citizen).value
             stored, position, head = self.store.score_inputs(
-                tracking_name(chosen), chosen.name, citizen_id(resident),
-                self.ledger.store_events_table,
-            )  # fmt: skip
+                tracking_name(chosen), chosen.name, citizen_id(resident), self._head_query
+            )
             if stored is None:
                 self._view(citizen, chosen, None)  # raises the reason
             items = stored or []
@@ -198,7 +208,7 @@ class Scores:
         it started or ended under every policy and the scores just after it, on `as_of`
         or else on the day it was recorded (China Standard Time)."""
         resident = parse_resident_id(citizen).value
-        history = self.ledger.history(resident, known_at)
+        history = self.history(resident, known_at)
         chosen = self.all_policies()
         facts = CitizenFacts(resident)
         before: dict[str, set[Contribution]] = {p.name: set() for p in chosen}

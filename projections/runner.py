@@ -1,11 +1,13 @@
 """Feeds the score projections from the ledger's log, a page at a time.
 
 Each policy is its own projection with its own tracking position, so a new policy
-is built from position zero while the others stay current. A page of events is
-decoded once and folded into every policy that stands at the page's start; the
-views and the new position of each policy are written in one transaction. One
-projector writes at a time (projections.lock); a follower rides out database
-outages by reconnecting and going on from its tracking positions.
+is built from position zero while the others stay current. The log is read through
+its port (ledger.log) only. A rebuild reads it citizen by citizen, a catch-up page by
+page, and both fold through the one loop in `_views`: each citizen's facts are folded
+once and scored under every policy that stands at the same position; the views and
+the new positions are written in one transaction. One projector writes at a time
+(projections.lock); a follower rides out database outages by reconnecting and going
+on from its tracking positions.
 """
 
 from __future__ import annotations
@@ -13,22 +15,17 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from typing import Any
 
 import eventsourcing.persistence as es
 import psycopg
-from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import get_topic
-from psycopg.sql import SQL, Identifier
 
+from ledger import records as r
 from ledger.application import Ledger
-from ledger.domain import Citizen, record_of
 from ledger.errors import DatabaseUnavailable
-from ledger.identity import ResidentId
-from ledger.storage import connect_postgres, ledger_recorder, redact_text
+from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
+from ledger.storage import redact_text
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, Contribution, contributions
@@ -36,32 +33,11 @@ from projections.store import CitizenView, PositionConflict, ViewStore
 
 PAGE = 1000
 
+CitizenViews = tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]
+
 
 def tracking_name(policy: Policy) -> str:
     return f"scores:{policy.name}"
-
-
-class ScoreProjection:
-    """The fold for one policy: citizens' facts in, contributions out."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
-    def fold(
-        self, known: dict[uuid.UUID, CitizenFacts], page: dict[uuid.UUID, list[Citizen.Event]]
-    ) -> dict[uuid.UUID, CitizenView]:
-        views: dict[uuid.UUID, CitizenView] = {}
-        for cid, events in page.items():
-            facts = known.get(cid)
-            for event in events:
-                if facts is None:
-                    if not isinstance(event, Citizen.Enrolled):
-                        raise ValueError(f"{cid}: the log has events before the enrolment")
-                    facts = CitizenFacts(event.resident_id)
-                facts.apply(record_of(facts.resident_id, event))
-            assert facts is not None
-            views[cid] = CitizenView(facts, contributions(facts, self.policy))
-        return views
 
 
 def catch_up(
@@ -75,102 +51,91 @@ def catch_up(
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
 
-    Each round gives every group of policies at the same position one page, so a
-    policy rebuilding from zero never holds the current ones back. `before_write` is
-    called before each write (a projector confirms its lock there).
+    Policies at position zero are rebuilt in one pass first. Then each round gives every
+    group of policies at the same position one page, so a policy behind the others
+    never holds them back. `before_write` is called before each write (a projector
+    confirms its lock there).
     """
-    projections = [ScoreProjection(p) for p in policies]
+    log = ledger.reader
     positions = store.positions()
-    fresh = [p for p in projections if positions.get(tracking_name(p.policy), 0) == 0]
-    head = ledger.max_position() if stop_at is None else min(stop_at, ledger.max_position())
+    fresh = [p for p in policies if positions.get(tracking_name(p), 0) == 0]
+    head = log.head() if stop_at is None else min(stop_at, log.head())
     if fresh and head > 0:
         before_write()
-        rebuild(ledger, store, fresh, head)
+        rebuild(log, store, fresh, head)
         if progress is not None:
             progress(head)
     while True:
         positions = store.positions()
-        groups: dict[int, list[ScoreProjection]] = {}
-        for projection in projections:
-            at = positions.get(tracking_name(projection.policy), 0)
-            groups.setdefault(at, []).append(projection)
+        groups: dict[int, list[Policy]] = {}
+        for policy in policies:
+            groups.setdefault(positions.get(tracking_name(policy), 0), []).append(policy)
         moved = 0
         for start, group in sorted(groups.items()):
-            limit = page_size if stop_at is None else min(page_size, stop_at - start)
-            if limit <= 0:
+            page = log.page(start, page_size, stop_at)
+            if page.end == start:
                 continue
-            notes = ledger.recorder.select_notifications(start=start + 1, limit=limit)
-            if not notes:
-                continue
-            page = _decode(ledger, notes)
-            for projection in group:
-                name = projection.policy.name
-                views = projection.fold(store.load(name, page.keys()), page)
+            touched = page.by_citizen()
+            # Policies at one position hold the same facts: load them once.
+            known = store.load(group[0].name, touched.keys())
+            views = list(_views(touched.items(), known, group))
+            for i, policy in enumerate(group):
                 before_write()
-                store.save(tracking_name(projection.policy), name, notes[-1].id, views)
-            moved = max(moved, notes[-1].id - start)
+                store.save(
+                    tracking_name(policy),
+                    policy.name,
+                    page.end,
+                    {cid: CitizenView(facts, found[i]) for cid, facts, found in views},
+                )
+            moved = max(moved, page.end - start)
         if not moved:
             break
         if progress is not None:
             progress(moved)
     positions = store.positions()
-    return {p.policy.name: positions.get(tracking_name(p.policy), 0) for p in projections}
-
-
-CITIZEN_TOPIC = get_topic(Citizen) + "."
+    return {p.name: positions.get(tracking_name(p), 0) for p in policies}
 
 
 def rebuild(
-    ledger: Ledger, store: ViewStore, projections: Sequence[ScoreProjection], head: int
+    log: LogReader,
+    store: ViewStore,
+    policies: Sequence[Policy],
+    head: int,
+    partition: tuple[int, int] | None = None,
 ) -> None:
     """Build projections from position zero up to `head` in one pass over the log, one
-    citizen at a time; their views and positions are written in one transaction."""
+    citizen at a time; their views and positions are written in one transaction.
+
+    `partition` (k, n) limits the pass to the citizens ledger.log puts in share k of n,
+    the seam for a rebuild shared by several processes."""
     store.replace_all(
-        [(tracking_name(p.policy), p.policy.name) for p in projections],
+        [(tracking_name(p), p.name) for p in policies],
         head,
-        _views_by_citizen(ledger, [p.policy for p in projections], head),
+        _views(log.by_citizen(head, partition), {}, policies),
     )
 
 
-def _views_by_citizen(
-    ledger: Ledger, policies: Sequence[Policy], head: int
-) -> Iterator[tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]]:
-    store = ledger_recorder(ledger.recorder)
-    facts: CitizenFacts | None = None
-    resident: ResidentId | None = None
-    current: uuid.UUID | str | None = None
-    for stored in store.stream_by_originator(CITIZEN_TOPIC, head):
-        if stored.originator_id != current:
-            if facts is not None:
-                yield _views(current, facts, policies)
-            current, facts = stored.originator_id, None
-        event = ledger.mapper.to_domain_event(stored)
-        if facts is None:
-            if not isinstance(event, Citizen.Enrolled):
-                raise ValueError(f"{current}: the log has events before the enrolment")
-            resident = ResidentId(event.resident_id)
-            facts = CitizenFacts(event.resident_id)
-        assert resident is not None
-        facts.apply(record_of(resident, event))
-    if facts is not None:
-        yield _views(current, facts, policies)
-
-
 def _views(
-    citizen: uuid.UUID | str | None, facts: CitizenFacts, policies: Sequence[Policy]
-) -> tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]:
-    return uuid.UUID(str(citizen)), facts, [contributions(facts, p) for p in policies]
-
-
-def _decode(ledger: Ledger, notes: Sequence[Notification]) -> dict[uuid.UUID, list[Citizen.Event]]:
-    page: dict[uuid.UUID, list[Citizen.Event]] = {}
-    for note in notes:
-        if "Citizen" not in note.topic:
-            continue
-        event = ledger.mapper.to_domain_event(note)
-        if isinstance(event, Citizen.Event):
-            page.setdefault(event.originator_id, []).append(event)
-    return page
+    citizens: Iterable[tuple[uuid.UUID, Sequence[LoggedRecord]]],
+    known: Mapping[uuid.UUID, CitizenFacts],
+    policies: Sequence[Policy],
+) -> Iterator[CitizenViews]:
+    """The one fold: each citizen's facts as known, with their new records folded in,
+    and their contributions under every policy, in order."""
+    for cid, records in citizens:
+        facts = known.get(cid)
+        for logged in records:
+            record = logged.record
+            if facts is None:
+                if record.type != r.ENROLLED:
+                    raise UnreadableLog(
+                        f"position {logged.position}: citizen {cid} has records before "
+                        "the enrolment"
+                    )
+                facts = CitizenFacts(record.citizen.value)
+            facts.apply(record)
+        if facts is not None:
+            yield cid, facts, [contributions(facts, p) for p in policies]
 
 
 def follow(
@@ -186,13 +151,10 @@ def follow(
     On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
     seconds anyway, so a lost notification delays it by one interval at most.
     """
-    wait = _listener(ledger, interval)
-    try:
+    with ledger.reader.watch(interval) as watch:
         while not should_stop():
-            catch_up(ledger, store, policies)
-            wait()
-    finally:
-        wait.close()
+            reached = catch_up(ledger, store, policies)
+            watch.wait(min(reached.values(), default=0), interval)
 
 
 # What a lost connection or a database restart raises: worth waiting out, not dying of.
@@ -230,7 +192,7 @@ class Projector:
         self.positions: dict[str, int] = {}
         self._ledger: Ledger | None = None
         self._store: ViewStore | None = None
-        self._wait: Waiter | None = None
+        self._watch: Watch | None = None
         self._standby = False
         self._down_since: float | None = None
 
@@ -281,13 +243,13 @@ class Projector:
             self._ledger = self.open_ledger(self.url)
         if self._store is None:
             self._store = ViewStore(self.url)
-        if self._wait is None:
-            self._wait = _listener(self._ledger, self.interval)
+        if self._watch is None:
+            self._watch = self._ledger.reader.watch(self.interval)
         self.positions = catch_up(
             self._ledger, self._store, self.policies, before_write=self.lock.check
         )
         self._recovered()
-        self._wait()
+        self._watch.wait(min(self.positions.values(), default=0), self.interval)
 
     def _recovered(self) -> None:
         if self._down_since is not None:
@@ -298,8 +260,8 @@ class Projector:
 
     def _disconnect(self) -> None:
         store, self._store = self._store, None
-        wait, self._wait = self._wait, None
-        for closing in (store, wait):
+        watch, self._watch = self._watch, None
+        for closing in (store, watch):
             if closing is not None:
                 with suppress(*TRANSIENT):
                     closing.close()
@@ -307,35 +269,3 @@ class Projector:
     def _describe(self, error: BaseException) -> str:
         lines = str(error).strip().splitlines()
         return redact_text(f"{type(error).__name__}: {lines[0] if lines else ''}", self.url)
-
-
-class Waiter:
-    """Sleeps until the next poll, or until the ledger's NOTIFY on PostgreSQL."""
-
-    def __init__(self, conn: psycopg.Connection[Any] | None, interval: float) -> None:
-        self.conn = conn
-        self.interval = interval
-
-    def __call__(self) -> None:
-        if self.conn is None:
-            time.sleep(self.interval)
-            return
-        for _ in self.conn.notifies(timeout=self.interval, stop_after=1):
-            pass
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
-def _listener(ledger: Ledger, interval: float) -> Waiter:
-    recorder = ledger.recorder
-    if not isinstance(recorder, PostgresApplicationRecorder):
-        return Waiter(None, interval)
-    conn = connect_postgres(ledger.url)
-    try:
-        conn.execute(SQL("LISTEN {}").format(Identifier(recorder.channel_name)))
-    except BaseException:
-        conn.close()
-        raise
-    return Waiter(conn, interval)

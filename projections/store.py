@@ -168,11 +168,11 @@ class ViewStore:
     def position(self, name: str) -> int:
         return self.positions().get(name, 0)
 
-    def head_and_positions(self, events_table: str) -> tuple[int, dict[str, int]]:
-        """In one statement: the log's last position and every projection's."""
-        head = "MAX(notification_id)" if self.postgres else "MAX(rowid)"
+    def head_and_positions(self, head_query: str) -> tuple[int, dict[str, int]]:
+        """In one statement: the log's last position (by `head_query`, which the log's
+        port gives) and every projection's."""
         rows = self._rows(
-            f"SELECT (SELECT {head} FROM {events_table}), t.name, t.position "
+            f"SELECT ({head_query}), t.name, t.position "
             "FROM (SELECT 1) AS one LEFT JOIN projection_tracking t ON 1 = 1"
         )
         return rows[0][0] or 0, {name: position for _, name, position in rows if name}
@@ -192,18 +192,27 @@ class ViewStore:
     # Citizens' views
 
     def load(self, policy: str, citizens: Iterable[uuid.UUID]) -> dict[uuid.UUID, CitizenFacts]:
+        """The stored facts of these citizens under a policy, in one query."""
         ids = [c.hex for c in citizens]
-        found: dict[uuid.UUID, CitizenFacts] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        if not ids:
+            return {}
+        if self.postgres:
             rows = self._rows(
-                f"SELECT citizen_id, facts FROM score_facts WHERE policy = ? AND citizen_id IN "
-                f"({','.join('?' * len(chunk))})",
-                [policy, *chunk],
+                "SELECT citizen_id, facts FROM score_facts WHERE policy = ? "
+                "AND citizen_id = ANY(?)",
+                [policy, ids],
             )
-            for cid, facts in rows:
-                found[uuid.UUID(cid)] = CitizenFacts.from_json(orjson.loads(facts))
-        return found
+        else:
+            rows = []
+            # SQLite allows 32766 parameters a statement.
+            for start in range(0, len(ids), 30_000):
+                chunk = ids[start : start + 30_000]
+                rows += self._rows(
+                    "SELECT citizen_id, facts FROM score_facts WHERE policy = ? AND citizen_id "
+                    f"IN ({','.join('?' * len(chunk))})",
+                    [policy, *chunk],
+                )
+        return {uuid.UUID(cid): CitizenFacts.from_json(orjson.loads(facts)) for cid, facts in rows}
 
     def save(
         self,
@@ -301,14 +310,14 @@ class ViewStore:
         return CitizenView(facts, [_contribution(row) for row in rows])
 
     def score_inputs(
-        self, tracking: str, policy: str, citizen: uuid.UUID, events_table: str
+        self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str
     ) -> tuple[list[Contribution] | None, int, int]:
         """In one statement: a citizen's stored contributions (None when the projection
-        has not seen them), the projection's position and the log's last position."""
-        head = "MAX(notification_id)" if self.postgres else "MAX(rowid)"
+        has not seen them), the projection's position and the log's last position (by
+        `head_query`, which the log's port gives)."""
         rows = self._rows(
             "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
-            f"(SELECT {head} FROM {events_table}), f.citizen_id, "
+            f"({head_query}), f.citizen_id, "
             "c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
             "c.counts_until, c.cap_group FROM (SELECT 1) AS one "
             "LEFT JOIN score_facts f ON f.policy = ? AND f.citizen_id = ? "

@@ -20,6 +20,8 @@ from psycopg.sql import SQL, Identifier
 from ledger.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
+    LogRow,
+    PageRow,
     check_read_versions,
     index_rows_of,
     leaf_hashes,
@@ -391,3 +393,92 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             [citizen],
         )
         return [(row["originator_version"], row["notification_id"]) for row in rows]
+
+    # What ledger.log reads: positions are notification ids.
+
+    def log_head(self) -> int:
+        return self.max_notification_id() or 0
+
+    def log_head_query(self) -> str:
+        # Schema and table are plain names (checked where the URL is read).
+        return (
+            f'SELECT MAX(notification_id) FROM "{self.datastore.schema}"."{self.events_table_name}"'
+        )
+
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]:
+        return self._tuples(
+            SQL(
+                "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, "
+                "e.state, n.state FROM {t} e LEFT JOIN {t} n ON e.originator_version > 1 "
+                "AND n.originator_id = e.originator_id AND n.originator_version = 1 "
+                "WHERE e.notification_id > %s AND e.notification_id <= %s "
+                "ORDER BY e.notification_id LIMIT %s"
+            ).format(t=self._table(self.events_table_name)),
+            [after, MAX_POSITION if upto is None else upto, limit],
+        )
+
+    def log_by_originator(
+        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+    ) -> Iterator[LogRow]:
+        where: Any = SQL("topic LIKE %s AND notification_id <= %s")
+        params: list[Any] = [topic_prefix + "%", upto]
+        if partition is not None:
+            # The same hash as ledger.log.partition_of: the id's first four bytes.
+            where += SQL(" AND ('x' || left(originator_id::text, 8))::bit(32)::bigint %% %s = %s")
+            params += [partition[1], partition[0]]
+        yield from self._stream(
+            SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE {} ORDER BY originator_id, originator_version"
+            ).format(self._table(self.events_table_name), where),
+            params,
+        )
+
+    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]:
+        return self._tuples(
+            SQL(
+                "SELECT notification_id, originator_version, topic, state FROM {} "
+                "WHERE originator_id = %s ORDER BY originator_version"
+            ).format(self._table(self.events_table_name)),
+            [originator],
+        )
+
+    def log_at(self, position: int) -> LogRow | None:
+        rows = self._tuples(
+            SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE notification_id = %s"
+            ).format(self._table(self.events_table_name)),
+            [position],
+        )
+        return rows[0] if rows else None
+
+    def log_scan(self, after: int) -> Iterator[LogRow]:
+        yield from self._stream(
+            SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE notification_id > %s ORDER BY notification_id"
+            ).format(self._table(self.events_table_name)),
+            [after],
+        )
+
+    def log_channel(self) -> str | None:
+        return str(self.channel_name)
+
+    def _tuples(self, statement: Any, params: Sequence[Any]) -> list[Any]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, params, prepare=True)
+            return curs.fetchall()
+
+    def _stream(self, statement: Any, params: Sequence[Any]) -> Iterator[Any]:
+        """Rows from a server-side cursor, fetched many at a time."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="ledger_log", row_factory=tuple_row)
+            cursor.itersize = STREAM_ROWS
+            cursor.execute(statement, params)
+            yield from cursor
+            cursor.close()
+
+
+MAX_POSITION = 2**63 - 1
+STREAM_ROWS = 20_000

@@ -23,6 +23,11 @@ from ledger.records import RecordKey
 from ledger.tree import leaf_data
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
+# (position, citizen or other aggregate id, version, topic, state), as the database
+# gives them: the id may be a UUID or its text, the state bytes or a buffer.
+LogRow = tuple[int, Any, int, str, Any]
+# A LogRow and the state of the aggregate's first event when this one is not it.
+PageRow = tuple[int, Any, int, str, Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,26 @@ class LedgerRecorder(Protocol):
     def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]: ...
 
     def tree_size(self) -> int: ...
+
+    # What ledger.log reads, and nobody else.
+
+    def log_head(self) -> int: ...
+
+    def log_head_query(self) -> str: ...
+
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]: ...
+
+    def log_by_originator(
+        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+    ) -> Iterator[LogRow]: ...
+
+    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]: ...
+
+    def log_at(self, position: int) -> LogRow | None: ...
+
+    def log_scan(self, after: int) -> Iterator[LogRow]: ...
+
+    def log_channel(self) -> str | None: ...
 
     def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
 

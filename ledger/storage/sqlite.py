@@ -20,6 +20,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from ledger.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
+    LogRow,
+    PageRow,
     check_read_versions,
     index_rows_of,
     leaf_hashes,
@@ -291,3 +293,81 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             [citizen.hex],
         )
         return [(v, p) for v, p in rows]
+
+    # What ledger.log reads: positions are rowids.
+
+    def log_head(self) -> int:
+        return self.max_notification_id() or 0
+
+    def log_head_query(self) -> str:
+        return f"SELECT MAX(rowid) FROM {self.events_table_name}"
+
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]:
+        rows = self._query(
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, n.state "
+            f"FROM {self.events_table_name} e LEFT JOIN {self.events_table_name} n "
+            "ON e.originator_version > 1 AND n.originator_id = e.originator_id "
+            "AND n.originator_version = 1 "
+            "WHERE e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid LIMIT ?",
+            [after, MAX_POSITION if upto is None else upto, limit],
+        )
+        return [tuple(row) for row in rows]
+
+    def log_by_originator(
+        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+    ) -> Iterator[LogRow]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE topic LIKE ? AND rowid <= ? "
+                "ORDER BY originator_id, originator_version",
+                [topic_prefix + "%", upto],
+            )
+            if partition is None:
+                yield from rows
+                return
+            part, parts = partition
+            # The same hash as ledger.log.partition_of, on the id's text.
+            for row in rows:
+                if int(row[1].replace("-", "")[:8], 16) % parts == part:
+                    yield row
+
+    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]:
+        rows = self._query(
+            "SELECT rowid, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version",
+            [originator.hex],
+        )
+        return [tuple(row) for row in rows]
+
+    def log_at(self, position: int) -> LogRow | None:
+        rows = self._query(
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid = ?",
+            [position],
+        )
+        return tuple(rows[0]) if rows else None
+
+    def log_scan(self, after: int) -> Iterator[LogRow]:
+        with self._reading() as conn:
+            yield from conn.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid",
+                [after],
+            )
+
+    def log_channel(self) -> str | None:
+        return None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own for a long read, so a stream holds no pooled one."""
+        name = self.datastore.pool.db_name
+        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+MAX_POSITION = 2**63 - 1

@@ -122,7 +122,7 @@ class Probe:
 
     def lag(self, parts: Parts) -> dict[str, int]:
         def look() -> dict[str, int]:
-            head, positions = parts.views.head_and_positions(parts.ledger.store_events_table)
+            head, positions = parts.views.head_and_positions(parts.ledger.reader.head_query())
             return {p.name: head - positions.get(f"scores:{p.name}", 0)
                     for p in parts.scores.all_policies()}  # fmt: skip
 

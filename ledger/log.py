@@ -1,0 +1,348 @@
+"""The one way readers see the ledger's log: its head, pages of records after a
+position, every citizen's records grouped by citizen, one citizen's records, a wait
+for new records, and the leaf documents the Merkle tree hashes.
+
+Records are decoded straight from the stored bytes (orjson, then the record type the
+topic names in a fixed table), never through eventsourcing's mapper or event objects,
+and a topic is never resolved: stored content cannot choose what gets imported.
+Events that are not a citizen's record (the authority registry's) are skipped, though
+they still move the end of a page. Readers (projections, audit histories, bundles,
+`ledger verify`) use only this module; the SQL behind it lives in the recorders, one
+implementation per dialect, and nothing here writes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg.sql import SQL, Identifier
+
+from ledger import records as r
+from ledger.domain import RECORD_TYPE_OF_EVENT, Citizen
+from ledger.errors import LedgerError
+from ledger.identity import ResidentId
+from ledger.records import Record, RecordKey
+from ledger.storage import LedgerRecorder, connect_postgres
+from ledger.tree import leaf_data
+
+# The record type of each citizen event's topic: looked up, never imported.
+RECORD_TYPE_OF_TOPIC: Mapping[str, str] = {
+    get_topic(cls): record_type for cls, record_type in RECORD_TYPE_OF_EVENT.items()
+}
+CITIZEN_TOPIC_PREFIX = get_topic(Citizen) + "."
+# How often a wait looks at the head when nothing tells it of new records.
+SQLITE_POLL = 0.05
+RESIDENT_CACHE = 100_000
+
+
+class UnreadableLog(LedgerError):
+    """A stored event cannot be read as a citizen's record."""
+
+    field = "log"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRecord:
+    """One citizen's record as the log holds it."""
+
+    position: int
+    recorded_at: datetime
+    citizen_id: uuid.UUID
+    version: int
+    record: Record
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "recorded_at": self.recorded_at.isoformat(),
+            **self.record.to_wire(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The citizens' records of a stretch of the log, and the last position read
+    (registry events included; the position asked after when there was nothing)."""
+
+    records: tuple[LoggedRecord, ...]
+    end: int
+
+    def by_citizen(self) -> dict[uuid.UUID, list[LoggedRecord]]:
+        """The page's records grouped by citizen, each in log order."""
+        grouped: dict[uuid.UUID, list[LoggedRecord]] = {}
+        for logged in self.records:
+            grouped.setdefault(logged.citizen_id, []).append(logged)
+        return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """The leaf document of a position; None when the stored event is no longer JSON."""
+
+    position: int
+    document: bytes | None
+
+
+def partition_of(citizen: uuid.UUID, parts: int) -> int:
+    """The partition (0 to parts - 1) a citizen falls in, the same in every process
+    and in the recorders' SQL: the citizen id's first four bytes modulo `parts`."""
+    return int.from_bytes(citizen.bytes[:4], "big") % parts
+
+
+class LogReader:
+    """The ledger's log as readers see it; see the module's docstring."""
+
+    def __init__(self, recorder: LedgerRecorder, url: str) -> None:
+        self.recorder = recorder
+        self.url = url
+        self._residents: dict[uuid.UUID, ResidentId] = {}
+
+    def head(self) -> int:
+        """The position of the last event in the log, 0 when it is empty."""
+        return self.recorder.log_head()
+
+    def head_query(self) -> str:
+        """The head as a scalar SQL query, for a reader that wants it in the same
+        statement as its own reads of tables in the same database."""
+        return self.recorder.log_head_query()
+
+    def page(self, after: int, limit: int, upto: int | None = None) -> Page:
+        """The citizens' records of at most `limit` positions after `after`, up to `upto`."""
+        rows = self.recorder.log_page(after, limit, upto)
+        found: list[LoggedRecord] = []
+        for position, originator, version, topic, state, enrolment in rows:
+            record_type = _record_type(position, topic)
+            if record_type is None:
+                continue
+            cid = originator if type(originator) is uuid.UUID else uuid.UUID(str(originator))
+            fields = _fields(position, state)
+            if record_type == r.ENROLLED:
+                resident = self._resident(cid, fields)
+            else:
+                resident = self._residents.get(cid) or self._resident(
+                    cid, _fields(position, enrolment) if enrolment is not None else {}
+                )
+            found.append(_logged(position, cid, version, record_type, resident, fields))
+        return Page(tuple(found), rows[-1][0] if rows else after)
+
+    def by_citizen(
+        self, upto: int, partition: tuple[int, int] | None = None
+    ) -> Iterator[tuple[uuid.UUID, list[LoggedRecord]]]:
+        """Every citizen's records up to a position, citizen by citizen, each in log
+        order; with `partition` (k, n), only the citizens `partition_of` puts in k.
+
+        Read as a stream, so memory stays flat in the size of the log."""
+        current: uuid.UUID | None = None
+        last: Any = None
+        resident: ResidentId | None = None
+        records: list[LoggedRecord] = []
+        for position, originator, version, topic, state in self.recorder.log_by_originator(
+            CITIZEN_TOPIC_PREFIX, upto, partition
+        ):
+            if originator != last:
+                if current is not None:
+                    yield current, records
+                last = originator
+                current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
+                records, resident = [], None
+            record_type = _record_type(position, topic)
+            if record_type is None:  # pragma: no cover - the recorder filters by topic
+                continue
+            fields = _fields(position, state)
+            if resident is None:
+                if record_type != r.ENROLLED:
+                    raise UnreadableLog(
+                        f"position {position}: citizen {current} has records before the enrolment"
+                    )
+                resident = ResidentId(fields["resident_id"])
+            assert current is not None
+            records.append(_logged(position, current, version, record_type, resident, fields))
+        if current is not None:
+            yield current, records
+
+    def citizen(self, citizen: uuid.UUID) -> list[LoggedRecord]:
+        """One citizen's records in log order; empty when they have none."""
+        found: list[LoggedRecord] = []
+        resident: ResidentId | None = None
+        for position, version, topic, state in self.recorder.log_of(citizen):
+            record_type = _record_type(position, topic)
+            if record_type is None:
+                continue
+            fields = _fields(position, state)
+            if resident is None:
+                if record_type != r.ENROLLED:
+                    raise UnreadableLog(
+                        f"position {position}: citizen {citizen} has records before the enrolment"
+                    )
+                resident = ResidentId(fields["resident_id"])
+            found.append(_logged(position, citizen, version, record_type, resident, fields))
+        return found
+
+    def leaf(self, position: int) -> bytes:
+        """The leaf document of the event at a position (see ledger.tree)."""
+        row = self.recorder.log_at(position)
+        if row is None:
+            raise UnreadableLog(f"no event at position {position}", "position")
+        _, originator, version, topic, state = row
+        return leaf_data(position, _uuid(originator), version, topic, state)
+
+    def leaves(self, after: int = 0) -> Iterator[Leaf]:
+        """Every event's leaf document after a position, in log order, as a stream."""
+        for position, originator, version, topic, state in self.recorder.log_scan(after):
+            try:
+                document: bytes | None = leaf_data(
+                    position, _uuid(originator), version, topic, state
+                )
+            except ValueError:
+                document = None
+            yield Leaf(position, document)
+
+    def watch(self, poll: float = 1.0) -> Watch:
+        """A wait for new records: NOTIFY on PostgreSQL (and a look at the head every
+        `poll` seconds, in case a notification is lost), polling on SQLite."""
+        channel = self.recorder.log_channel()
+        if channel is None:
+            return Watch(self, None, min(poll, SQLITE_POLL))
+        conn = connect_postgres(self.url)
+        try:
+            conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+        except BaseException:
+            conn.close()
+            raise
+        return Watch(self, conn, poll)
+
+    def _resident(self, cid: uuid.UUID, enrolment: Mapping[str, Any]) -> ResidentId:
+        value = enrolment.get("resident_id")
+        if value is None:
+            raise UnreadableLog(f"citizen {cid} has no enrolment in the log")
+        if len(self._residents) >= RESIDENT_CACHE:
+            self._residents.clear()
+        resident = self._residents[cid] = ResidentId(value)
+        return resident
+
+
+class Watch:
+    """Waits for the log to grow; close it when done."""
+
+    def __init__(self, log: LogReader, conn: psycopg.Connection[Any] | None, poll: float) -> None:
+        self.log = log
+        self.conn = conn
+        self.poll = poll
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Return the head once it is past `after`, or after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            head = self.log.head()
+            remaining = deadline - time.monotonic()
+            if head > after or remaining <= 0:
+                return head
+            if self.conn is None:
+                time.sleep(min(self.poll, remaining))
+                continue
+            for _ in self.conn.notifies(timeout=min(self.poll, remaining), stop_after=1):
+                pass
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def record_type_of_topic(topic: str) -> str | None:
+    """The record type a citizen event's topic stands for; None for any other topic."""
+    return RECORD_TYPE_OF_TOPIC.get(topic)
+
+
+def record_from_payload(
+    record_type: str, resident: ResidentId, payload: Mapping[str, Any]
+) -> Record:
+    """A record from a leaf document's payload (plain strings, see ledger.tree)."""
+    target = payload.get("target")
+    amount = payload.get("amount")
+    return Record(
+        type=record_type,
+        citizen=resident,
+        authority=payload["authority"],
+        reference=payload["reference"],
+        occurred_on=date.fromisoformat(payload["occurred_on"]),
+        kind=payload.get("kind"),
+        amount=Decimal(amount) if amount is not None else None,
+        credential=payload.get("credential"),
+        reason=payload.get("reason"),
+        outcome=payload.get("outcome"),
+        target=RecordKey(target["authority"], target["reference"]) if target else None,
+    )
+
+
+def _record_type(position: int, topic: str) -> str | None:
+    record_type = RECORD_TYPE_OF_TOPIC.get(topic)
+    if record_type is None and topic.startswith(CITIZEN_TOPIC_PREFIX):
+        raise UnreadableLog(
+            f"position {position}: {topic} is not a type of record this ledger knows"
+        )
+    return record_type
+
+
+def _fields(position: int, state: Any) -> dict[str, Any]:
+    try:
+        fields = orjson.loads(state)
+    except orjson.JSONDecodeError:
+        raise UnreadableLog(f"position {position}: the stored event is not JSON") from None
+    if type(fields) is not dict:
+        raise UnreadableLog(f"position {position}: the stored event is not a JSON object")
+    return fields
+
+
+def _logged(
+    position: int,
+    cid: uuid.UUID,
+    version: int,
+    record_type: str,
+    resident: ResidentId,
+    fields: dict[str, Any],
+) -> LoggedRecord:
+    """Fields as eventsourcing's JSON transcoder tagged them: dates, amounts, times and
+    targets as {"_type_": ..., "_data_": ...}."""
+    try:
+        get = fields.get
+        amount = get("amount")
+        target = get("target")
+        record = Record(
+            record_type,
+            resident,
+            fields["authority"],
+            fields["reference"],
+            date.fromisoformat(fields["occurred_on"]["_data_"]),
+            get("kind"),
+            Decimal(amount["_data_"]) if amount is not None else None,
+            get("credential"),
+            get("reason"),
+            get("outcome"),
+            RecordKey(*target["_data_"]) if target is not None else None,
+        )
+        recorded_at = datetime.fromisoformat(fields["timestamp"]["_data_"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnreadableLog(
+            f"position {position}: the stored {record_type} cannot be read "
+            f"({type(e).__name__}: {e})"
+        ) from None
+    return LoggedRecord(position, recorded_at, cid, version, record)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
