@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
+from ledger import merkle
 from ledger.application import FixedClock, Ledger
+from ledger.checkpoint import Checkpoint, load_signer, load_verifier, sign
+from projections.bundle import BundleError, verify_bundle
 from scripts.cli import main
 from tests.builders import (
     LI_WEI,
@@ -146,3 +151,39 @@ def test_a_bundle_needs_a_checkpoint(ledger: Ledger, store_url: str, clock: Fixe
                        "--db", store_url)  # fmt: skip
     assert code != 0
     assert "no checkpoint yet" in out
+
+
+def _signed_over_its_leaves(bundle: dict[str, Any], data: dict[str, Any]) -> None:
+    """Sign a checkpoint over exactly the bundle's leaves, so every proof holds."""
+    private, verifier = load_signer(Path(bundle["key"].removesuffix(".pub")))
+    hashes = [merkle.leaf_hash(orjson.dumps(e["leaf"], option=orjson.OPT_SORT_KEYS))
+              for e in data["events"]]  # fmt: skip
+    for index, event in enumerate(data["events"]):
+        event["index"] = index
+        event["proof"] = [h.hex() for h in merkle.inclusion_proof(hashes, index)]
+    root = merkle.root_from_hashes(hashes)
+    data["checkpoint"] = sign(Checkpoint(verifier.name, len(hashes), root), private, verifier)
+
+
+@pytest.mark.parametrize("topic", ["tests_evil_bundle_topic:Boom", "os:system"])
+def test_a_bundle_naming_another_module_is_refused_without_importing_it(
+    bundle: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topic: str
+) -> None:
+    # A module that would leave a mark if anything imported it.
+    mark = tmp_path / "imported"
+    (tmp_path / "tests_evil_bundle_topic.py").write_text(
+        f"import pathlib\npathlib.Path({str(mark)!r}).write_text('boom')\nBoom = object\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    verifier = load_verifier(bundle["key"])
+    honest = copy.deepcopy(bundle["data"])
+    _signed_over_its_leaves(bundle, honest)
+    assert verify_bundle(honest, verifier).events == 5  # the construction alone is sound
+    data = copy.deepcopy(bundle["data"])
+    data["events"][1]["leaf"]["type"] = topic
+    _signed_over_its_leaves(bundle, data)
+    position = data["events"][1]["leaf"]["position"]
+    with pytest.raises(BundleError, match=f"position {position}: '{topic}' is not a type"):
+        verify_bundle(data, verifier)
+    assert "tests_evil_bundle_topic" not in sys.modules
+    assert not mark.exists()

@@ -1,0 +1,229 @@
+"""The log's port (ledger.log) on both stores: what it reads equals what was appended."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+
+from ledger.application import Ledger
+from ledger.identity import citizen_id, make_resident_id
+from ledger.log import LoggedRecord, UnreadableLog, partition_of
+from ledger.records import Record
+from ledger.tree import leaf_data
+from ledger.wire import parse_record
+from tests.builders import (
+    LI_WEI,
+    WANG_FANG,
+    append,
+    enrolled,
+    fine,
+    record,
+    register_authorities,
+    target,
+)
+
+OTHERS = [make_resident_id("440305", date(1970 + n, 1 + n % 12, 1 + n), 10 + n) for n in range(16)]
+REGISTRY_EVENTS = 9  # the registry's opening and eight authorities
+
+
+def _wires() -> list[list[dict[str, Any]]]:
+    """Batches of every kind of record, for two citizens and sixteen more."""
+    return [
+        [enrolled(WANG_FANG), enrolled(LI_WEI), *(enrolled(c) for c in OTHERS)],
+        [
+            fine("TP-1", occurred_on="2025-06-01"),
+            record(
+                "infraction.recorded",
+                "J-1",
+                kind="judgment_default",
+                amount="900.00",
+                occurred_on="2024-05-01",
+            ),
+            record("infraction.recorded", "C-1", kind="criminal_conviction", citizen=LI_WEI),
+            record("verification.recorded", "U-1", kind="degree", credential="BSc 42"),
+            record("payment.recorded", "TAX-P", kind="tax_paid_on_time", amount="12.5"),
+            *(fine(f"TP-{c}", citizen=c) for c in OTHERS[::3]),
+        ],
+        [
+            record(
+                "infraction.settled",
+                "TP-2",
+                target=target("traffic-police", "TP-1"),
+                amount="200.00",
+                occurred_on="2025-07-01",
+            ),
+            record(
+                "record.disputed",
+                "D-1",
+                target=target("peoples-court", "J-1"),
+                reason="paid in full",
+                occurred_on="2025-08-01",
+            ),
+            record(
+                "verification.revoked",
+                "U-2",
+                target=target("university", "U-1"),
+                reason="forged",
+                occurred_on="2025-08-02",
+            ),
+        ],
+        [
+            record(
+                "dispute.resolved",
+                "D-2",
+                target=target("dispute-office", "D-1"),
+                outcome="upheld",
+                occurred_on="2025-09-01",
+            ),
+            record(
+                "credit.repaired",
+                "R-1",
+                target=target("traffic-police", "TP-1"),
+                occurred_on="2025-09-02",
+            ),
+        ],
+    ]
+
+
+@pytest.fixture
+def logged(ledger: Ledger) -> dict[int, Record]:
+    """The ledger, filled; what each position holds, as appended."""
+    register_authorities(ledger)
+    held: dict[int, Record] = {}
+    for batch in _wires():
+        report = append(ledger, *batch)
+        assert report.rejected == [], report.rejected
+        held.update(
+            (position, parse_record(batch[line - 1])) for line, position in report.positions
+        )
+    return held
+
+
+def _expected(ledger: Ledger, held: dict[int, Record]) -> list[LoggedRecord]:
+    """The citizens' records as the library's own mapper reads the log."""
+    found = []
+    for note in ledger.recorder.select_notifications(start=1, limit=10_000):
+        if note.id in held:
+            event = ledger.mapper.to_domain_event(note)
+            found.append(LoggedRecord(note.id, event.timestamp, event.originator_id,
+                                      event.originator_version, held[note.id]))  # fmt: skip
+    return found
+
+
+def test_a_page_holds_every_record_after_a_position_decoded_as_appended(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    log = ledger.reader
+    head = log.head()
+    assert head == REGISTRY_EVENTS + len(logged)
+    whole = log.page(0, 10_000)
+    assert list(whole.records) == _expected(ledger, logged)
+    assert whole.end == head
+    # Pages of three after every position: positions after it, never past the limit.
+    for after in range(head + 1):
+        page = log.page(after, 3)
+        assert page.end == min(after + 3, head)
+        assert [r.position for r in page.records] == [
+            p for p in range(after + 1, page.end + 1) if p in logged
+        ]
+    upto = REGISTRY_EVENTS + 5
+    assert log.page(0, 10_000, upto=upto).end == upto
+
+
+def test_registry_events_are_no_records_but_move_a_page_on(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    page = ledger.reader.page(0, REGISTRY_EVENTS)
+    assert page.records == ()
+    assert page.end == REGISTRY_EVENTS
+    assert ledger.reader.page(page.end, 1).records[0].record.type == "citizen.enrolled"
+
+
+def test_records_grouped_by_citizen_up_to_a_position(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    log = ledger.reader
+    expected = _expected(ledger, logged)
+    for upto in (REGISTRY_EVENTS + 1, REGISTRY_EVENTS + 20, REGISTRY_EVENTS + 25, log.head()):
+        grouped = list(log.by_citizen(upto))
+        citizens = [cid for cid, _ in grouped]
+        assert len(citizens) == len(set(citizens))
+        want: dict[uuid.UUID, list[LoggedRecord]] = {}
+        for item in expected:
+            if item.position <= upto:
+                want.setdefault(item.citizen_id, []).append(item)
+        assert dict(grouped) == want
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 5])
+def test_partitions_cover_every_citizen_exactly_once(
+    ledger: Ledger, logged: dict[int, Record], parts: int
+) -> None:
+    log = ledger.reader
+    head = log.head()
+    whole = dict(log.by_citizen(head))
+    seen: list[uuid.UUID] = []
+    for part in range(parts):
+        share = dict(log.by_citizen(head, (part, parts)))
+        assert all(partition_of(cid, parts) == part for cid in share)
+        assert all(records == whole[cid] for cid, records in share.items())
+        seen += share
+    assert sorted(seen) == sorted(whole)
+    if parts > 1:  # eighteen citizens do not all fall in one share
+        assert all(len(dict(log.by_citizen(head, (p, parts)))) < len(whole) for p in range(parts))
+
+
+def test_one_citizens_records_are_their_history(ledger: Ledger, logged: dict[int, Record]) -> None:
+    expected = _expected(ledger, logged)
+    for resident in (WANG_FANG, LI_WEI, OTHERS[0]):
+        cid = citizen_id(resident)
+        mine = ledger.reader.citizen(cid)
+        assert mine == [e for e in expected if e.citizen_id == cid]
+        assert [(e.position, e.recorded_at, e.version, e.record) for e in mine] == [
+            (h.position, h.recorded_at, h.version, h.record) for h in ledger.history(resident)
+        ]
+    assert ledger.reader.citizen(uuid.uuid4()) == []
+
+
+def test_the_leaf_document_of_a_position_is_what_the_tree_hashed(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    notes = ledger.recorder.select_notifications(start=1, limit=10_000)
+    for note in notes[:: max(1, len(notes) // 7)]:
+        assert ledger.reader.leaf(note.id) == leaf_data(
+            note.id, note.originator_id, note.originator_version, note.topic, note.state
+        )
+    assert [leaf.position for leaf in ledger.reader.leaves(5)] == [n.id for n in notes[5:]]
+    with pytest.raises(UnreadableLog, match=f"no event at position {len(notes) + 1}"):
+        ledger.reader.leaf(len(notes) + 1)
+    document = orjson.loads(ledger.reader.leaf(REGISTRY_EVENTS + 1))
+    assert document["payload"]["resident_id"] == WANG_FANG
+
+
+def test_a_wait_wakes_on_a_new_record(
+    ledger: Ledger, logged: dict[int, Record], open_ledger: Callable[[], Ledger]
+) -> None:
+    other = open_ledger()
+    head = ledger.reader.head()
+    # A poll far longer than the test: on PostgreSQL only the NOTIFY can wake it early.
+    with ledger.reader.watch(poll=60) as watch:
+        started = time.monotonic()
+        assert watch.wait(head, timeout=0.3) == head  # nothing new: it waits it out
+        assert time.monotonic() - started >= 0.3
+        writer = threading.Timer(0.5, lambda: append(other, fine("TP-LATE", citizen=LI_WEI)))
+        writer.start()
+        started = time.monotonic()
+        try:
+            assert watch.wait(head, timeout=30) == head + 1
+        finally:
+            writer.join()
+        assert time.monotonic() - started < 10
+        # Already past: it returns at once.
+        assert watch.wait(head, timeout=30) == head + 1
