@@ -23,27 +23,12 @@ from ledger.errors import (
     RuleViolation,
     TargetError,
 )
+from ledger.facts import CitizenFacts, RecordFacts
 from ledger.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
 from ledger.records import REFERENCE_PATTERN, Record, RecordKey
 
 REGISTRY_ID = uuid.uuid5(NAMESPACE, "authority-registry")
 AUTHORITY_ID = REFERENCE_PATTERN
-
-
-@dataclass(slots=True)
-class RecordState:
-    """What a citizen's history says about one of their records."""
-
-    type: str
-    kind: str | None
-    occurred_on: date
-    target: RecordKey | None = None
-    settled_on: date | None = None
-    vacated: bool = False
-    revoked: bool = False
-    repaired: bool = False
-    open_dispute: RecordKey | None = None
-    resolved: bool = False
 
 
 class Citizen(Aggregate):
@@ -56,7 +41,16 @@ class Citizen(Aggregate):
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, Citizen)
-            aggregate.apply_record(self)
+            if isinstance(self, Citizen.Enrolled):  # __init__ holds the enrolment
+                return
+            aggregate.facts.add(
+                _TYPES[type(self)],
+                RecordKey(self.authority, self.reference),
+                getattr(self, "kind", None),
+                self.occurred_on,
+                getattr(self, "target", None),
+                getattr(self, "outcome", None),
+            )
 
     class Enrolled(Aggregate.Created):
         resident_id: str
@@ -101,9 +95,13 @@ class Citizen(Aggregate):
 
     def __init__(self, resident_id: str, authority: str, reference: str, occurred_on: date) -> None:
         self.resident_id = resident_id
-        self.records: dict[RecordKey, RecordState] = {
-            RecordKey(authority, reference): RecordState(r.ENROLLED, None, occurred_on)
-        }
+        self.facts = CitizenFacts(resident_id)
+        self.facts.add(r.ENROLLED, RecordKey(authority, reference), None, occurred_on)
+
+    @property
+    def records(self) -> dict[RecordKey, RecordFacts]:
+        """Each of the citizen's records by key, with what later records did to it."""
+        return self.facts.records
 
     @property
     def birth_date(self) -> date:
@@ -159,27 +157,27 @@ class Citizen(Aggregate):
     _check_payment_recorded = _check_infraction_recorded
     _check_verification_recorded = _check_infraction_recorded
 
-    def _check_infraction_settled(self, record: Record, target: RecordState) -> None:
+    def _check_infraction_settled(self, record: Record, target: RecordFacts) -> None:
         if target.type != r.INFRACTION:
             raise TargetError(f"{record.target} is a {target.type}, not an infraction")
         if record.target is not None and record.target.authority != record.authority:
             raise TargetError("must be an infraction recorded by the same authority")
         if target.kind in r.UNSETTLEABLE_KINDS:
             raise TargetError(f"a {target.kind} cannot be settled")
-        if target.vacated:
-            raise TargetError(f"{record.target} has been vacated")
+        self._check_live(record, target)
         if target.settled_on is not None:
             raise TargetError(f"{record.target} was already settled on {target.settled_on}")
 
-    def _check_verification_revoked(self, record: Record, target: RecordState) -> None:
+    def _check_verification_revoked(self, record: Record, target: RecordFacts) -> None:
         if target.type != r.VERIFICATION:
             raise TargetError(f"{record.target} is a {target.type}, not a verification")
         if record.target is not None and record.target.authority != record.authority:
             raise TargetError("must be a verification recorded by the same authority")
-        if target.revoked:
-            raise TargetError(f"{record.target} is already revoked")
+        revocation = self.facts.revocation(target)
+        if revocation is not None:
+            raise TargetError(f"{record.target} is already revoked by {revocation.key}")
 
-    def _check_record_disputed(self, record: Record, target: RecordState) -> None:
+    def _check_record_disputed(self, record: Record, target: RecordFacts) -> None:
         if target.type not in (r.INFRACTION, r.PAYMENT, r.VERIFICATION, r.REVOKED):
             raise TargetError(
                 f"{record.target} is a {target.type}; only infractions, payments, "
@@ -188,26 +186,28 @@ class Citizen(Aggregate):
         if target.open_dispute is not None:
             raise TargetError(f"{record.target} already has an open dispute")
 
-    def _check_dispute_resolved(self, record: Record, target: RecordState) -> None:
+    def _check_dispute_resolved(self, record: Record, target: RecordFacts) -> None:
         if target.type != r.DISPUTED:
             raise TargetError(f"{record.target} is a {target.type}, not a dispute")
         if record.target is not None and record.target.authority != record.authority:
             raise TargetError("must be a dispute opened by the same authority")
-        if target.resolved:
+        dispute = self.facts.dispute(target)
+        if dispute is not None and dispute.resolved_on is not None:
             raise TargetError(f"{record.target} is already resolved")
 
-    def _check_record_vacated(self, record: Record, target: RecordState) -> None:
+    def _check_record_vacated(self, record: Record, target: RecordFacts) -> None:
         if target.type != r.INFRACTION:
             raise TargetError(f"{record.target} is a {target.type}, not an infraction")
         if target.vacated:
             raise TargetError(f"{record.target} is already vacated")
+        self._check_live(record, target)
 
-    def _check_credit_repaired(self, record: Record, target: RecordState) -> None:
+    def _check_credit_repaired(self, record: Record, target: RecordFacts) -> None:
         if target.type != r.INFRACTION:
             raise TargetError(f"{record.target} is a {target.type}, not an infraction")
         if target.settled_on is None:
             raise TargetError(f"{record.target} has not been settled")
-        if target.repaired:
+        if target.repaired_on is not None:
             raise TargetError(f"{record.target} is already repaired")
         if record.occurred_on < target.settled_on:
             raise RuleViolation(
@@ -215,34 +215,13 @@ class Citizen(Aggregate):
                 "occurred_on",
             )
 
-    def apply_record(self, event: Citizen.Event) -> None:
-        """Fold one event into the state the rules need."""
-        if isinstance(event, Citizen.Enrolled):
-            return
-        key = RecordKey(event.authority, event.reference)
-        kind = getattr(event, "kind", None)
-        target_key: RecordKey | None = getattr(event, "target", None)
-        self.records[key] = RecordState(_TYPES[type(event)], kind, event.occurred_on, target_key)
-        if target_key is None:
-            return
-        target = self.records[target_key]
-        if isinstance(event, Citizen.InfractionSettled):
-            target.settled_on = event.occurred_on
-        elif isinstance(event, Citizen.VerificationRevoked):
-            target.revoked = True
-        elif isinstance(event, Citizen.RecordDisputed):
-            target.open_dispute = key
-        elif isinstance(event, Citizen.DisputeResolved):
-            target.resolved = True
-            disputed = self.records[target.target] if target.target else None
-            if disputed is not None:
-                disputed.open_dispute = None
-                if event.outcome == "removed" and disputed.type == r.INFRACTION:
-                    disputed.vacated = True
-        elif isinstance(event, Citizen.RecordVacated):
-            target.vacated = True
-        elif isinstance(event, Citizen.CreditRepaired):
-            target.repaired = True
+    @staticmethod
+    def _check_live(record: Record, target: RecordFacts) -> None:
+        if target.vacated:
+            raise TargetError(f"{record.target} has been vacated")
+        removal = target.removal
+        if removal is not None:
+            raise TargetError(f"{record.target} was removed on dispute {removal.key}")
 
 
 def _check_not_before_birth(record: Record) -> None:

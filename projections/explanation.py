@@ -78,10 +78,7 @@ def explain(
 
 
 def _dispute_open(record: RecordFacts, day: date) -> bool:
-    return any(
-        d.opened_on <= day and (d.resolved_on is None or day < d.resolved_on)
-        for d in record.disputes
-    )
+    return any(d.open_on(day) for d in record.disputes)
 
 
 def _suspended(record: RecordFacts, day: date, policy: Policy) -> bool:

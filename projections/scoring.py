@@ -1,21 +1,34 @@
 """The scoring engine: a pure fold from a citizen's records to contributions and scores.
 
-`CitizenFacts` is what a citizen's records say, policy aside (what was settled,
-vacated, disputed, revoked, repaired, and when). `contributions` turns facts into
-dated contributions under one policy; `score` sums those counting on a date. Nothing
-here reads a database or a clock: the same records give the same answer every time.
+`CitizenFacts` (from `ledger.facts`, the fold the Citizen aggregate's rules use too)
+is what a citizen's records say, policy aside (what was settled, vacated, disputed,
+revoked, repaired, and when). `contributions` turns facts into dated contributions
+under one policy; `score` sums those counting on a date. Nothing here reads a
+database or a clock: the same records give the same answer every time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from ledger import records as r
-from ledger.records import Record, RecordKey
+from ledger.facts import CitizenFacts, DisputeFacts, RecordFacts, fold
 from projections.policy import Policy
+
+__all__ = [
+    "CitizenFacts",
+    "Contribution",
+    "DisputeFacts",
+    "RecordFacts",
+    "Score",
+    "add_years",
+    "contributions",
+    "fold",
+    "score",
+]
 
 
 def add_years(day: date, years: int) -> date:
@@ -24,91 +37,6 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:
         return day.replace(year=day.year + years, day=28)
-
-
-@dataclass
-class DisputeFacts:
-    key: RecordKey
-    opened_on: date
-    resolved_on: date | None = None
-    outcome: str | None = None
-
-
-@dataclass
-class RecordFacts:
-    """One record and what later records did to it."""
-
-    key: RecordKey
-    type: str
-    kind: str | None
-    occurred_on: date
-    target: RecordKey | None = None
-    settled_on: date | None = None
-    repaired_on: date | None = None
-    vacated: bool = False
-    revoked_by: RecordKey | None = None
-    disputes: list[DisputeFacts] = field(default_factory=list)
-
-    @property
-    def removed(self) -> bool:
-        """Vacated by a court, or removed on dispute: it never counted."""
-        return self.vacated or any(d.outcome == "removed" for d in self.disputes)
-
-    @property
-    def open_dispute(self) -> DisputeFacts | None:
-        return next((d for d in self.disputes if d.resolved_on is None), None)
-
-
-@dataclass
-class CitizenFacts:
-    """Everything a citizen's records say, in the order received."""
-
-    resident_id: str
-    records: dict[RecordKey, RecordFacts] = field(default_factory=dict)
-
-    def apply(self, record: Record) -> None:
-        """Fold one more record in."""
-        facts = RecordFacts(record.key, record.type, record.kind, record.occurred_on,
-                            record.target)  # fmt: skip
-        self.records[record.key] = facts
-        target = self.records.get(record.target) if record.target else None
-        if target is None:
-            return
-        if record.type == r.SETTLED:
-            target.settled_on = record.occurred_on
-        elif record.type == r.REPAIRED:
-            target.repaired_on = record.occurred_on
-        elif record.type == r.VACATED:
-            target.vacated = True
-        elif record.type == r.REVOKED:
-            target.revoked_by = record.key
-        elif record.type == r.DISPUTED:
-            target.disputes.append(DisputeFacts(record.key, record.occurred_on))
-        elif record.type == r.RESOLVED:
-            disputed = self.records.get(target.target) if target.target else None
-            for dispute in disputed.disputes if disputed else ():
-                if dispute.key == record.target:
-                    dispute.resolved_on = record.occurred_on
-                    dispute.outcome = record.outcome
-
-    def to_json(self) -> dict[str, Any]:
-        return {"resident_id": self.resident_id, "records": [_record_json(f) for f in
-                                                              self.records.values()]}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CitizenFacts:
-        facts = cls(data["resident_id"])
-        for item in data["records"]:
-            record = _record_from_json(item)
-            facts.records[record.key] = record
-        return facts
-
-
-def fold(resident_id: str, records: Iterable[Record]) -> CitizenFacts:
-    facts = CitizenFacts(resident_id)
-    for record in records:
-        facts.apply(record)
-    return facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +79,7 @@ def contributions(facts: CitizenFacts, policy: Policy) -> list[Contribution]:
     for record in records.values():
         if record.removed:
             continue
-        for rule, kind, points, start, end, group in _raw(record, records, policy):
+        for rule, kind, points, start, end, group in _raw(record, facts, policy):
             if points == 0 or (end is not None and end <= start):
                 continue
             for a, b in _minus(start, end, _suspensions(record, policy)):
@@ -161,7 +89,7 @@ def contributions(facts: CitizenFacts, policy: Policy) -> list[Contribution]:
 
 
 def _raw(
-    record: RecordFacts, records: dict[RecordKey, RecordFacts], policy: Policy
+    record: RecordFacts, facts: CitizenFacts, policy: Policy
 ) -> Iterable[tuple[str, str, int, date, date | None, str | None]]:
     day = record.occurred_on
     kind = record.kind or ""
@@ -181,14 +109,14 @@ def _raw(
         group = kind if payment.cap is not None else None
         yield kind, kind, payment.points, day, add_years(day, payment.years), group
     elif record.type == r.VERIFICATION and kind in policy.verifications:
-        revocation = records.get(record.revoked_by) if record.revoked_by else None
-        live = revocation is not None and not revocation.removed
-        ends = revocation.occurred_on if revocation is not None and live else None
+        revocation = facts.revocation(record)
+        ends = revocation.occurred_on if revocation is not None else None
         yield kind, kind, policy.verifications[kind].points, day, ends, None
-    elif record.type == r.REVOKED and record.target in records:
-        verification = records[record.target]
+    elif record.type == r.REVOKED and record.target in facts.records:
+        verification = facts.records[record.target]
         vkind = verification.kind or ""
-        if vkind in policy.verifications:
+        standing = None if verification.removed else facts.revocation(verification)
+        if standing is not None and standing.key == record.key and vkind in policy.verifications:
             revoked = policy.verifications[vkind]
             yield (f"{vkind}.revoked", vkind, revoked.revoked, day,
                    add_years(day, revoked.revoked_years), None)  # fmt: skip
@@ -255,35 +183,3 @@ def score(items: Iterable[Contribution], day: date, policy: Policy) -> Score:
     if policy.ceiling is not None:
         total = min(total, policy.ceiling)
     return Score(total, policy.band_of(total), positive, negative)
-
-
-def _record_json(f: RecordFacts) -> dict[str, Any]:
-    return {
-        "a": f.key.authority, "r": f.key.reference, "t": f.type, "k": f.kind,
-        "d": f.occurred_on.isoformat(),
-        "tg": [f.target.authority, f.target.reference] if f.target else None,
-        "s": _iso(f.settled_on), "rp": _iso(f.repaired_on), "v": f.vacated,
-        "rv": [f.revoked_by.authority, f.revoked_by.reference] if f.revoked_by else None,
-        "ds": [[d.key.authority, d.key.reference, d.opened_on.isoformat(),
-                _iso(d.resolved_on), d.outcome] for d in f.disputes],
-    }  # fmt: skip
-
-
-def _record_from_json(item: dict[str, Any]) -> RecordFacts:
-    return RecordFacts(
-        key=RecordKey(item["a"], item["r"]), type=item["t"], kind=item["k"],
-        occurred_on=date.fromisoformat(item["d"]),
-        target=RecordKey(*item["tg"]) if item["tg"] else None,
-        settled_on=_date(item["s"]), repaired_on=_date(item["rp"]), vacated=item["v"],
-        revoked_by=RecordKey(*item["rv"]) if item["rv"] else None,
-        disputes=[DisputeFacts(RecordKey(a, ref), date.fromisoformat(o), _date(z), outcome)
-                  for a, ref, o, z, outcome in item["ds"]],
-    )  # fmt: skip
-
-
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None

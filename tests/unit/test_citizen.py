@@ -311,7 +311,7 @@ def test_revoke_when_already_revoked_then_rejected() -> None:
     citizen = given(enrolled(), degree(), revoke)
     error = then_rejected(citizen, revoke | {"reference": "U-3"})
     assert type(error) is TargetError
-    assert error.message == "university/U-1 is already revoked"
+    assert error.message == "university/U-1 is already revoked by university/U-2"
 
 
 def test_revoke_when_issued_by_another_authority_then_rejected() -> None:
@@ -395,31 +395,65 @@ def test_resolve_when_already_resolved_then_rejected() -> None:
     assert error.message == "dispute-office/D-1 is already resolved"
 
 
-def test_resolve_as_removed_when_settling_the_infraction_then_rejected_as_vacated() -> None:
+def test_resolve_as_removed_when_settling_the_infraction_then_rejected_as_removed() -> None:
     citizen = given(enrolled(), fine("TP-1"), dispute("D-1", TP1),
                     resolution("D-2", "D-1", "removed"))  # fmt: skip
-    assert citizen.records[TP1].vacated
+    assert citizen.records[TP1].removed
     error = then_rejected(citizen, settlement("TP-2", "TP-1"))
     assert type(error) is TargetError
-    assert error.message == "traffic-police/TP-1 has been vacated"
+    assert error.message == "traffic-police/TP-1 was removed on dispute dispute-office/D-1"
 
 
-def test_resolve_as_removed_when_vacating_the_infraction_then_rejected_as_vacated() -> None:
+def test_resolve_as_removed_when_vacating_the_infraction_then_rejected_as_removed() -> None:
     citizen = given(enrolled(), fine("TP-1"), dispute("D-1", TP1),
                     resolution("D-2", "D-1", "removed"))  # fmt: skip
     wire = record(r.VACATED, "V-1", target=target("traffic-police", "TP-1"), reason="x",
                   occurred_on="2025-02-02")  # fmt: skip
     error = then_rejected(citizen, wire)
     assert type(error) is TargetError
-    assert error.message == "traffic-police/TP-1 is already vacated"
+    assert error.message == "traffic-police/TP-1 was removed on dispute dispute-office/D-1"
 
 
 def test_resolve_as_upheld_when_settling_the_infraction_then_settled() -> None:
     citizen = given(enrolled(), fine("TP-1"), dispute("D-1", TP1),
                     resolution("D-2", "D-1", "upheld"))  # fmt: skip
-    assert not citizen.records[TP1].vacated
+    assert not citizen.records[TP1].removed
     only(when(citizen, settlement("TP-2", "TP-1", occurred_on="2025-02-02")),
          Citizen.InfractionSettled)  # fmt: skip
+
+
+U1 = RecordKey("university", "U-1")
+U2 = RecordKey("university", "U-2")
+
+
+def revocation(reference: str = "U-2", occurred_on: str = "2025-01-10") -> dict[str, Any]:
+    return record(r.REVOKED, reference, target=target("university", "U-1"), reason="fraud",
+                  occurred_on=occurred_on)  # fmt: skip
+
+
+def test_resolve_as_removed_when_revoking_the_verification_again_then_revoked() -> None:
+    citizen = given(enrolled(), degree(), revocation(), dispute("D-1", U2),
+                    resolution("D-2", "D-1", "removed"))  # fmt: skip
+    event = only(when(citizen, revocation("U-3", occurred_on="2025-03-01")),
+                 Citizen.VerificationRevoked)  # fmt: skip
+    assert event.target == U1
+    assert citizen.records[U1].revoked_by == RecordKey("university", "U-3")
+
+
+def test_resolve_as_upheld_when_revoking_the_verification_again_then_rejected() -> None:
+    citizen = given(enrolled(), degree(), revocation(), dispute("D-1", U2),
+                    resolution("D-2", "D-1", "upheld"))  # fmt: skip
+    error = then_rejected(citizen, revocation("U-3", occurred_on="2025-03-01"))
+    assert type(error) is TargetError
+    assert error.message == "university/U-1 is already revoked by university/U-2"
+
+
+def test_resolve_as_removed_when_revoking_the_removed_verification_then_revoked_once() -> None:
+    citizen = given(enrolled(), degree(), dispute("D-1", U1), resolution("D-2", "D-1", "removed"),
+                    revocation(occurred_on="2025-03-01"))  # fmt: skip
+    error = then_rejected(citizen, revocation("U-3", occurred_on="2025-03-02"))
+    assert type(error) is TargetError
+    assert error.message == "university/U-1 is already revoked by university/U-2"
 
 
 # Vacating
@@ -456,7 +490,7 @@ def test_repair_when_settled_then_repaired() -> None:
     citizen = given(enrolled(), fine("TP-1"), settlement("TP-2", "TP-1"))
     event = only(when(citizen, repair("R-1", TP1)), Citizen.CreditRepaired)
     assert event.target == TP1
-    assert citizen.records[TP1].repaired
+    assert citizen.records[TP1].repaired_on == date(2025, 3, 1)
 
 
 def test_repair_when_on_the_settlement_date_then_repaired() -> None:

@@ -623,6 +623,28 @@ def test_dispute_of_a_revocation_when_removed_then_it_never_counted_and_degree_s
     )
 
 
+def test_dispute_of_a_revocation_when_removed_then_a_later_revocation_counts_from_its_date() -> (
+    None
+):
+    degree = verification("U-1", "degree", "2015-07-01")
+    revocation = revoked("U-2", degree, "2025-01-10")
+    dispute = disputed("D-1", revocation, "2025-02-01")
+    again = revoked("U-3", degree, "2025-06-01")
+    facts = given(degree, revocation, dispute, resolved("D-2", dispute, "removed", "2025-04-15"),
+                  again)  # fmt: skip
+    assert scores(facts, "2025-01-10", "2025-05-31", "2025-06-01", "2032-05-31", "2032-06-01") == [
+        1010, 1010, 960, 960, 1000,
+    ]  # fmt: skip
+
+
+def test_dispute_of_a_verification_when_removed_then_its_earlier_revocation_never_counted() -> None:
+    degree = verification("U-1", "degree", "2015-07-01")
+    revocation = revoked("U-2", degree, "2024-01-10")
+    dispute = disputed("D-1", degree, "2024-02-01")
+    facts = given(degree, revocation, dispute, resolved("D-2", dispute, "removed", "2024-03-01"))
+    assert scores(facts, "2015-07-01", "2024-01-10", "2024-03-01", "2030-01-01") == [1000] * 4
+
+
 # Due process: credit.repaired (tax_arrears settled 2025-03-01, residual until 2026-03-01)
 
 ARREARS = infraction("TX-1", "tax_arrears", "2024-01-10")
