@@ -8,8 +8,8 @@ against them, and names the first position where they part.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
-from itertools import chain
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -23,9 +23,9 @@ from ledger.checkpoint import (
     sign,
 )
 from ledger.errors import LedgerError
-from ledger.log import Leaf
+from ledger.log import LogReader, prefetched
 from ledger.storage import LedgerRecorder, ledger_recorder
-from ledger.tree import Hashes, path_ranges, subproof_ranges
+from ledger.tree import Hashes, blocks, path_ranges, subproof_ranges
 
 
 class ProofRequestError(LedgerError):
@@ -133,7 +133,10 @@ class Damage:
         return f"{where}: {self.kind}: {self.detail}"
 
 
-StoredNode = tuple[int, int, bytes, int | None]
+# A stored leaf: (index, hash, position).
+StoredLeaf = tuple[int, bytes, int | None]
+# How many stored nodes one read of the tree brings.
+TREE_BATCH = 20_000
 
 
 def checkpoint(ledger: Ledger, private: Ed25519PrivateKey, verifier: Verifier) -> str:
@@ -150,48 +153,40 @@ def verify_log(ledger: Ledger, verifier: Verifier | None = None) -> Damage | Non
     compare them with the stored tree, and, given the public key, check every stored
     checkpoint against the recomputed tree; None when they all agree."""
     store = ledger_recorder(ledger.recorder)
-    tree = store.stream_tree()
-    damage, leaves, rest = _check_leaves(ledger, tree)
+    damage, leaves = _check_leaves(ledger.reader, store)
     if damage is not None:
         return damage
-    if verifier is not None:
-        damage = _check_checkpoints(store.checkpoints(), leaves, verifier, store)
-        if damage is not None:
-            return damage
     levels = [leaves]
     while len(levels[-1]) > 1:
-        below = levels[-1]
-        levels.append([merkle.node_hash(below[i], below[i + 1])
-                       for i in range(0, len(below) - 1, 2)])  # fmt: skip
-    for level, idx, stored_hash, _ in chain(rest, tree):
-        if level >= len(levels) or idx >= len(levels[level]):
-            return Damage(None, "tree altered", f"node ({level}, {idx}) lies beyond the log")
-        if levels[level][idx] != stored_hash:
-            position = store.tree_position(idx << level)
-            return Damage(position, "tree altered", f"node ({level}, {idx}) does not match")
-    return None
+        levels.append(merkle.parents(levels[-1]))
+    if verifier is not None:
+        damage = _check_checkpoints(store.checkpoints(), levels, verifier, store)
+        if damage is not None:
+            return damage
+    return _check_inner_nodes(store, levels)
 
 
 def _check_checkpoints(
     stored: list[tuple[int, str, str]],
-    leaves: list[bytes],
+    levels: list[list[bytes]],
     verifier: Verifier,
     store: LedgerRecorder,
 ) -> Damage | None:
     """Each checkpoint's signature, and its root against the tree recomputed from the
     events. Consecutive checkpoints are then consistent, both being prefixes of it."""
     good = 0
+    leaves = len(levels[0])
     for size, note, created_at in stored:
         try:
             signed = open_note(note, verifier)
         except CheckpointError as e:
             return Damage(None, "checkpoint forged", f"the checkpoint of {created_at}: {e}")
-        if signed.size != size or size > len(leaves):
+        if signed.size != size or size > leaves:
             return Damage(None, "checkpoint altered",
                           f"the checkpoint of {created_at} signs {signed.size} events, the "
-                          f"log has {len(leaves)}")  # fmt: skip
-        if merkle.root_from_hashes(leaves[:size]) != signed.root:
-            first = store.tree_position(good) if good < len(leaves) else None
+                          f"log has {leaves}")  # fmt: skip
+        if _root(levels, size) != signed.root:
+            first = store.tree_position(good) if good < leaves else None
             return Damage(first, "rewritten",
                           f"the events from here to size {size} no longer match the "
                           f"checkpoint signed {created_at}")  # fmt: skip
@@ -199,37 +194,116 @@ def _check_checkpoints(
     return None
 
 
-def _check_leaves(
-    ledger: Ledger, tree: Iterator[StoredNode]
-) -> tuple[Damage | None, list[bytes], list[StoredNode]]:
-    """Events against stored leaves, in order: the first damage, the leaf hashes
-    recomputed, and the first stored node past the leaves."""
+def _root(levels: list[list[bytes]], size: int) -> bytes:
+    """The root of the first `size` leaves, from the perfect subtrees that make them up."""
+    if size == 0:
+        return merkle.root_from_hashes([])
+    parts = [levels[level][index] for level, index in blocks(0, size)]
+    root = parts.pop()
+    while parts:
+        root = merkle.node_hash(parts.pop(), root)
+    return root
+
+
+def _check_leaves(reader: LogReader, store: LedgerRecorder) -> tuple[Damage | None, list[bytes]]:
+    """Events against stored leaves, in order: the first damage, and the leaf hashes
+    recomputed. A run that agrees throughout is compared whole, a list at a time."""
     leaves: list[bytes] = []
-    for index, leaf in enumerate(ledger.reader.leaves()):
-        damage, recomputed = _compare_leaf(leaf, next(tree, None), index)
-        if damage is not None:
-            return damage, leaves, []
-        leaves.append(recomputed)
-    rest = next(tree, None)
-    if rest is not None and rest[0] == 0:
-        return Damage(rest[3], "deleted", f"leaf {rest[1]} has no event"), leaves, []
-    return None, leaves, [rest] if rest is not None else []
+    stored = _StoredLeaves(store)
+    with closing(reader.leaf_hashes()) as batches:
+        for batch in batches:
+            indexes, hashes, positions = stored.take(len(batch.positions))
+            if positions == batch.positions and hashes == batch.hashes:
+                leaves.extend(hashes)
+                continue
+            for i, position in enumerate(batch.positions):
+                node = (indexes[i], hashes[i], positions[i]) if i < len(indexes) else None
+                damage = _compare_leaf(position, batch.hashes[i], node, len(leaves))
+                if damage is not None:
+                    stored.close()
+                    return damage, leaves
+                leaves.append(batch.hashes[i])
+    indexes, _, positions = stored.take(1)
+    stored.close()
+    if indexes:
+        return Damage(positions[0], "deleted", f"leaf {indexes[0]} has no event"), leaves
+    return None, leaves
 
 
 def _compare_leaf(
-    leaf: Leaf, stored: StoredNode | None, index: int
-) -> tuple[Damage | None, bytes]:
-    position = leaf.position
-    if leaf.document is None:
-        return Damage(position, "altered", "the stored event is no longer JSON"), b""
-    recomputed = merkle.leaf_hash(leaf.document)
-    if stored is None or stored[0] != 0:
-        return Damage(position, "inserted", "an event the tree never recorded"), recomputed
-    _, _, stored_hash, stored_position = stored
+    position: int, recomputed: bytes, stored: StoredLeaf | None, index: int
+) -> Damage | None:
+    if not recomputed:
+        return Damage(position, "altered", "the stored event is no longer a JSON object")
+    if stored is None:
+        return Damage(position, "inserted", "an event the tree never recorded")
+    _, stored_hash, stored_position = stored
     if stored_position is not None and stored_position < position:
-        return Damage(stored_position, "deleted", f"leaf {index} has no event any more"), b""
+        return Damage(stored_position, "deleted", f"leaf {index} has no event any more")
     if stored_position != position:
-        return Damage(position, "inserted", f"leaf {index} was recorded at {stored_position}"), b""
+        return Damage(position, "inserted", f"leaf {index} was recorded at {stored_position}")
     if stored_hash != recomputed:
-        return Damage(position, "altered", "the event no longer hashes to its leaf"), b""
-    return None, recomputed
+        return Damage(position, "altered", "the event no longer hashes to its leaf")
+    return None
+
+
+def _check_inner_nodes(store: LedgerRecorder, levels: list[list[bytes]]) -> Damage | None:
+    """Every stored node above the leaves against the recomputed levels, by level then
+    index: the first that lies beyond the log or does not match."""
+    level = store.tree_next_level(0)
+    while level is not None:
+        computed = levels[level] if level < len(levels) else []
+        for indexes, hashes, _ in _tree_batches(store, level):
+            first, count = indexes[0], len(indexes)
+            if (first >= 0 and indexes[-1] == first + count - 1
+                    and hashes == computed[first : first + count]):  # fmt: skip
+                continue
+            for index, stored_hash in zip(indexes, hashes, strict=True):
+                if not 0 <= index < len(computed):
+                    return Damage(None, "tree altered",
+                                  f"node ({level}, {index}) lies beyond the log")  # fmt: skip
+                if computed[index] != stored_hash:
+                    position = store.tree_position(index << level)
+                    return Damage(
+                        position, "tree altered", f"node ({level}, {index}) does not match"
+                    )
+        level = store.tree_next_level(level)
+    return None
+
+
+def _tree_batches(
+    store: LedgerRecorder, level: int, first: int = 0, end: int | None = None
+) -> Iterator[tuple[list[int], list[bytes], list[int | None]]]:
+    """The stored nodes of a level with index in [first, end), a batch at a time."""
+    while True:
+        batch = store.tree_level(level, first, TREE_BATCH, end)
+        if not batch[0]:
+            return
+        yield batch
+        first = batch[0][-1] + 1
+
+
+class _StoredLeaves:
+    """The stored leaves in index order, read ahead in batches and taken a run at a time."""
+
+    def __init__(self, store: LedgerRecorder) -> None:
+        self.batches = prefetched(lambda: _tree_batches(store, 0))
+        self.indexes: list[int] = []
+        self.hashes: list[bytes] = []
+        self.positions: list[int | None] = []
+
+    def take(self, count: int) -> tuple[list[int], list[bytes], list[int | None]]:
+        """The next `count` stored leaves, fewer when the tree has no more."""
+        while len(self.indexes) < count:
+            batch = next(self.batches, None)
+            if batch is None:
+                break
+            self.indexes += batch[0]
+            self.hashes += batch[1]
+            self.positions += batch[2]
+        taken = self.indexes[:count], self.hashes[:count], self.positions[:count]
+        del self.indexes[:count], self.hashes[:count], self.positions[:count]
+        return taken
+
+    def close(self) -> None:
+        self.batches.close()

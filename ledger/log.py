@@ -13,19 +13,22 @@ implementation per dialect, and nothing here writes.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
+from ledger import merkle
 from ledger import records as r
 from ledger.domain import RECORD_TYPE_OF_EVENT, Citizen
 from ledger.errors import LedgerError
@@ -42,6 +45,11 @@ CITIZEN_TOPIC_PREFIX = get_topic(Citizen) + "."
 # How often a wait looks at the head when nothing tells it of new records.
 SQLITE_POLL = 0.05
 RESIDENT_CACHE = 100_000
+# What encoding a stored event as a leaf raises when the event has been altered into
+# something that is not the JSON object it was.
+UNENCODABLE = (LookupError, TypeError, ValueError)
+
+T = TypeVar("T")
 
 
 class UnreadableLog(LedgerError):
@@ -82,6 +90,15 @@ class Page:
         for logged in self.records:
             grouped.setdefault(logged.citizen_id, []).append(logged)
         return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class LeafHashes:
+    """The leaf hashes of a run of positions; b"" where the stored event can no longer
+    be encoded as a leaf (not JSON, or not a JSON object)."""
+
+    positions: list[int]
+    hashes: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +214,29 @@ class LogReader:
 
     def leaves(self, after: int = 0) -> Iterator[Leaf]:
         """Every event's leaf document after a position, in log order, as a stream."""
-        for position, originator, version, topic, state in self.recorder.log_scan(after):
-            try:
-                document: bytes | None = leaf_data(
-                    position, _uuid(originator), version, topic, state
-                )
-            except ValueError:
-                document = None
-            yield Leaf(position, document)
+        for rows in self.recorder.log_leaf_rows(after, None):
+            for position, aggregate, version, topic, state in rows:
+                try:
+                    document: bytes | None = leaf_data(position, aggregate, version, topic, state)
+                except UNENCODABLE:
+                    document = None
+                yield Leaf(position, document)
+
+    def leaf_hashes(
+        self, after: int = 0, upto: int | None = None
+    ) -> Generator[LeafHashes, None, None]:
+        """The leaf hash of every event after a position up to another, in log order, a
+        batch at a time; the next batch is read from the store while this one is used."""
+        leaf_hash = merkle.leaf_hash
+        for rows in prefetched(lambda: self.recorder.log_leaf_rows(after, upto)):
+            hashes: list[bytes] = []
+            append = hashes.append
+            for position, aggregate, version, topic, state in rows:
+                try:
+                    append(leaf_hash(leaf_data(position, aggregate, version, topic, state)))
+                except UNENCODABLE:
+                    append(b"")
+            yield LeafHashes([row[0] for row in rows], hashes)
 
     def watch(self, poll: float = 1.0) -> Watch:
         """A wait for new records: NOTIFY on PostgreSQL (and a look at the head every
@@ -261,6 +293,52 @@ class Watch:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def prefetched(batches: Callable[[], Iterator[T]], depth: int = 2) -> Generator[T, None, None]:
+    """What `batches()` yields, read by a thread of its own up to `depth` ahead, so the
+    store's time to send the next batch overlaps the caller's time on this one."""
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            source = batches()
+            try:
+                for batch in source:
+                    if not put((True, batch)):
+                        return
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            put((False, e))
+            return
+        put((False, None))
+
+    thread = threading.Thread(target=read, name="ledger-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = box.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def record_type_of_topic(topic: str) -> str | None:

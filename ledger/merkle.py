@@ -22,6 +22,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "parents",
     "root_from_hashes",
     "root_hash",
     "verify_consistency",
@@ -45,6 +46,13 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """The hash of an interior node: SHA-256(0x01 || left || right)."""
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+
+
+def parents(hashes: Sequence[bytes]) -> list[bytes]:
+    """The node hash of each pair of hashes, left to right; an odd last one has none."""
+    sha256 = hashlib.sha256
+    return [sha256(_NODE_PREFIX + left + right).digest()
+            for left, right in zip(hashes[0::2], hashes[1::2], strict=False)]  # fmt: skip
 
 
 def root_hash(leaves: Sequence[bytes]) -> bytes:

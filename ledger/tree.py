@@ -28,29 +28,41 @@ Node = tuple[
 
 
 def leaf_data(position: int, aggregate: object, version: int, topic: str, state: bytes) -> bytes:
-    """The canonical encoding of one stored event."""
+    """The canonical encoding of one stored event; ValueError when it is not a JSON object."""
     fields = orjson.loads(state)
-    recorded_at = _plain(fields.pop("timestamp", None))
-    document = {
-        "position": position,
-        "aggregate": str(aggregate),
-        "version": version,
-        "type": topic,
-        "recorded_at": recorded_at,
-        "payload": {name: _plain(value) for name, value in fields.items()},
-    }
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    if type(fields) is not dict:
+        raise ValueError("the stored event is not a JSON object")
+    recorded_at = fields.pop("timestamp", None)
+    for name, value in fields.items():
+        if type(value) is dict or type(value) is list:
+            fields[name] = _plain(value)
+    # The keys in sorted order, each value as orjson with sorted keys writes it: the
+    # same bytes as dumping the whole document with OPT_SORT_KEYS, built faster.
+    return _DOCUMENT % (
+        _dumps(str(aggregate)),
+        _dumps(fields, option=_SORTED),
+        _dumps(position),
+        _dumps(_plain(recorded_at), option=_SORTED),
+        _dumps(topic),
+        _dumps(version),
+    )
+
+
+_DOCUMENT = b'{"aggregate":%b,"payload":%b,"position":%b,"recorded_at":%b,"type":%b,"version":%b}'
+_SORTED = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"_type_", "_data_"}:
+    """A value as stored, with eventsourcing's {"_type_", "_data_"} tags taken off."""
+    if type(value) is dict:
+        if len(value) == 2 and "_type_" in value and "_data_" in value:
             data = value["_data_"]
             if value["_type_"] == "record_key":
                 return {"authority": data[0], "reference": data[1]}
-            return _plain(data)
+            return data if type(data) is str else _plain(data)
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if type(value) is list:
         return [_plain(v) for v in value]
     return value
 

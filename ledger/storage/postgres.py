@@ -20,6 +20,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
+    LeafRow,
     LogRow,
     PageRow,
     check_read_versions,
@@ -306,19 +307,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         return int(rows[0]["position"]) if rows and rows[0]["position"] is not None else None
 
-    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
-        """Every stored node, (level, index, hash, position), by level then index."""
-        with self.datastore.get_connection() as conn, conn.transaction():
-            cursor = conn.cursor(name="stream_tree", row_factory=tuple_row)
-            cursor.itersize = 10_000
-            cursor.execute(
-                SQL("SELECT level, idx, hash, position FROM {} ORDER BY level, idx").format(
-                    self._table(self.tree_table)
-                )
-            )
-            for level, idx, h, position in cursor:
-                yield level, idx, bytes(h), position
-            cursor.close()
+    def tree_level(
+        self, level: int, first: int, limit: int, end: int | None = None
+    ) -> tuple[list[int], list[bytes], list[int | None]]:
+        """At most `limit` stored nodes of a level from index `first` (below `end`), by
+        index: their indexes, hashes and positions, aggregated by the server."""
+        row = self._tuples(
+            SQL(
+                "SELECT array_agg(idx ORDER BY idx), array_agg(hash ORDER BY idx), "
+                "array_agg(position ORDER BY idx) FROM (SELECT idx, hash, position FROM {} "
+                "WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s) n"
+            ).format(self._table(self.tree_table)),
+            [level, first, MAX_POSITION if end is None else end, limit],
+            binary=True,
+        )[0]
+        return (row[0] or [], row[1] or [], row[2] or [])
+
+    def tree_next_level(self, level: int) -> int | None:
+        """The lowest level above `level` that has stored nodes."""
+        rows = self._tuples(
+            SQL("SELECT MIN(level) FROM {} WHERE level > %s").format(self._table(self.tree_table)),
+            [level],
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -453,20 +464,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         return rows[0] if rows else None
 
-    def log_scan(self, after: int) -> Iterator[LogRow]:
-        yield from self._stream(
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE notification_id > %s ORDER BY notification_id"
-            ).format(self._table(self.events_table_name)),
-            [after],
-        )
+    def log_leaf_rows(self, after: int, upto: int | None) -> Iterator[list[LeafRow]]:
+        # Binary, with the id as text: no hex decoding of the state, no UUID objects.
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="ledger_leaves", row_factory=tuple_row, binary=True)
+            cursor.execute(
+                SQL(
+                    "SELECT notification_id, originator_id::text, originator_version, topic, "
+                    "state FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                    "ORDER BY notification_id"
+                ).format(self._table(self.events_table_name)),
+                [after, MAX_POSITION if upto is None else upto],
+            )
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield rows
+            cursor.close()
 
     def log_channel(self) -> str | None:
         return str(self.channel_name)
 
-    def _tuples(self, statement: Any, params: Sequence[Any]) -> list[Any]:
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+    def _tuples(self, statement: Any, params: Sequence[Any], binary: bool = False) -> list[Any]:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=binary) as curs,
+        ):
             curs.execute(statement, params, prepare=True)
             return curs.fetchall()
 

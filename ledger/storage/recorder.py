@@ -28,6 +28,8 @@ IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 LogRow = tuple[int, Any, int, str, Any]
 # A LogRow and the state of the aggregate's first event when this one is not it.
 PageRow = tuple[int, Any, int, str, Any, Any]
+# A LogRow for hashing: the id as its canonical text (lower-case, hyphenated).
+LeafRow = tuple[int, str, int, str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,9 @@ class LedgerRecorder(Protocol):
 
     def log_at(self, position: int) -> LogRow | None: ...
 
-    def log_scan(self, after: int) -> Iterator[LogRow]: ...
+    def log_leaf_rows(self, after: int, upto: int | None) -> Iterator[list[LeafRow]]:
+        """Every event after a position up to another, in position order, in batches."""
+        ...
 
     def log_channel(self) -> str | None: ...
 
@@ -86,7 +90,11 @@ class LedgerRecorder(Protocol):
 
     def leaf_index(self, position: int) -> int | None: ...
 
-    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]: ...
+    def tree_level(
+        self, level: int, first: int, limit: int, end: int | None = None
+    ) -> tuple[list[int], list[bytes], list[int | None]]: ...
+
+    def tree_next_level(self, level: int) -> int | None: ...
 
     def tree_position(self, index: int) -> int | None: ...
 

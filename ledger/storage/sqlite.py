@@ -20,6 +20,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from ledger.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
+    LeafRow,
     LogRow,
     PageRow,
     check_read_versions,
@@ -183,19 +184,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def stream_tree(self) -> Iterator[tuple[int, int, bytes, int | None]]:
-        """Every stored node, (level, index, hash, position), by level then index."""
-        name = self.datastore.pool.db_name
-        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
-        try:
-            yield from (
-                (level, idx, bytes(h), position)
-                for level, idx, h, position in conn.execute(
-                    f"SELECT level, idx, hash, position FROM {self.tree_table} ORDER BY level, idx"
-                )
-            )
-        finally:
-            conn.close()
+    def tree_level(
+        self, level: int, first: int, limit: int, end: int | None = None
+    ) -> tuple[list[int], list[bytes], list[int | None]]:
+        """At most `limit` stored nodes of a level from index `first` (below `end`), by
+        index: their indexes, hashes and positions."""
+        rows = self._query(
+            f"SELECT idx, hash, position FROM {self.tree_table} "
+            "WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+            [level, first, MAX_POSITION if end is None else end, limit],
+        )
+        return ([int(r[0]) for r in rows], [bytes(r[1]) for r in rows],
+                [None if r[2] is None else int(r[2]) for r in rows])  # fmt: skip
+
+    def tree_next_level(self, level: int) -> int | None:
+        """The lowest level above `level` that has stored nodes."""
+        rows = self._query(f"SELECT MIN(level) FROM {self.tree_table} WHERE level > ?", [level])
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self.datastore.transaction(commit=False) as c:
@@ -348,13 +353,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return tuple(rows[0]) if rows else None
 
-    def log_scan(self, after: int) -> Iterator[LogRow]:
+    def log_leaf_rows(self, after: int, upto: int | None) -> Iterator[list[LeafRow]]:
         with self._reading() as conn:
-            yield from conn.execute(
+            cursor = conn.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid",
-                [after],
+                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                [after, MAX_POSITION if upto is None else upto],
             )
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield [(p, _canonical_id(o), v, t, s) for p, o, v, t, s in rows]
 
     def log_channel(self) -> str | None:
         return None
@@ -371,3 +378,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 MAX_POSITION = 2**63 - 1
+STREAM_ROWS = 20_000
+
+
+def _canonical_id(stored: Any) -> str:
+    """An id as PostgreSQL's uuid type prints it; an id altered into something else
+    as it is, so that its leaf no longer matches."""
+    try:
+        return str(uuid.UUID(stored))
+    except (AttributeError, TypeError, ValueError):
+        return str(stored)
