@@ -12,28 +12,40 @@ on from its tracking positions.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 import eventsourcing.persistence as es
 import psycopg
 
 from ledger import records as r
 from ledger.application import Ledger
-from ledger.errors import DatabaseUnavailable
+from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.lifecycle import end_with_parent
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
 from ledger.storage import redact_text
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, Contribution, contributions
-from projections.store import CitizenView, PositionConflict, ViewStore
+from projections.scoring import CitizenFacts, contributions
+from projections.store import (
+    CHUNK,
+    CitizenViews,
+    EncodedViews,
+    PositionConflict,
+    ViewStore,
+    encode_views,
+)
 
 PAGE = 1000
-
-CitizenViews = tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]
+# Below this many events a rebuild is quicker in one process than starting others.
+PARALLEL_FROM = 20_000
 
 
 def tracking_name(policy: Policy) -> str:
@@ -48,13 +60,15 @@ def catch_up(
     progress: Callable[[int], None] | None = None,
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
 
     Policies at position zero are rebuilt in one pass first. Then each round gives every
     group of policies at the same position one page, so a policy behind the others
     never holds them back. `before_write` is called before each write (a projector
-    confirms its lock there).
+    confirms its lock there). `workers`: processes sharing a rebuild (by default both
+    cores once the log is long enough to be worth starting them).
     """
     log = ledger.reader
     positions = store.positions()
@@ -62,7 +76,7 @@ def catch_up(
     head = log.head() if stop_at is None else min(stop_at, log.head())
     if fresh and head > 0:
         before_write()
-        rebuild(log, store, fresh, head)
+        rebuild(log, store, fresh, head, workers=_workers(workers, head))
         if progress is not None:
             progress(head)
     while True:
@@ -76,17 +90,12 @@ def catch_up(
             if page.end == start:
                 continue
             touched = page.by_citizen()
-            # Policies at one position hold the same facts: load them once.
+            # Policies at one position hold the same facts: load them once, and write
+            # every policy's views of the page in one transaction.
             known = store.load(group[0].name, touched.keys())
             views = list(_views(touched.items(), known, group))
-            for i, policy in enumerate(group):
-                before_write()
-                store.save(
-                    tracking_name(policy),
-                    policy.name,
-                    page.end,
-                    {cid: CitizenView(facts, found[i]) for cid, facts, found in views},
-                )
+            before_write()
+            store.save_page([(tracking_name(p), p.name) for p in group], page.end, views)
             moved = max(moved, page.end - start)
         if not moved:
             break
@@ -102,17 +111,25 @@ def rebuild(
     policies: Sequence[Policy],
     head: int,
     partition: tuple[int, int] | None = None,
+    workers: int = 1,
+    chunk: int = CHUNK,
 ) -> None:
     """Build projections from position zero up to `head` in one pass over the log, one
-    citizen at a time; their views and positions are written in one transaction.
+    citizen at a time; their views and positions are written in one transaction, so a
+    failure anywhere (a worker killed included) leaves the old views and positions.
 
-    `partition` (k, n) limits the pass to the citizens ledger.log puts in share k of n,
-    the seam for a rebuild shared by several processes."""
-    store.replace_all(
-        [(tracking_name(p), p.name) for p in policies],
-        head,
-        _views(log.by_citizen(head, partition), {}, policies),
-    )
+    `partition` (k, n) limits the pass to the citizens ledger.log puts in share k of n.
+    With `workers` > 1 each of that many processes reads, folds, scores and encodes
+    one share, and this process is the one writer of them all (SQLite has one writer
+    anyway; on PostgreSQL the shares arrive as COPY text, so writing them is cheap)."""
+    projections = [(tracking_name(p), p.name) for p in policies]
+    if workers <= 1 or partition is not None:
+        views = _views(log.by_citizen(head, partition), {}, policies)
+        encoded = encode_views(views, [p.name for p in policies], store.postgres, chunk)
+        store.replace_all_encoded(projections, head, encoded)
+        return
+    with _Shares(log.url, policies, head, workers, store.postgres, chunk) as shares:
+        store.replace_all_encoded(projections, head, shares.chunks())
 
 
 def _views(
@@ -136,6 +153,120 @@ def _views(
             facts.apply(record)
         if facts is not None:
             yield cid, facts, [contributions(facts, p) for p in policies]
+
+
+class RebuildFailed(LedgerError):
+    """A process sharing a rebuild failed or died; nothing of the rebuild was written."""
+
+    field = "rebuild"
+
+
+def _workers(asked: int | None, head: int) -> int:
+    if asked is not None:
+        return max(1, asked)
+    return min(2, os.cpu_count() or 1) if head >= PARALLEL_FROM else 1
+
+
+class _Shares:
+    """Worker processes (spawned, each ending with this one) that each read, fold,
+    score and encode one share of the citizens, sending chunks back over a pipe."""
+
+    def __init__(
+        self, url: str, policies: Sequence[Policy], head: int, workers: int, postgres: bool,
+        chunk: int,
+    ) -> None:  # fmt: skip
+        context = multiprocessing.get_context("spawn")
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.pipes: dict[Connection, int] = {}
+        for k in range(workers):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_share, name=f"rebuild-{k}of{workers}", daemon=True,
+                args=(url, list(policies), head, (k, workers), postgres, chunk, send,
+                      os.getpid()),
+            )  # fmt: skip
+            process.start()
+            send.close()
+            self.processes.append(process)
+            self.pipes[receive] = k
+        # Every share has opened its connection before the writer takes its lock (on
+        # SQLite a share opening the ledger would otherwise wait on the writer).
+        for receive in list(self.pipes):
+            self._expect(receive, "ready")
+
+    def chunks(self) -> Iterator[EncodedViews]:
+        """Every share's chunks as they come; RebuildFailed if a share fails or dies."""
+        waiting = dict(self.pipes)
+        while waiting:
+            for receive in wait(list(waiting)):
+                assert isinstance(receive, Connection)
+                kind, value = self._receive(receive)
+                if kind == "done":
+                    del waiting[receive]
+                elif kind == "chunk":
+                    yield value
+                else:
+                    raise RebuildFailed(f"share {self.pipes[receive]} sent {kind!r}")
+
+    def _expect(self, receive: Connection, expected: str) -> None:
+        kind, _ = self._receive(receive)
+        if kind != expected:
+            raise RebuildFailed(f"share {self.pipes[receive]} sent {kind!r}, not {expected!r}")
+
+    def _receive(self, receive: Connection) -> tuple[str, Any]:
+        k = self.pipes[receive]
+        try:
+            kind, value = receive.recv()
+        except (EOFError, OSError):
+            process = self.processes[k]
+            process.join(5)
+            raise RebuildFailed(
+                f"the process rebuilding share {k} of {len(self.processes)} died "
+                f"(exit code {process.exitcode}); the old views stay"
+            ) from None
+        if kind == "error":
+            raise RebuildFailed(f"share {k} of {len(self.processes)} failed: {value}")
+        return str(kind), value
+
+    def __enter__(self) -> _Shares:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for receive in self.pipes:
+            receive.close()
+        for process in self.processes:
+            process.join(1 if process.exitcode is None else 0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _share(
+    url: str,
+    policies: list[Policy],
+    head: int,
+    partition: tuple[int, int],
+    postgres: bool,
+    chunk: int,
+    send: Connection,
+    parent: int,
+) -> None:
+    """A worker's part of a rebuild (see `_Shares`)."""
+    end_with_parent(parent)
+    try:
+        ledger = Ledger(url)
+        try:
+            send.send(("ready", None))
+            views = _views(ledger.reader.by_citizen(head, partition), {}, policies)
+            for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
+                send.send(("chunk", encoded))
+        finally:
+            ledger.close()
+        send.send(("done", None))
+    except BaseException as e:  # noqa: BLE001 - any failure is reported, then this ends
+        with suppress(OSError):
+            send.send(("error", redact_text(f"{type(e).__name__}: {e}", url)))
+        raise SystemExit(1) from None
 
 
 def follow(
@@ -164,7 +295,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )  # fmt: skip
 # What writing a position another writer already passed raises.
 OVERTAKEN: tuple[type[BaseException], ...] = (
-    PositionConflict, psycopg.IntegrityError, sqlite3.IntegrityError, es.IntegrityError,
+    PositionConflict,
+    psycopg.IntegrityError,
+    sqlite3.IntegrityError,
+    es.IntegrityError,
 )
 
 FIRST_BACKOFF = 0.2

@@ -47,6 +47,10 @@ class CitizenView:
     contributions: list[Contribution]
 
 
+# A citizen's id, facts, and contributions under each of several policies in order.
+CitizenViews = tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]
+
+
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
@@ -73,8 +77,10 @@ class ViewStore:
                     "connect_timeout": CONNECT_TIMEOUT,
                     "options": f"-c search_path={env['POSTGRES_SCHEMA']}",
                 },
-                min_size=1, max_size=POOL_SIZE, timeout=POOL_TIMEOUT,
-                check=ConnectionPool.check_connection, name="ledger-views",
+                # No check on every checkout (a round trip per score read): writes
+                # check their connection themselves, and a read that fails on a dead
+                # one has the pool checked and is asked once more.
+                min_size=1, max_size=POOL_SIZE, timeout=POOL_TIMEOUT, name="ledger-views",
                 # Give up on a failing reconnection soon: the next request then starts a
                 # fresh one, so recovery does not wait out a long backoff.
                 reconnect_timeout=RECONNECT_TIMEOUT, open=False,
@@ -121,8 +127,19 @@ class ViewStore:
 
     @contextmanager
     def _connection(self, wait: float | None = None) -> Iterator[psycopg.Connection[Any]]:
-        with unavailable_as_ledger_error(self.url), self._pool.connection(wait) as conn:
-            yield conn
+        """A pooled connection that answered a check; dead ones are closed, which
+        makes the pool replace them."""
+        with unavailable_as_ledger_error(self.url):
+            for _ in range(POOL_SIZE):
+                with self._pool.connection(wait) as conn:
+                    try:
+                        ConnectionPool.check_connection(conn)
+                    except psycopg.Error:
+                        conn.close()
+                        continue
+                    yield conn
+                    return
+            raise psycopg.OperationalError("no pooled connection answers")
 
     @contextmanager
     def transaction(self, write: bool = True, wait: float | None = None) -> Iterator[_Tx]:
@@ -152,7 +169,8 @@ class ViewStore:
             except PoolTimeout:
                 raise
             except psycopg.OperationalError:
-                # The connection died after its check; a read may be asked again.
+                # The connection was dead: drop every dead one, then ask once more.
+                self._pool.check()
                 return self._read(sql, params)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -222,77 +240,99 @@ class ViewStore:
         views: dict[uuid.UUID, CitizenView],
     ) -> None:
         """Replace the views of these citizens and move the tracking position, at once."""
+        self.save_page(
+            [(tracking, policy)],
+            position,
+            [(cid, view.facts, [view.contributions]) for cid, view in views.items()],
+        )
+
+    def save_page(
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        views: Sequence[CitizenViews],
+    ) -> None:
+        """Replace these citizens' views under every (tracking name, policy) projection
+        and move all their positions, in one transaction. `views` gives each citizen's
+        facts (encoded once for every policy) and, per projection in order, their
+        contributions."""
+        policies = [policy for _, policy in projections]
         with self.transaction() as tx:
-            moved = tx.rows(
-                "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ? "
-                "RETURNING position",
-                [position, tracking, position],
-            )
-            if not moved:
-                existing = tx.rows(
-                    "SELECT position FROM projection_tracking WHERE name = ?", [tracking]
+            for tracking, _ in projections:
+                _move(tx, tracking, position)
+            if not views:
+                return
+            facts = [
+                (cid.hex, citizen.resident_id, orjson.dumps(citizen.to_json()).decode())
+                for cid, citizen, _ in views
+            ]
+            ids = [cid for cid, _, _ in facts]
+            if self.postgres:
+                tx.execute(
+                    "DELETE FROM score_contributions WHERE policy = ANY(?) AND citizen_id = ANY(?)",
+                    [policies, ids],
                 )
-                if existing:
-                    raise PositionConflict(
-                        f"{tracking} is already at {existing[0][0]}, not before {position}"
+                for policy in policies:
+                    tx.execute(
+                        "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
+                        "SELECT ?, * FROM unnest(?::text[], ?::text[], ?::text[]) "
+                        "ON CONFLICT (policy, citizen_id) DO UPDATE SET facts = excluded.facts",
+                        [policy, ids, [f[1] for f in facts], [f[2] for f in facts]],
                     )
-                tx.execute(
-                    "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
-                    [tracking, position],
-                )
-            ids = [cid.hex for cid in views]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                tx.execute(
-                    "DELETE FROM score_contributions WHERE policy = ? AND citizen_id IN "
-                    f"({','.join('?' * len(chunk))})",
-                    [policy, *chunk],
-                )
-            tx.executemany(
-                "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (policy, citizen_id) "
-                "DO UPDATE SET facts = excluded.facts",
-                [_facts_row(policy, cid, view) for cid, view in views.items()],
-            )
-            tx.copy(
+            else:
+                for policy in policies:
+                    for start in range(0, len(ids), 500):
+                        chunk = ids[start : start + 500]
+                        tx.execute(
+                            "DELETE FROM score_contributions WHERE policy = ? AND citizen_id "
+                            f"IN ({','.join('?' * len(chunk))})",
+                            [policy, *chunk],
+                        )
+                    tx.executemany(
+                        "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (policy, citizen_id) "
+                        "DO UPDATE SET facts = excluded.facts",
+                        [(policy, *row) for row in facts],
+                    )
+            tx.copy_encoded(
                 "score_contributions",
                 CONTRIBUTION_COLUMNS,
-                [
-                    row
-                    for cid, view in views.items()
-                    for row in _contribution_rows(policy, cid, view.contributions)
-                ],
+                _contribution_data(views, policies, self.postgres),
             )
 
     def replace_all(
         self,
         projections: Sequence[tuple[str, str]],
         position: int,
-        views: Iterable[tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]],
+        views: Iterable[CitizenViews],
     ) -> None:
         """Replace every view of these (tracking name, policy) projections and set their
         positions, in one transaction. `views` gives each citizen's facts and, per
         projection in order, their contributions; it is written in chunks as it comes,
         so memory stays flat.
         """
+        policies = [policy for _, policy in projections]
+        self.replace_all_encoded(
+            projections, position, encode_views(views, policies, self.postgres)
+        )
+
+    def replace_all_encoded(
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        chunks: Iterable[EncodedViews],
+    ) -> None:
+        """As `replace_all`, from views already encoded by `encode_views` (perhaps in
+        other processes). Nothing is visible until every chunk is in: a failure anywhere
+        leaves the old views and positions as they were."""
         with self.transaction() as tx:
             for tracking, policy in projections:
                 tx.execute("DELETE FROM score_contributions WHERE policy = ?", [policy])
                 tx.execute("DELETE FROM score_facts WHERE policy = ?", [policy])
                 tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
-            facts: list[tuple[Any, ...]] = []
-            items: list[tuple[Any, ...]] = []
-            for cid, citizen, per_policy in views:
-                encoded = orjson.dumps(citizen.to_json()).decode()
-                for (_, policy), found in zip(projections, per_policy, strict=True):
-                    facts.append((policy, cid.hex, citizen.resident_id, encoded))
-                    items.extend(_contribution_rows(policy, cid, found))
-                if len(facts) >= CHUNK:
-                    tx.copy("score_facts", FACTS_COLUMNS, facts)
-                    tx.copy("score_contributions", CONTRIBUTION_COLUMNS, items)
-                    facts, items = [], []
-            tx.copy("score_facts", FACTS_COLUMNS, facts)
-            tx.copy("score_contributions", CONTRIBUTION_COLUMNS, items)
+            for chunk in chunks:
+                tx.copy_encoded("score_facts", FACTS_COLUMNS, chunk.facts)
+                tx.copy_encoded("score_contributions", CONTRIBUTION_COLUMNS, chunk.contributions)
             tx.executemany(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
                 [(tracking, position) for tracking, _ in projections],
@@ -399,6 +439,18 @@ class _Tx:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
         )
 
+    def copy_encoded(
+        self, table: str, columns: Sequence[str], data: bytes | list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows `encode_views` prepared: COPY text on PostgreSQL, rows on SQLite."""
+        if not data:
+            return
+        if isinstance(data, bytes):
+            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                copy.write(data)
+            return
+        self.copy(table, columns, data)
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.cursor.execute(self._sql(sql), params)
         return [tuple(row) for row in self.cursor.fetchall()]
@@ -439,3 +491,102 @@ def _contribution(row: Sequence[Any]) -> Contribution:
         authority, reference, kind, rule, int(points), date.fromisoformat(start),
         date.fromisoformat(end) if end else None, group,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedViews:
+    """A chunk of views ready to write: COPY text on PostgreSQL, rows on SQLite."""
+
+    facts: bytes | list[tuple[Any, ...]]
+    contributions: bytes | list[tuple[Any, ...]]
+    citizens: int
+    events: int = 0
+
+
+def encode_views(
+    views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool, chunk: int = CHUNK
+) -> Iterator[EncodedViews]:
+    """Views in chunks of `chunk` citizens, as `copy_encoded` writes them; each
+    citizen's facts are encoded once for every policy."""
+    facts: list[Any] = []
+    items: list[Any] = []
+    count = 0
+    for cid, citizen, per_policy in views:
+        encoded = orjson.dumps(citizen.to_json()).decode()
+        hexid = cid.hex
+        if postgres:
+            tail = f"\t{hexid}\t{_text(citizen.resident_id)}\t{_text(encoded)}\n"
+            for policy, found in zip(policies, per_policy, strict=True):
+                quoted = _text(policy)
+                facts.append(quoted + tail)
+                items.extend(f"{quoted}\t{hexid}\t{_contribution_text(c)}\n" for c in found)
+        else:
+            for policy, found in zip(policies, per_policy, strict=True):
+                facts.append((policy, hexid, citizen.resident_id, encoded))
+                items.extend(_contribution_rows(policy, cid, found))
+        count += 1
+        if count >= chunk:
+            yield _chunk(facts, items, count, postgres)
+            facts, items, count = [], [], 0
+    if count:
+        yield _chunk(facts, items, count, postgres)
+
+
+def _contribution_data(
+    views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool
+) -> bytes | list[tuple[Any, ...]]:
+    if not postgres:
+        return [
+            row
+            for cid, _, per_policy in views
+            for policy, found in zip(policies, per_policy, strict=True)
+            for row in _contribution_rows(policy, cid, found)
+        ]
+    quoted = [_text(policy) for policy in policies]
+    return "".join(
+        f"{name}\t{cid.hex}\t{_contribution_text(c)}\n"
+        for cid, _, per_policy in views
+        for name, found in zip(quoted, per_policy, strict=True)
+        for c in found
+    ).encode()
+
+
+def _chunk(facts: list[Any], items: list[Any], count: int, postgres: bool) -> EncodedViews:
+    if postgres:
+        return EncodedViews("".join(facts).encode(), "".join(items).encode(), count)
+    return EncodedViews(facts, items, count)
+
+
+# COPY's text format: backslash, tab, newline and carriage return escaped; \N is NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    return value.translate(_COPY_ESCAPES)
+
+
+def _contribution_text(c: Contribution) -> str:
+    until = c.counts_until.isoformat() if c.counts_until else "\\N"
+    return (
+        f"{_text(c.authority)}\t{_text(c.reference)}\t{_text(c.kind)}\t{_text(c.rule)}\t"
+        f"{c.points}\t{c.counts_from.isoformat()}\t{until}\t{_text(c.cap_group)}"
+    )
+
+
+def _move(tx: _Tx, tracking: str, position: int) -> None:
+    """Move a tracking position forwards; PositionConflict if it is already there."""
+    moved = tx.rows(
+        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ? "
+        "RETURNING position",
+        [position, tracking, position],
+    )
+    if moved:
+        return
+    existing = tx.rows("SELECT position FROM projection_tracking WHERE name = ?", [tracking])
+    if existing:
+        raise PositionConflict(f"{tracking} is already at {existing[0][0]}, not before {position}")
+    tx.execute(
+        "INSERT INTO projection_tracking (name, position) VALUES (?, ?)", [tracking, position]
+    )

@@ -45,6 +45,8 @@ PROPERTY_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Each example of a rebuild shared by two worker processes starts two processes.
+PARALLEL_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=5)
 
 
 # Fresh ledgers per example, on the store under test
@@ -281,13 +283,17 @@ def chunked(history: History, data: st.DataObject) -> list[list[tuple[int, str]]
 
 
 def build_by_chunks(
-    ledger: Ledger, store: ViewStore, chunks: list[list[tuple[int, str]]], page_size: int
+    ledger: Ledger,
+    store: ViewStore,
+    chunks: list[list[tuple[int, str]]],
+    page_size: int,
+    workers: int = 1,
 ) -> None:
     """Append chunk after chunk, catching up after each; every catch-up reaches the end."""
     for chunk in chunks:
         append_all(ledger, chunk)
         head = ledger.max_position()
-        assert catch_up(ledger, store, POLICIES, page_size=page_size) == {
+        assert catch_up(ledger, store, POLICIES, page_size=page_size, workers=workers) == {
             p.name: head for p in POLICIES
         }
 
@@ -330,10 +336,29 @@ def positions(store: ViewStore) -> dict[str, int]:
 def test_projection_answers_as_the_replay_does(
     fresh: FreshStores, history: History, page_size: int, early: bool, data: st.DataObject
 ) -> None:
+    answers_as_the_replay_does(fresh, history, page_size, early, data, workers=1)
+
+
+@PARALLEL_SETTINGS
+@given(history=histories(), page_size=PAGE_SIZES, data=st.data())
+def test_projection_rebuilt_by_two_workers_answers_as_the_replay_does(
+    fresh: FreshStores, history: History, page_size: int, data: st.DataObject
+) -> None:
+    answers_as_the_replay_does(fresh, history, page_size, False, data, workers=2)
+
+
+def answers_as_the_replay_does(
+    fresh: FreshStores,
+    history: History,
+    page_size: int,
+    early: bool,
+    data: st.DataObject,
+    workers: int,
+) -> None:
     with fresh.ledger() as ledger, fresh.views(ledger.url) as store:
         if early:  # from the start, so every record arrives by the incremental path
             catch_up(ledger, store, POLICIES, page_size=page_size)
-        build_by_chunks(ledger, store, chunked(history, data), page_size)
+        build_by_chunks(ledger, store, chunked(history, data), page_size, workers)
         head = ledger.max_position()
         after = ledger.clock.now()  # later than every record's recording time
         scores = Scores(ledger, store)
@@ -375,6 +400,20 @@ def test_projection_answers_as_the_replay_does(
 def test_incremental_build_equals_rebuild_from_zero(
     fresh: FreshStores, history: History, page_size: int, data: st.DataObject
 ) -> None:
+    incremental_build_equals_rebuild(fresh, history, page_size, data, workers=1)
+
+
+@PARALLEL_SETTINGS
+@given(history=histories(), page_size=PAGE_SIZES, data=st.data())
+def test_incremental_build_equals_rebuild_by_two_workers(
+    fresh: FreshStores, history: History, page_size: int, data: st.DataObject
+) -> None:
+    incremental_build_equals_rebuild(fresh, history, page_size, data, workers=2)
+
+
+def incremental_build_equals_rebuild(
+    fresh: FreshStores, history: History, page_size: int, data: st.DataObject, workers: int
+) -> None:
     with ExitStack() as stack:
         ledger = stack.enter_context(fresh.ledger())
         incremental = stack.enter_context(fresh.views(ledger.url))
@@ -387,7 +426,9 @@ def test_incremental_build_equals_rebuild_from_zero(
         # of their own, built from position zero over the same log in one go.
         rebuilt = stack.enter_context(fresh.views(stack.enter_context(fresh.url())))
         assert positions(rebuilt) == {p.name: 0 for p in POLICIES}
-        assert catch_up(ledger, rebuilt, POLICIES) == {p.name: head for p in POLICIES}
+        assert catch_up(ledger, rebuilt, POLICIES, workers=workers) == {
+            p.name: head for p in POLICIES
+        }
         built = snapshot(incremental)
         assert all(set(views) == set(history.citizens) for views in built.values())
         assert built == snapshot(rebuilt)
@@ -402,7 +443,8 @@ class SimulatedCrash(Exception):
 
 class CrashingViewStore(ViewStore):
     """A view store that dies just before committing the `crash_on`-th transaction
-    opened while writing views (by `save` or `replace_all`)."""
+    opened while writing views (by `save_page` or `replace_all_encoded`, which every
+    other write goes through)."""
 
     def __init__(self, url: str, crash_on: int | None) -> None:
         self.crash_on = crash_on
@@ -419,15 +461,15 @@ class CrashingViewStore(ViewStore):
         finally:
             self._writing = False
 
-    def save(self, tracking: str, policy: str, position: int,
-             views: dict[uuid.UUID, CitizenView]) -> None:  # fmt: skip
+    def save_page(self, projections: Any, position: int, views: Any) -> None:
         with self._write():
-            super().save(tracking, policy, position, views)
-        self.written[tracking] = position
+            super().save_page(projections, position, views)
+        for tracking, _ in projections:
+            self.written[tracking] = position
 
-    def replace_all(self, projections: Any, position: int, views: Any) -> None:
+    def replace_all_encoded(self, projections: Any, position: int, chunks: Any) -> None:
         with self._write():
-            super().replace_all(projections, position, views)
+            super().replace_all_encoded(projections, position, chunks)
         for tracking, _ in projections:
             self.written[tracking] = position
 
@@ -441,31 +483,49 @@ class CrashingViewStore(ViewStore):
                     raise SimulatedCrash(f"transaction {self.transactions}")
 
 
+RESUMED = {
+    "history": histories(),
+    "first_policies": st.sampled_from([POLICIES, POLICIES[:1], POLICIES[1:]]),
+    "first_pages": PAGE_SIZES,
+    "later_pages": PAGE_SIZES,
+    "crash_on": st.none() | st.integers(1, 8),
+    "data": st.data(),
+}
+
+
 @PROPERTY_SETTINGS
-@given(
-    history=histories(),
-    first_policies=st.sampled_from([POLICIES, POLICIES[:1], POLICIES[1:]]),
-    first_pages=PAGE_SIZES,
-    later_pages=PAGE_SIZES,
-    crash_on=st.none() | st.integers(1, 8),
-    data=st.data(),
-)
+@given(**RESUMED)
 def test_stopped_and_resumed_run_equals_uninterrupted_run(
-    fresh: FreshStores,
-    history: History,
-    first_policies: list[Policy],
-    first_pages: int,
-    later_pages: int,
-    crash_on: int | None,
-    data: st.DataObject,
-) -> None:
+    fresh: FreshStores, history: History, first_policies: list[Policy], first_pages: int,
+    later_pages: int, crash_on: int | None, data: st.DataObject,
+) -> None:  # fmt: skip
+    resumed_equals_uninterrupted(fresh, history, first_policies, first_pages, later_pages,
+                                 crash_on, data, workers=1)  # fmt: skip
+
+
+@PARALLEL_SETTINGS
+@given(**RESUMED)
+def test_stopped_and_resumed_run_with_two_workers_equals_uninterrupted_run(
+    fresh: FreshStores, history: History, first_policies: list[Policy], first_pages: int,
+    later_pages: int, crash_on: int | None, data: st.DataObject,
+) -> None:  # fmt: skip
+    resumed_equals_uninterrupted(fresh, history, first_policies, first_pages, later_pages,
+                                 crash_on, data, workers=2)  # fmt: skip
+
+
+def resumed_equals_uninterrupted(
+    fresh: FreshStores, history: History, first_policies: list[Policy], first_pages: int,
+    later_pages: int, crash_on: int | None, data: st.DataObject, workers: int,
+) -> None:  # fmt: skip
     with ExitStack() as stack:
         ledger = stack.enter_context(fresh.ledger())
         for chunk in chunked(history, data):  # several batches, as a feed arrives
             append_all(ledger, chunk)
         head = ledger.max_position()
         whole = stack.enter_context(fresh.views(ledger.url))
-        assert catch_up(ledger, whole, POLICIES) == {p.name: head for p in POLICIES}
+        assert catch_up(ledger, whole, POLICIES, workers=workers) == {
+            p.name: head for p in POLICIES
+        }
 
         # The interrupted run keeps its views in a database of their own. It runs
         # with some of the policies, stopping at one position after another, unless
@@ -477,7 +537,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(
             try:
                 for stop in stops:
                     reached = catch_up(ledger, first, first_policies, page_size=first_pages,
-                                       stop_at=stop)  # fmt: skip
+                                       stop_at=stop, workers=workers)  # fmt: skip
                     expected = last_position_up_to(ledger, stop)
                     assert reached == {p.name: expected for p in first_policies}
             except SimulatedCrash:
@@ -489,9 +549,8 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(
             assert all(at <= stops[-1] for at in written.values())
         # Resumed by a new process (a new store), with every policy.
         with fresh.views(views_url) as resumed:
-            assert catch_up(ledger, resumed, POLICIES, page_size=later_pages) == {
-                p.name: head for p in POLICIES
-            }
+            reached = catch_up(ledger, resumed, POLICIES, page_size=later_pages, workers=workers)
+            assert reached == {p.name: head for p in POLICIES}
             assert positions(resumed) == positions(whole)
             assert snapshot(resumed) == snapshot(whole)
 

@@ -1,0 +1,129 @@
+"""A rebuild shared by worker processes, on both stores: it writes what one process
+writes, and a worker killed half-way (kill -9) leaves the old views served."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from datetime import date
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.identity import make_resident_id, parse_resident_id
+from projections import policy
+from projections.queries import Scores
+from projections.runner import RebuildFailed, catch_up, rebuild, tracking_name
+from projections.store import EncodedViews, ViewStore
+from tests.builders import append, enrolled, fine, register_authorities
+
+POLICIES = [policy.load("national-v1"), policy.load("finance-v1")]
+CITIZENS = [make_resident_id("110105", date(1980, 1, 1), n) for n in range(100, 700)]
+
+
+def feed(ledger: Ledger, fines: range, enrol: bool = False) -> None:
+    """Every citizen enrolled (when `enrol`), then a traffic fine each per number."""
+    records = [enrolled(c) for c in CITIZENS] if enrol else []
+    records += [fine(f"TP-{c}-{n}", c) for c in CITIZENS for n in fines]
+    assert append(ledger, *records).rejected == []
+
+
+def contents(store: ViewStore) -> dict[str, Any]:
+    """Every policy's facts and contributions, and the positions."""
+    ids = [parse_resident_id(c).citizen_id for c in CITIZENS]
+    views = {
+        p.name: sorted(
+            (resident, json.dumps(item.to_json(), sort_keys=True))
+            for resident, item in store.contributions(p.name)
+        )
+        for p in POLICIES
+    }
+    facts = {
+        p.name: {cid: found.to_json() for cid, found in store.load(p.name, ids).items()}
+        for p in POLICIES
+    }
+    return {"views": views, "facts": facts, "positions": store.positions()}
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ViewStore]:
+    views = ViewStore(store_url)
+    yield views
+    views.close()
+
+
+def test_a_rebuild_by_two_workers_writes_what_one_process_writes(
+    ledger: Ledger, store: ViewStore
+) -> None:
+    register_authorities(ledger)
+    feed(ledger, range(2), enrol=True)
+    head = ledger.max_position()
+    rebuild(ledger.reader, store, POLICIES, head, workers=1, chunk=50)
+    alone = contents(store)
+    assert alone["positions"] == {tracking_name(p): head for p in POLICIES}
+    assert len(alone["facts"]["national-v1"]) == len(CITIZENS)
+    assert len(alone["views"]["national-v1"]) == 2 * len(CITIZENS)
+    rebuild(ledger.reader, store, POLICIES, head, workers=2, chunk=50)
+    assert contents(store) == alone
+    assert multiprocessing.active_children() == []
+
+
+class KillingStore(ViewStore):
+    """Kills one rebuild worker with SIGKILL once the first chunk has been written."""
+
+    killed: list[int]
+
+    def replace_all_encoded(
+        self, projections: Any, position: int, chunks: Iterable[EncodedViews]
+    ) -> None:
+        self.killed = []
+
+        def kill_after_first() -> Iterator[EncodedViews]:
+            for n, chunk in enumerate(chunks):
+                yield chunk
+                if n == 0:
+                    victim = multiprocessing.active_children()[0]
+                    os.kill(victim.pid or 0, signal.SIGKILL)
+                    self.killed.append(victim.pid or 0)
+
+        super().replace_all_encoded(projections, position, kill_after_first())
+
+
+def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
+    ledger: Ledger, store_url: str
+) -> None:
+    register_authorities(ledger)
+    feed(ledger, range(1), enrol=True)
+    old_head = ledger.max_position()
+    with closing(ViewStore(store_url)) as views:
+        assert catch_up(ledger, views, POLICIES, workers=1)["national-v1"] == old_head
+        before = contents(views)
+        old_score = Scores(ledger, views).score(CITIZENS[0], "national-v1")
+    feed(ledger, range(1, 3))
+    head = ledger.max_position()
+    killing = KillingStore(store_url)
+    try:
+        # Small chunks: a worker has many still to send (and blocks on its pipe)
+        # when the first is written, so it dies half-way through its share.
+        with pytest.raises(RebuildFailed, match="died"):
+            rebuild(ledger.reader, killing, POLICIES, head, workers=2, chunk=20)
+        assert len(killing.killed) == 1
+    finally:
+        killing.close()
+    assert multiprocessing.active_children() == []
+    with closing(ViewStore(store_url)) as views:
+        assert contents(views) == before
+        served = Scores(ledger, views).score(CITIZENS[0], "national-v1")
+        assert (served.score, served.position) == (old_score.score, old_head)
+        assert served.lag == head - old_head
+        # A later rebuild succeeds, and serves the new views.
+        rebuild(ledger.reader, views, POLICIES, head, workers=2, chunk=20)
+        assert views.positions() == {tracking_name(p): head for p in POLICIES}
+        now = Scores(ledger, views).score(CITIZENS[0], "national-v1")
+        assert (now.position, now.lag) == (head, 0)
+        assert now.score < old_score.score  # two more fines count against them
