@@ -25,7 +25,7 @@ from ledger.checkpoint import (
 from ledger.errors import LedgerError
 from ledger.log import LogReader, prefetched
 from ledger.storage import LedgerRecorder, ledger_recorder
-from ledger.tree import Hashes, blocks, path_ranges, subproof_ranges
+from ledger.tree import Hashes, path_ranges, root_of_levels, subproof_ranges
 
 
 class ProofRequestError(LedgerError):
@@ -153,17 +153,20 @@ def verify_log(ledger: Ledger, verifier: Verifier | None = None) -> Damage | Non
     compare them with the stored tree, and, given the public key, check every stored
     checkpoint against the recomputed tree; None when they all agree."""
     store = ledger_recorder(ledger.recorder)
-    damage, leaves = _check_leaves(ledger.reader, store)
-    if damage is not None:
-        return damage
-    levels = [leaves]
-    while len(levels[-1]) > 1:
-        levels.append(merkle.parents(levels[-1]))
-    if verifier is not None:
-        damage = _check_checkpoints(store.checkpoints(), levels, verifier, store)
+    # The inner nodes are read while the leaves are hashed: the database has a core
+    # to itself meanwhile, and they are needed as soon as the leaves are done.
+    with closing(prefetched(lambda: _inner_batches(store), depth=0)) as inner:
+        damage, leaves = _check_leaves(ledger.reader, store)
         if damage is not None:
             return damage
-    return _check_inner_nodes(store, levels)
+        levels = [leaves]
+        while len(levels[-1]) > 1:
+            levels.append(merkle.parents(levels[-1]))
+        if verifier is not None:
+            damage = _check_checkpoints(store.checkpoints(), levels, verifier, store)
+            if damage is not None:
+                return damage
+        return _check_inner_nodes(inner, levels, store)
 
 
 def _check_checkpoints(
@@ -185,24 +188,13 @@ def _check_checkpoints(
             return Damage(None, "checkpoint altered",
                           f"the checkpoint of {created_at} signs {signed.size} events, the "
                           f"log has {leaves}")  # fmt: skip
-        if _root(levels, size) != signed.root:
+        if root_of_levels(levels, size) != signed.root:
             first = store.tree_position(good) if good < leaves else None
             return Damage(first, "rewritten",
                           f"the events from here to size {size} no longer match the "
                           f"checkpoint signed {created_at}")  # fmt: skip
         good = size
     return None
-
-
-def _root(levels: list[list[bytes]], size: int) -> bytes:
-    """The root of the first `size` leaves, from the perfect subtrees that make them up."""
-    if size == 0:
-        return merkle.root_from_hashes([])
-    parts = [levels[level][index] for level, index in blocks(0, size)]
-    root = parts.pop()
-    while parts:
-        root = merkle.node_hash(parts.pop(), root)
-    return root
 
 
 def _check_leaves(reader: LogReader, store: LedgerRecorder) -> tuple[Damage | None, list[bytes]]:
@@ -247,28 +239,36 @@ def _compare_leaf(
     return None
 
 
-def _check_inner_nodes(store: LedgerRecorder, levels: list[list[bytes]]) -> Damage | None:
+def _check_inner_nodes(
+    stored: Iterator[tuple[int, list[int], list[bytes]]],
+    levels: list[list[bytes]],
+    store: LedgerRecorder,
+) -> Damage | None:
     """Every stored node above the leaves against the recomputed levels, by level then
     index: the first that lies beyond the log or does not match."""
+    for level, indexes, hashes in stored:
+        computed = levels[level] if level < len(levels) else []
+        first, count = indexes[0], len(indexes)
+        if (first >= 0 and indexes[-1] == first + count - 1
+                and hashes == computed[first : first + count]):  # fmt: skip
+            continue
+        for index, stored_hash in zip(indexes, hashes, strict=True):
+            if not 0 <= index < len(computed):
+                return Damage(None, "tree altered",
+                              f"node ({level}, {index}) lies beyond the log")  # fmt: skip
+            if computed[index] != stored_hash:
+                position = store.tree_position(index << level)
+                return Damage(position, "tree altered", f"node ({level}, {index}) does not match")
+    return None
+
+
+def _inner_batches(store: LedgerRecorder) -> Iterator[tuple[int, list[int], list[bytes]]]:
+    """The stored nodes above the leaves, by level then index, a batch at a time."""
     level = store.tree_next_level(0)
     while level is not None:
-        computed = levels[level] if level < len(levels) else []
         for indexes, hashes, _ in _tree_batches(store, level):
-            first, count = indexes[0], len(indexes)
-            if (first >= 0 and indexes[-1] == first + count - 1
-                    and hashes == computed[first : first + count]):  # fmt: skip
-                continue
-            for index, stored_hash in zip(indexes, hashes, strict=True):
-                if not 0 <= index < len(computed):
-                    return Damage(None, "tree altered",
-                                  f"node ({level}, {index}) lies beyond the log")  # fmt: skip
-                if computed[index] != stored_hash:
-                    position = store.tree_position(index << level)
-                    return Damage(
-                        position, "tree altered", f"node ({level}, {index}) does not match"
-                    )
+            yield level, indexes, hashes
         level = store.tree_next_level(level)
-    return None
 
 
 def _tree_batches(

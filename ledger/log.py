@@ -296,8 +296,9 @@ class Watch:
 
 
 def prefetched(batches: Callable[[], Iterator[T]], depth: int = 2) -> Generator[T, None, None]:
-    """What `batches()` yields, read by a thread of its own up to `depth` ahead, so the
-    store's time to send the next batch overlaps the caller's time on this one."""
+    """What `batches()` yields, read by a thread of its own up to `depth` ahead (0: as
+    far as it goes), so the store's time to send the next batch overlaps the caller's
+    time on this one."""
     box: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
     stop = threading.Event()
 

@@ -108,6 +108,18 @@ def blocks(begin: int, end: int) -> list[Node]:
     return out
 
 
+def root_of_levels(levels: Sequence[Sequence[bytes]], size: int) -> bytes:
+    """The root of the first `size` leaves of a whole tree held level by level (the
+    leaves, then `merkle.parents` of each level), from the perfect subtrees in it."""
+    if size == 0:
+        return _EMPTY
+    parts = [levels[level][index] for level, index in blocks(0, size)]
+    root = parts.pop()
+    while parts:
+        root = node_hash(parts.pop(), root)
+    return root
+
+
 class Hashes:
     """Range hashes (RFC 9162 MTH of a range of leaves) from stored subtree nodes."""
 
@@ -180,4 +192,4 @@ def subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[in
 
 _EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
-__all__ = ["Hashes", "blocks", "frontier", "leaf_data", "leaf_hash", "new_nodes"]
+__all__ = ["Hashes", "blocks", "frontier", "leaf_data", "leaf_hash", "new_nodes", "root_of_levels"]

@@ -118,6 +118,36 @@ def test_changing_one_byte_of_a_payload_is_found_at_its_position(
     assert (damage.position, damage.kind) == (15, "altered")
 
 
+def test_an_event_altered_into_json_that_is_not_an_object_is_found_at_its_position(
+    filled: Ledger, store_url: str
+) -> None:
+    with _sql(store_url) as run:
+        run("UPDATE EVENTS SET state = %s WHERE POS = %s", [b"[1, 2]", 15])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (15, "altered")
+
+
+def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
+    filled: Ledger, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of events and of stored nodes that never line up with each other.
+    monkeypatch.setattr("ledger.storage.postgres.STREAM_ROWS", 4)
+    monkeypatch.setattr("ledger.storage.sqlite.STREAM_ROWS", 4)
+    monkeypatch.setattr("ledger.audit.TREE_BATCH", 3)
+    assert verify_log(filled) is None
+    with _sql(store_url) as run:
+        run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(18), "tree altered")
+    with _sql(store_url) as run:
+        run("DELETE FROM EVENTS WHERE POS = %s", [23])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (23, "deleted")
+
+
 def test_deleting_an_event_is_found_at_its_position(filled: Ledger, store_url: str) -> None:
     with _sql(store_url) as run:
         run("DELETE FROM EVENTS WHERE POS = %s", [20])

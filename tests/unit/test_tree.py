@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from ledger import merkle
-from ledger.tree import Hashes, blocks, frontier, leaf_data, new_nodes
+from ledger.tree import Hashes, blocks, frontier, leaf_data, new_nodes, root_of_levels
 
 LEAVES = [merkle.leaf_hash(f"event {i}".encode()) for i in range(70)]
 
@@ -83,3 +83,47 @@ def test_leaf_data_is_canonical_json_of_the_stored_event() -> None:
                     "target": {"authority": "traffic-police", "reference": "TP-1"}},
     }  # fmt: skip
     assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_the_root_of_any_prefix_comes_from_the_levels_of_the_whole_tree() -> None:
+    levels = [LEAVES]
+    while len(levels[-1]) > 1:
+        levels.append(merkle.parents(levels[-1]))
+    assert [len(level) for level in levels] == [70, 35, 17, 8, 4, 2, 1]
+    for size in range(71):
+        assert root_of_levels(levels, size) == merkle.root_from_hashes(LEAVES[:size])
+
+
+@pytest.mark.parametrize("state", [b"[1, 2]", b'"text"', b"7", b"null"])
+def test_a_stored_event_that_is_not_a_json_object_has_no_leaf(state: bytes) -> None:
+    with pytest.raises(ValueError, match="not a JSON object"):
+        leaf_data(1, uuid.UUID(int=1), 1, "ledger.domain:Citizen.Enrolled", state)
+
+
+@pytest.mark.parametrize("state", [b"{", b'{"timestamp": 1', b"\xff"])
+def test_a_stored_event_that_is_not_json_has_no_leaf(state: bytes) -> None:
+    import orjson  # noqa: PLC0415
+
+    with pytest.raises(orjson.JSONDecodeError):
+        leaf_data(1, uuid.UUID(int=1), 1, "ledger.domain:Citizen.Enrolled", state)
+
+
+def test_leaf_data_writes_the_bytes_of_sorted_orjson_for_any_nesting() -> None:
+    import orjson  # noqa: PLC0415
+
+    state = orjson.dumps({
+        "z": [{"_type_": "date", "_data_": "2025-01-02"}, {"b": 1, "a": [None, 2.5]}],
+        "a": {"_type_": "decimal_str", "_data_": {"y": 1, "x": {"_type_": "t", "_data_": 3}}},
+        "m": {"_type_": "record_key", "_data_": ["auth\u00e9", 'ref "1"'], "extra": 1},
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"},
+    })  # fmt: skip
+    expected = {
+        "aggregate": str(uuid.UUID(int=5)), "position": 9, "version": 2, "type": "t\u2028",
+        "recorded_at": "2026-01-01T00:00:00+00:00",
+        "payload": {
+            "z": ["2025-01-02", {"b": 1, "a": [None, 2.5]}], "a": {"y": 1, "x": 3},
+            "m": {"_type_": "record_key", "_data_": ["auth\u00e9", 'ref "1"'], "extra": 1},
+        },
+    }  # fmt: skip
+    data = leaf_data(9, uuid.UUID(int=5), 2, "t\u2028", state)
+    assert data == orjson.dumps(expected, option=orjson.OPT_SORT_KEYS)
