@@ -271,6 +271,7 @@ class ViewStore:
                 tx.execute(
                     "DELETE FROM score_contributions WHERE policy = ANY(?) AND citizen_id = ANY(?)",
                     [policies, ids],
+                    binary=True,
                 )
                 for policy in policies:
                     tx.execute(
@@ -278,6 +279,8 @@ class ViewStore:
                         "SELECT ?, * FROM unnest(?::text[], ?::text[], ?::text[]) "
                         "ON CONFLICT (policy, citizen_id) DO UPDATE SET facts = excluded.facts",
                         [policy, ids, [f[1] for f in facts], [f[2] for f in facts]],
+                        # Binary parameters: a text array escapes every quote of the JSON.
+                        binary=True,
                     )
             else:
                 for policy in policies:
@@ -418,7 +421,10 @@ class _Tx:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> None:
+        if binary:
+            self.cursor.execute(sql.replace("?", "%b"), params)
+            return
         self.cursor.execute(self._sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
