@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
@@ -349,9 +349,9 @@ class Ledger(Application[uuid.UUID]):
             )
             for rec in recordings
         }
-        stored = self.store.positions(
+        stored = patiently(self.url, self.patience, lambda: self.store.positions(
             (entry.citizen_id, entry.version) for _, entry in batch.stored_duplicates
-        )
+        ))
         report.appended += len(batch.appended)
         report.positions.extend(
             (line, new_positions[(cid, version)]) for line, cid, version in batch.appended
@@ -492,6 +492,26 @@ class Ledger(Application[uuid.UUID]):
     def max_position(self) -> int:
         """The position of the last event in the log, 0 when it is empty."""
         return self.reader.head()
+
+
+T = TypeVar("T")
+
+
+def patiently(url: str, patience: float, step: Callable[[], T]) -> T:
+    """Run a step, running it again while the database is away, for up to `patience`
+    seconds since it last answered."""
+    outage = Outage(url, patience)
+    while True:
+        try:
+            with outage.unless_over():
+                return step()
+        except DatabaseUnavailable as error:
+            outage.wait(error)
+
+
+def open_patiently(url: str, clock: Clock | None = None, patience: float = 0.0) -> Ledger:
+    """A ledger opened once the database answers, waiting up to `patience` seconds."""
+    return patiently(url, patience, lambda: Ledger(url, clock=clock, patience=patience))
 
 
 def _check_authority(authorities: Mapping[str, Authority], record: Record) -> None:

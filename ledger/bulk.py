@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from ledger.application import BATCH_SIZE, AppendReport, Clock, Ledger
+from ledger.application import BATCH_SIZE, AppendReport, Clock, open_patiently
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.storage import is_in_memory, redact_text, unavailable_as_ledger_error
@@ -63,7 +63,7 @@ def append_feed(
         return append_sharded(
             url, chain(head, rest), writers, clock, progress, patience=patience
         )
-    ledger = Ledger(url, clock=clock, patience=patience)
+    ledger = open_patiently(url, clock, patience)
     try:
         return ledger.append_lines(chain(head, rest), progress=progress)
     finally:
@@ -91,7 +91,7 @@ def _writer(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
         with unavailable_as_ledger_error(url):
-            ledger = Ledger(url, clock=clock, patience=patience)
+            ledger = open_patiently(url, clock, patience)
             try:
                 while (batch := inbox.get()) is not None:
                     outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
