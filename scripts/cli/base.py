@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledger.application import Clock, Ledger
+from ledger.application import Clock, Ledger, open_patiently
 from ledger.errors import LedgerError
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
@@ -59,11 +59,12 @@ def injected_clock() -> Clock | None:
 
 
 @contextmanager
-def open_ledger(url: str) -> Iterator[Ledger]:
-    """Open the ledger; a failure to reach the database is exit 2, and a refusal while
-    it is open ends the command as the error map says."""
+def open_ledger(url: str, patience: float = 0.0) -> Iterator[Ledger]:
+    """Open the ledger, waiting up to `patience` seconds for a database that does not
+    answer; a failure to reach it is exit 2, and a refusal while it is open ends the
+    command as the error map says."""
     try:
-        app = Ledger(url, clock=injected_clock())
+        app = open_patiently(url, injected_clock(), patience)
     except LedgerError as e:
         raise exit_for(e, url) from None
     except (*DATABASE, OSError) as e:

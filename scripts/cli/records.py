@@ -131,7 +131,7 @@ def append(source: str, as_json: bool, patience: float, url: str) -> None:
             raise Unusable(f"{source}: {e.strerror}") from None
         size = path.stat().st_size
     with stream:
-        with open_ledger(url):
+        with open_ledger(url, patience):
             pass  # fails early, with exit 2, when the database cannot be used
         report = _append_with_progress(url, stream, size, patience)
     _print_report(report, as_json)

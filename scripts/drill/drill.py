@@ -329,6 +329,8 @@ class Drill:
             with self.lock:
                 self.runners.append(runner)
             runner.start()
+            # A feed sent again is mostly duplicates and ends sooner: kill it early on.
+            age = self.rng.uniform(0.3, 0.8)
             target = self._append_to_kill(age + 15.0, age)
         if target is None:
             self.events.notes.append("no ledger append of a big feed ran long enough to be killed")
