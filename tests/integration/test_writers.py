@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from projections.store import ViewStore
 from scripts.demo import DEMO_AUTHORITIES, Population
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, record, register_authorities, target
-from tests.proxy import Proxy, through
+from tests.proxy import Proxy, free_port, through
 
 UNTIL = date(2025, 12, 31)
 
@@ -157,7 +156,7 @@ def test_over_http_a_settlement_after_its_infraction_is_accepted_by_either_worke
     views = ViewStore(store_url)
     police = TokenStore(views).create("service", "traffic-police", None, ledger.clock.now())[0]
     views.close()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "scripts.cli", "serve", "--port", str(port), "--workers", "2",
          "--db", store_url],
@@ -181,12 +180,6 @@ def test_over_http_a_settlement_after_its_infraction_is_accepted_by_either_worke
     assert [(first, status) for first, (status, _) in answers] == [(201, 201)] * 40, answers
     references = [e.record.reference for e in ledger.history(WANG_FANG)]
     assert len(references) == 1 + 80 == len(set(references))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(url: str) -> None:
