@@ -59,6 +59,18 @@ def injected_clock() -> Clock | None:
 
 
 @contextmanager
+def refusals_as_exits(url: str) -> Iterator[None]:
+    """End the command as the error map says when the ledger refuses something, or
+    with exit 2 when the database stops answering."""
+    try:
+        yield
+    except LedgerError as e:
+        raise exit_for(e, url) from None
+    except DATABASE as e:
+        raise Unusable(f"db: {redact_text(str(e), url)}") from None
+
+
+@contextmanager
 def open_ledger(url: str, patience: float = 0.0) -> Iterator[Ledger]:
     """Open the ledger, waiting up to `patience` seconds for a database that does not
     answer; a failure to reach it is exit 2, and a refusal while it is open ends the
@@ -70,11 +82,8 @@ def open_ledger(url: str, patience: float = 0.0) -> Iterator[Ledger]:
     except (*DATABASE, OSError) as e:
         raise Unusable(f"db: cannot open {redact(url)}: {redact_text(str(e), url)}") from None
     try:
-        yield app
-    except LedgerError as e:
-        raise exit_for(e, url) from None
-    except DATABASE as e:
-        raise Unusable(f"db: {redact_text(str(e), url)}") from None
+        with refusals_as_exits(url):
+            yield app
     finally:
         app.close()
 
@@ -125,11 +134,8 @@ def open_views(url: str) -> Iterator[ViewStore]:
             f"db: cannot open the views in {redact(url)}: {redact_text(str(e), url)}"
         ) from None
     try:
-        yield store
-    except LedgerError as e:
-        raise exit_for(e, url) from None
-    except DATABASE as e:
-        raise Unusable(f"db: {redact_text(str(e), url)}") from None
+        with refusals_as_exits(url):
+            yield store
     finally:
         store.close()
 
