@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from ledger import records as r
 from ledger.application import AppendReport, FixedClock, HistoryEntry, Ledger
+from ledger.domain import records as r
+from ledger.domain.identity import make_resident_id
 from ledger.errors import UnknownCitizen
-from ledger.identity import make_resident_id
 from projections import policy as policies
 from projections.queries import Listing, Scores
 from projections.runner import catch_up

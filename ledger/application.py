@@ -27,9 +27,11 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from ledger import records as r
 from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen
-from ledger.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
+from ledger.domain import records as r
+from ledger.domain.identity import citizen_id, parse_resident_id
+from ledger.domain.records import Record, RecordKey
+from ledger.domain.wire import parse_record
 from ledger.errors import (
     ConcurrencyConflict,
     DatabaseUnavailable,
@@ -42,9 +44,7 @@ from ledger.errors import (
     TargetError,
     UnknownCitizen,
 )
-from ledger.identity import citizen_id, parse_resident_id
 from ledger.log import LogReader
-from ledger.records import Record, RecordKey
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
@@ -54,7 +54,7 @@ from ledger.storage import (
     environment,
     ledger_recorder,
 )
-from ledger.wire import parse_record
+from ledger.storage.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
@@ -349,9 +349,13 @@ class Ledger(Application[uuid.UUID]):
             )
             for rec in recordings
         }
-        stored = patiently(self.url, self.patience, lambda: self.store.positions(
-            (entry.citizen_id, entry.version) for _, entry in batch.stored_duplicates
-        ))
+        stored = patiently(
+            self.url,
+            self.patience,
+            lambda: self.store.positions(
+                (entry.citizen_id, entry.version) for _, entry in batch.stored_duplicates
+            ),
+        )
         report.appended += len(batch.appended)
         report.positions.extend(
             (line, new_positions[(cid, version)]) for line, cid, version in batch.appended

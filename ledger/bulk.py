@@ -60,9 +60,7 @@ def append_feed(
     rest = iter(lines)
     head = list(islice(rest, SHARDING_THRESHOLD))
     if writers > 1 and len(head) == SHARDING_THRESHOLD and not is_in_memory(url):
-        return append_sharded(
-            url, chain(head, rest), writers, clock, progress, patience=patience
-        )
+        return append_sharded(url, chain(head, rest), writers, clock, progress, patience=patience)
     ledger = open_patiently(url, clock, patience)
     try:
         return ledger.append_lines(chain(head, rest), progress=progress)
@@ -199,7 +197,8 @@ class _Writers:
                     inbox = context.Queue(maxsize=4)
                     receiver, sender = context.Pipe(duplex=False)
                     process = context.Process(
-                        target=_writer, args=(url, clock, patience, os.getpid(), inbox, sender),
+                        target=_writer,
+                        args=(url, clock, patience, os.getpid(), inbox, sender),
                         daemon=True,
                     )
                     self.inboxes.append(inbox)

@@ -28,14 +28,14 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
-from ledger import merkle
-from ledger import records as r
 from ledger.domain import RECORD_TYPE_OF_EVENT, Citizen
+from ledger.domain import records as r
+from ledger.domain.identity import ResidentId
+from ledger.domain.records import Record, RecordKey
 from ledger.errors import LedgerError
-from ledger.identity import ResidentId
-from ledger.records import Record, RecordKey
 from ledger.storage import LedgerRecorder, connect_postgres
-from ledger.tree import leaf_data
+from ledger.transparency import merkle
+from ledger.transparency.tree import leaf_data
 
 # The record type of each citizen event's topic: looked up, never imported.
 RECORD_TYPE_OF_TOPIC: Mapping[str, str] = {
@@ -205,7 +205,7 @@ class LogReader:
         return found
 
     def leaf(self, position: int) -> bytes:
-        """The leaf document of the event at a position (see ledger.tree)."""
+        """The leaf document of the event at a position (see ledger.transparency.tree)."""
         row = self.recorder.log_at(position)
         if row is None:
             raise UnreadableLog(f"no event at position {position}", "position")
@@ -350,7 +350,7 @@ def record_type_of_topic(topic: str) -> str | None:
 def record_from_payload(
     record_type: str, resident: ResidentId, payload: Mapping[str, Any]
 ) -> Record:
-    """A record from a leaf document's payload (plain strings, see ledger.tree)."""
+    """A record from a leaf document's payload (plain strings, see ledger.transparency.tree)."""
     target = payload.get("target")
     amount = payload.get("amount")
     return Record(

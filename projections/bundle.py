@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from ledger import merkle
-from ledger.audit import Log
-from ledger.checkpoint import CheckpointError, Verifier, open_note
+from ledger.domain.identity import parse_resident_id
+from ledger.domain.records import Record
 from ledger.errors import LedgerError
-from ledger.identity import parse_resident_id
 from ledger.log import record_from_payload, record_type_of_topic
-from ledger.records import Record
+from ledger.transparency import merkle
+from ledger.transparency.audit import Log
+from ledger.transparency.checkpoint import CheckpointError, Verifier, open_note
 from projections import policy as policies
 from projections.explanation import explain
 from projections.queries import Scores

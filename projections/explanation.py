@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ledger import records as r
-from ledger.records import RecordKey
+from ledger.domain import records as r
+from ledger.domain.records import RecordKey
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, Contribution, RecordFacts, Score, score
 

@@ -16,7 +16,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from ledger import records as r
+from ledger.domain import records as r
 from ledger.errors import LedgerError
 
 # Read through importlib.resources so that the files are found inside a wheel too.

@@ -14,8 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.application import CHINA_STANDARD_TIME, Ledger
+from ledger.domain.identity import PROVINCES, citizen_id, parse_resident_id
 from ledger.errors import LedgerError, UnknownCitizen
-from ledger.identity import PROVINCES, citizen_id, parse_resident_id
 from ledger.log import LoggedRecord
 from projections import policy as policies
 from projections.explanation import Explanation, explain

@@ -25,8 +25,8 @@ from typing import Any
 import eventsourcing.persistence as es
 import psycopg
 
-from ledger import records as r
 from ledger.application import Ledger
+from ledger.domain import records as r
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch

@@ -1,6 +1,6 @@
 """The scoring engine: a pure fold from a citizen's records to contributions and scores.
 
-`CitizenFacts` (from `ledger.facts`, the fold the Citizen aggregate's rules use too)
+`CitizenFacts` (from `ledger.domain.facts`, the fold the Citizen aggregate's rules use too)
 is what a citizen's records say, policy aside (what was settled, vacated, disputed,
 revoked, repaired, and when). `contributions` turns facts into dated contributions
 under one policy; `score` sums those counting on a date. Nothing here reads a
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ledger import records as r
-from ledger.facts import CitizenFacts, DisputeFacts, RecordFacts, fold
+from ledger.domain import records as r
+from ledger.domain.facts import CitizenFacts, DisputeFacts, RecordFacts, fold
 from projections.policy import Policy
 
 __all__ = [

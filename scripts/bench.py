@@ -40,9 +40,9 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from ledger import merkle
 from ledger.application import AppendReport, Ledger, parse_numbered
-from ledger.audit import Log, verify_log
+from ledger.transparency import merkle
+from ledger.transparency.audit import Log, verify_log
 from projections import policy
 from projections.queries import Scores
 from projections.store import ViewStore

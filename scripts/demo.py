@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ledger.identity import make_resident_id
+from ledger.domain.identity import make_resident_id
 
 YEARS = 6
 # A fixed last day, so that a seed always gives the same population.

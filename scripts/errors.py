@@ -18,7 +18,6 @@ from eventsourcing.persistence import DataError, InterfaceError, OperationalErro
 from psycopg_pool import PoolTimeout
 
 from ledger.bulk import WorkerFailed, WorkerUnavailable
-from ledger.checkpoint import CheckpointError
 from ledger.errors import (
     ConcurrencyConflict,
     DatabaseUnavailable,
@@ -27,6 +26,7 @@ from ledger.errors import (
     StorageError,
     UnknownCitizen,
 )
+from ledger.transparency.checkpoint import CheckpointError
 from projections.bundle import BundleError
 from projections.lock import LockLost, ProjectorBusy
 from projections.policy import PolicyError, UnknownPolicy

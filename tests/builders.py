@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from ledger.application import AppendReport, Ledger
-from ledger.identity import make_resident_id
+from ledger.domain.identity import make_resident_id
 
 WANG_FANG = make_resident_id("110105", date(1990, 3, 7), 124)
 LI_WEI = make_resident_id("310104", date(1985, 11, 30), 351)

@@ -17,7 +17,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.records import RecordKey
+from ledger.domain.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
     LeafRow,
@@ -28,7 +28,7 @@ from ledger.storage.recorder import (
     leaf_hashes,
     read_ids,
 )
-from ledger.tree import frontier, new_nodes
+from ledger.transparency.tree import frontier, new_nodes
 
 DDL_LOCK = 0x1ED6E5
 

@@ -18,9 +18,9 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
-from ledger.merkle import leaf_hash
-from ledger.records import RecordKey
-from ledger.tree import leaf_data
+from ledger.domain.records import RecordKey
+from ledger.transparency.merkle import leaf_hash
+from ledger.transparency.tree import leaf_data
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 # (position, citizen or other aggregate id, version, topic, state), as the database

@@ -17,7 +17,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from ledger.records import RecordKey
+from ledger.domain.records import RecordKey
 from ledger.storage.recorder import (
     IndexEntry,
     LeafRow,
@@ -28,7 +28,7 @@ from ledger.storage.recorder import (
     leaf_hashes,
     read_ids,
 )
-from ledger.tree import frontier, new_nodes
+from ledger.transparency.tree import frontier, new_nodes
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):

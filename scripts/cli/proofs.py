@@ -11,16 +11,16 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ledger.audit import Log, verify_log
-from ledger.audit import checkpoint as sign_checkpoint
-from ledger.checkpoint import (
+from ledger.errors import LedgerError
+from ledger.transparency.audit import Log, verify_log
+from ledger.transparency.audit import checkpoint as sign_checkpoint
+from ledger.transparency.checkpoint import (
     DEFAULT_ORIGIN,
     init_key,
     key_path,
     load_signer,
     load_verifier,
 )
-from ledger.errors import LedgerError
 from projections.bundle import make_bundle, verify_bundle
 from scripts.cli.base import (
     F,

@@ -141,8 +141,13 @@ def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url:
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep following the log until interrupted.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
-@click.option("--wait", default=5.0, show_default=True, type=click.FloatRange(0),
-              help="Without --follow: seconds to wait for a running projector to stop.")
+@click.option(
+    "--wait",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Without --follow: seconds to wait for a running projector to stop.",
+)
 # Set by a parent such as `ledger serve`, so that this ends when the parent does.
 @click.option("--parent-pid", envvar="LEDGER_PARENT_PID", type=int, hidden=True)
 @db_option

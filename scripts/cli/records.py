@@ -139,9 +139,7 @@ def append(source: str, as_json: bool, patience: float, url: str) -> None:
         sys.exit(EXIT_REJECTED)
 
 
-def _append_with_progress(
-    url: str, stream: IO[bytes], size: int, patience: float
-) -> AppendReport:
+def _append_with_progress(url: str, stream: IO[bytes], size: int, patience: float) -> AppendReport:
     clock = injected_clock()
     if not (sys.stderr.isatty() and size > 1_000_000):
         return _feed(url, _numbered_lines(stream), clock, patience)

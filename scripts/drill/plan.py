@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ledger.identity import make_resident_id
+from ledger.domain.identity import make_resident_id
 from scripts.demo import DEMO_UNTIL, Population
 
 Key = tuple[str, str]

@@ -16,9 +16,9 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
 from ledger.domain import Citizen
-from ledger.records import RecordKey
+from ledger.domain.records import RecordKey
+from ledger.domain.wire import parse_record
 from ledger.storage import PostgresLedgerRecorder, connect_postgres, environment
-from ledger.wire import parse_record
 from projections import policy
 from projections.runner import catch_up, tracking_name
 from projections.store import CONTRIBUTION_COLUMNS, FACTS_COLUMNS, ViewStore

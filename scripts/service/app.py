@@ -27,9 +27,9 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ledger.application import AppendReport, Rejection
-from ledger.audit import Log
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
+from ledger.transparency.audit import Log
 from projections.bundle import make_bundle
 from scripts.errors import rejected_as
 from scripts.service.problems import UNAVAILABLE, Problem, problem, unavailable
@@ -139,8 +139,9 @@ def requires(capability: str) -> Callable[[F], F]:
                 _refused(401, "no bearer token")
                 raise Problem(401, "Unauthorized", "send Authorization: Bearer TOKEN")
             try:
-                token = parts.tokens.check(header.removeprefix("Bearer ").strip(),
-                                           parts.ledger.today())
+                token = parts.tokens.check(
+                    header.removeprefix("Bearer ").strip(), parts.ledger.today()
+                )
             except TokenError as e:
                 _refused(401, e.message)
                 raise problem(e) from None

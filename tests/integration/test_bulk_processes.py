@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from ledger.application import Ledger
-from ledger.identity import make_resident_id
+from ledger.domain.identity import make_resident_id
 from tests.builders import enrolled, fine, register_authorities
 
 pytestmark = pytest.mark.postgres

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from ledger import merkle
 from ledger.application import FixedClock, Ledger
-from ledger.checkpoint import Checkpoint, load_signer, load_verifier, sign
+from ledger.transparency import merkle
+from ledger.transparency.checkpoint import Checkpoint, load_signer, load_verifier, sign
 from projections.bundle import BundleError, verify_bundle
 from scripts.cli import main
 from tests.builders import (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger.checkpoint import load_verifier
+from ledger.transparency.checkpoint import load_verifier
 from projections.policy import POLICY_FOLDER
 from scripts.cli import main
 

@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
-from ledger.identity import citizen_id, make_resident_id
+from ledger.domain.identity import citizen_id, make_resident_id
+from ledger.domain.records import Record
+from ledger.domain.wire import parse_record
 from ledger.log import LoggedRecord, UnreadableLog, partition_of
-from ledger.records import Record
-from ledger.tree import leaf_data
-from ledger.wire import parse_record
+from ledger.transparency.tree import leaf_data
 from tests.builders import (
     LI_WEI,
     WANG_FANG,

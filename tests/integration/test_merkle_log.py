@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ledger import merkle
 from ledger.application import Ledger
-from ledger.audit import Log, ProofRequestError, verify_log
 from ledger.storage import connect_postgres
-from ledger.tree import leaf_data
+from ledger.transparency import merkle
+from ledger.transparency.audit import Log, ProofRequestError, verify_log
+from ledger.transparency.tree import leaf_data
 from tests.builders import LI_WEI, WANG_FANG, append, enrolled, fine, register_authorities
 
 
@@ -134,7 +134,7 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
     # Batches of events and of stored nodes that never line up with each other.
     monkeypatch.setattr("ledger.storage.postgres.STREAM_ROWS", 4)
     monkeypatch.setattr("ledger.storage.sqlite.STREAM_ROWS", 4)
-    monkeypatch.setattr("ledger.audit.TREE_BATCH", 3)
+    monkeypatch.setattr("ledger.transparency.audit.TREE_BATCH", 3)
     assert verify_log(filled) is None
     with _sql(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
@@ -195,7 +195,7 @@ def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -
 
 @pytest.fixture
 def signer(tmp_path: Any) -> tuple[Any, Any]:
-    from ledger.checkpoint import init_key, load_signer  # noqa: PLC0415
+    from ledger.transparency.checkpoint import init_key, load_signer  # noqa: PLC0415
 
     init_key(tmp_path / "ledger.key", "test.example/log")
     return load_signer(tmp_path / "ledger.key")
@@ -203,7 +203,7 @@ def signer(tmp_path: Any) -> tuple[Any, Any]:
 
 def _recompute_tree(run: Callable[..., Any]) -> None:
     """What a careful forger does: rebuild every stored node from the events as they are."""
-    from ledger.tree import new_nodes  # noqa: PLC0415
+    from ledger.transparency.tree import new_nodes  # noqa: PLC0415
 
     rows = run("SELECT POS, originator_id, originator_version, topic, state FROM EVENTS "
                "ORDER BY POS")  # fmt: skip
@@ -225,7 +225,7 @@ def _uuid(value: Any) -> Any:
 
 
 def test_checkpoints_of_an_untouched_ledger_verify(filled: Ledger, signer: Any) -> None:
-    from ledger.audit import checkpoint  # noqa: PLC0415
+    from ledger.transparency.audit import checkpoint  # noqa: PLC0415
 
     private, verifier = signer
     first = checkpoint(filled, private, verifier)
@@ -238,7 +238,7 @@ def test_checkpoints_of_an_untouched_ledger_verify(filled: Ledger, signer: Any) 
 def test_a_rewrite_with_the_tree_recomputed_is_exposed_by_the_checkpoints(
     filled: Ledger, store_url: str, signer: Any
 ) -> None:
-    from ledger.audit import checkpoint  # noqa: PLC0415
+    from ledger.transparency.audit import checkpoint  # noqa: PLC0415
 
     private, verifier = signer
     append(filled, fine("TP-A", amount="1.00"))
@@ -256,7 +256,7 @@ def test_a_rewrite_with_the_tree_recomputed_is_exposed_by_the_checkpoints(
 
 
 def test_a_forged_checkpoint_is_refused(filled: Ledger, store_url: str, signer: Any) -> None:
-    from ledger.audit import checkpoint  # noqa: PLC0415
+    from ledger.transparency.audit import checkpoint  # noqa: PLC0415
 
     private, verifier = signer
     checkpoint(filled, private, verifier)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.identity import make_resident_id, parse_resident_id
+from ledger.domain.identity import make_resident_id, parse_resident_id
 from projections import policy
 from projections.queries import Scores
 from projections.runner import RebuildFailed, catch_up, rebuild, tracking_name

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from ledger.application import FixedClock, Ledger
-from ledger.audit import checkpoint
-from ledger.checkpoint import init_key, load_signer
+from ledger.transparency.audit import checkpoint
+from ledger.transparency.checkpoint import init_key, load_signer
 from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore

@@ -17,8 +17,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ledger.application import FixedClock, Ledger
-from ledger.audit import checkpoint
-from ledger.checkpoint import init_key, load_signer
+from ledger.transparency.audit import checkpoint
+from ledger.transparency.checkpoint import init_key, load_signer
 from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore

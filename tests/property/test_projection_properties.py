@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import records as r
 from ledger.application import FixedClock, Ledger
-from ledger.identity import make_resident_id, parse_resident_id
+from ledger.domain import records as r
+from ledger.domain.identity import make_resident_id, parse_resident_id
 from projections.policy import Policy, load
 from projections.queries import Scores
 from projections.runner import catch_up, tracking_name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.checkpoint import (
+from ledger.transparency.checkpoint import (
     Checkpoint,
     CheckpointError,
     init_key,
@@ -132,4 +132,3 @@ def test_init_when_the_folder_is_missing_then_an_error_naming_it(tmp_path: Path)
         init_key(tmp_path / "missing" / "ledger.key")
     assert str(caught.value) == f"key: {tmp_path / 'missing'} is not a folder; create it first"
     assert list(tmp_path.iterdir()) == []
-

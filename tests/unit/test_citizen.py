@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from ledger import records as r
 from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen
+from ledger.domain import records as r
+from ledger.domain.identity import citizen_id
+from ledger.domain.records import RecordKey
+from ledger.domain.wire import parse_record
 from ledger.errors import (
     AuthorityExists,
     InvalidRecord,
@@ -23,9 +26,6 @@ from ledger.errors import (
     RuleViolation,
     TargetError,
 )
-from ledger.identity import citizen_id
-from ledger.records import RecordKey
-from ledger.wire import parse_record
 from tests.builders import LI_WEI, WANG_FANG, enrolled, fine, record, target
 
 AT = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import InvalidRecord
-from ledger.identity import (
+from ledger.domain.identity import (
     PROVINCES,
     ResidentId,
     citizen_id,
     make_resident_id,
     parse_resident_id,
 )
+from ledger.errors import InvalidRecord
 
 # The published weights and check characters of ISO 7064 MOD 11-2, restated here so the
 # expected values do not come from the code under test.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.merkle import (
+from ledger.transparency.merkle import (
     ProofError,
     consistency_proof,
     inclusion_proof,

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from ledger import records as r
 from ledger.domain import Citizen
-from ledger.facts import CitizenFacts, DisputeFacts, RecordFacts, fold
-from ledger.records import Record, RecordKey
-from ledger.wire import parse_record
+from ledger.domain import records as r
+from ledger.domain.facts import CitizenFacts, DisputeFacts, RecordFacts, fold
+from ledger.domain.records import Record, RecordKey
+from ledger.domain.wire import parse_record
 from projections import scoring
 from projections.policy import load
 from tests.builders import WANG_FANG, enrolled, fine, record, target

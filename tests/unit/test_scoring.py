@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ledger import records as r
-from ledger.records import RecordKey
-from ledger.wire import parse_record
+from ledger.domain import records as r
+from ledger.domain.records import RecordKey
+from ledger.domain.wire import parse_record
 from projections.explanation import Explanation, explain
 from projections.policy import Policy, load
 from projections.scoring import CitizenFacts, contributions, fold, score

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from ledger import merkle
-from ledger.tree import Hashes, blocks, frontier, leaf_data, new_nodes, root_of_levels
+from ledger.transparency import merkle
+from ledger.transparency.tree import Hashes, blocks, frontier, leaf_data, new_nodes, root_of_levels
 
 LEAVES = [merkle.leaf_hash(f"event {i}".encode()) for i in range(70)]
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ledger import records as r
+from ledger.domain import records as r
+from ledger.domain.identity import ResidentId
+from ledger.domain.records import Record, RecordKey
+from ledger.domain.wire import parse_record
 from ledger.errors import InvalidRecord
-from ledger.identity import ResidentId
-from ledger.records import Record, RecordKey
-from ledger.wire import parse_record
 from tests.builders import LI_WEI, WANG_FANG, enrolled, fine, record, target
 
 WANG = ResidentId(WANG_FANG)

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from ledger import records as r
+from ledger.domain import records as r
+from ledger.domain.identity import ResidentId, parse_resident_id
 from ledger.errors import InvalidRecord
-from ledger.identity import ResidentId, parse_resident_id
 
 _AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

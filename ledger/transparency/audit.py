@@ -13,19 +13,19 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import merkle
 from ledger.application import Ledger
-from ledger.checkpoint import (
+from ledger.errors import LedgerError
+from ledger.log import LogReader, prefetched
+from ledger.storage import LedgerRecorder, ledger_recorder
+from ledger.transparency import merkle
+from ledger.transparency.checkpoint import (
     Checkpoint,
     CheckpointError,
     Verifier,
     open_note,
     sign,
 )
-from ledger.errors import LedgerError
-from ledger.log import LogReader, prefetched
-from ledger.storage import LedgerRecorder, ledger_recorder
-from ledger.tree import Hashes, path_ranges, root_of_levels, subproof_ranges
+from ledger.transparency.tree import Hashes, path_ranges, root_of_levels, subproof_ranges
 
 
 class ProofRequestError(LedgerError):

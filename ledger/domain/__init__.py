@@ -3,6 +3,10 @@
 Events are facts as the authorities reported them (ids, dates, Decimal amounts);
 nothing here derives points. Commands check every rule before triggering an event,
 so a refused command leaves the aggregate untouched.
+
+The domain's parts are its submodules (identity, records, the wire format, the fold
+of facts); the aggregates live in the package itself because every stored event
+names its class by module, `ledger.domain`, and the log must keep reading them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from ledger import records as r
+from ledger.domain import records as r
+from ledger.domain.facts import CitizenFacts, RecordFacts
+from ledger.domain.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
+from ledger.domain.records import REFERENCE_PATTERN, Record, RecordKey
 from ledger.errors import (
     AuthorityExists,
     InvalidRecord,
@@ -23,9 +30,6 @@ from ledger.errors import (
     RuleViolation,
     TargetError,
 )
-from ledger.facts import CitizenFacts, RecordFacts
-from ledger.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
-from ledger.records import REFERENCE_PATTERN, Record, RecordKey
 
 REGISTRY_ID = uuid.uuid5(NAMESPACE, "authority-registry")
 AUTHORITY_ID = REFERENCE_PATTERN

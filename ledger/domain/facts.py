@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ledger import records as r
-from ledger.records import Record, RecordKey
+from ledger.domain import records as r
+from ledger.domain.records import Record, RecordKey
 
 REMOVED = "removed"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ledger.identity import ResidentId
+from ledger.domain.identity import ResidentId
 
 ENROLLED = "citizen.enrolled"
 INFRACTION = "infraction.recorded"

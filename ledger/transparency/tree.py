@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ledger.merkle import leaf_hash, node_hash
+from ledger.transparency.merkle import leaf_hash, node_hash
 
 Node = tuple[
     int, int
