@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,6 +34,7 @@ from ledger.domain.identity import ResidentId
 from ledger.domain.records import Record, RecordKey
 from ledger.errors import LedgerError
 from ledger.storage import LedgerRecorder, connect_postgres
+from ledger.storage.recorder import LogRow
 from ledger.transparency import merkle
 from ledger.transparency.tree import leaf_data
 
@@ -158,51 +159,21 @@ class LogReader:
         order; with `partition` (k, n), only the citizens `partition_of` puts in k.
 
         Read as a stream, so memory stays flat in the size of the log."""
-        current: uuid.UUID | None = None
-        last: Any = None
-        resident: ResidentId | None = None
-        records: list[LoggedRecord] = []
-        for position, originator, version, topic, state in self.recorder.log_by_originator(
-            CITIZEN_TOPIC_PREFIX, upto, partition
-        ):
-            if originator != last:
-                if current is not None:
-                    yield current, records
-                last = originator
-                current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
-                records, resident = [], None
-            record_type = _record_type(position, topic)
-            if record_type is None:  # pragma: no cover - the recorder filters by topic
-                continue
-            fields = _fields(position, state)
-            if resident is None:
-                if record_type != r.ENROLLED:
-                    raise UnreadableLog(
-                        f"position {position}: citizen {current} has records before the enrolment"
-                    )
-                resident = ResidentId(fields["resident_id"])
-            assert current is not None
-            records.append(_logged(position, current, version, record_type, resident, fields))
-        if current is not None:
-            yield current, records
+        return _grouped(self.recorder.log_by_originator(CITIZEN_TOPIC_PREFIX, upto, partition))
+
+    def citizens(
+        self, citizens: Iterable[uuid.UUID], upto: int | None = None
+    ) -> dict[uuid.UUID, list[LoggedRecord]]:
+        """These citizens' records (up to a position), each in log order, in one query;
+        a citizen with none is left out."""
+        ids = list(citizens)
+        if not ids:
+            return {}
+        return dict(_grouped(self.recorder.log_of(ids, upto)))
 
     def citizen(self, citizen: uuid.UUID) -> list[LoggedRecord]:
         """One citizen's records in log order; empty when they have none."""
-        found: list[LoggedRecord] = []
-        resident: ResidentId | None = None
-        for position, version, topic, state in self.recorder.log_of(citizen):
-            record_type = _record_type(position, topic)
-            if record_type is None:
-                continue
-            fields = _fields(position, state)
-            if resident is None:
-                if record_type != r.ENROLLED:
-                    raise UnreadableLog(
-                        f"position {position}: citizen {citizen} has records before the enrolment"
-                    )
-                resident = ResidentId(fields["resident_id"])
-            found.append(_logged(position, citizen, version, record_type, resident, fields))
-        return found
+        return self.citizens([citizen]).get(citizen, [])
 
     def leaf(self, position: int) -> bytes:
         """The leaf document of the event at a position (see ledger.transparency.tree)."""
@@ -375,6 +346,36 @@ def _record_type(position: int, topic: str) -> str | None:
             f"position {position}: {topic} is not a type of record this ledger knows"
         )
     return record_type
+
+
+def _grouped(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, list[LoggedRecord]]]:
+    """Rows in (citizen, version) order as each citizen's records; events of other
+    aggregates are skipped."""
+    current: uuid.UUID | None = None
+    last: Any = None
+    resident: ResidentId | None = None
+    records: list[LoggedRecord] = []
+    for position, originator, version, topic, state in rows:
+        record_type = _record_type(position, topic)
+        if record_type is None:
+            continue
+        if originator != last:
+            if current is not None:
+                yield current, records
+            last = originator
+            current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
+            records, resident = [], None
+        fields = _fields(position, state)
+        if resident is None:
+            if record_type != r.ENROLLED:
+                raise UnreadableLog(
+                    f"position {position}: citizen {current} has records before the enrolment"
+                )
+            resident = ResidentId(fields["resident_id"])
+        assert current is not None
+        records.append(_logged(position, current, version, record_type, resident, fields))
+    if current is not None:
+        yield current, records
 
 
 def _fields(position: int, state: Any) -> dict[str, Any]:

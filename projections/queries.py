@@ -7,7 +7,6 @@ the same pure fold, so both ways give the same answer for the same knowledge.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -110,7 +109,9 @@ class Scores:
         self.log = ledger.reader
         self._head_query = self.log.head_query()
         self._policies: dict[str, Policy] = {}
-        self._default_read: tuple[float, str] | None = None
+        # The default policy last seen: only a guess, which every score read checks
+        # against the setting it reads in the same statement.
+        self._default_seen = policies.DEFAULT_POLICY
 
     def policy(self, name: str | None = None) -> Policy:
         name = name or self._default()
@@ -119,12 +120,9 @@ class Scores:
         return self._policies[name]
 
     def _default(self) -> str:
-        # Read again at most once a second: promotion is rare, score reads are not.
-        now = time.monotonic()
-        if self._default_read is None or now - self._default_read[0] > 1.0:
-            name = self.store.setting(DEFAULT_SETTING) or policies.DEFAULT_POLICY
-            self._default_read = (now, name)
-        return self._default_read[1]
+        name = self.store.setting(DEFAULT_SETTING) or policies.DEFAULT_POLICY
+        self._default_seen = name
+        return name
 
     def all_policies(self) -> list[Policy]:
         return [self.policy(name) for name in policies.available()]
@@ -132,7 +130,7 @@ class Scores:
     def promote(self, name: str) -> None:
         self.policy(name)
         self.store.set_setting(DEFAULT_SETTING, name)
-        self._default_read = None
+        self._default_seen = name
 
     def _view(
         self, citizen: str, policy: Policy, known_at: datetime | None
@@ -144,15 +142,19 @@ class Scores:
             facts = fold(resident, (entry.record for entry in history))
             position = history[-1].position if history else 0
             return resident, facts, contributions(facts, policy), position, 0
-        position = self.store.position(tracking_name(policy))
-        view = self.store.view(policy.name, parse_resident_id(resident).citizen_id)
-        if view is None:
+        stored, position = self.store.view(
+            tracking_name(policy), policy.name, parse_resident_id(resident).citizen_id
+        )
+        if stored is None:
             self.history(resident)  # raises UnknownCitizen when never enrolled
             raise NotProjected(
                 f"{resident} is in the ledger but {policy.name} has not reached them; "
                 f"it lags {head - position} events behind the log"
             )
-        return resident, view.facts, view.contributions, position, head - position
+        # The facts the stored contributions were derived from: the records up to the
+        # projection's position.
+        known = [e.record for e in self.history(resident) if e.position <= position]
+        return resident, fold(resident, known), stored, position, head - position
 
     def history(self, citizen: str, known_at: datetime | None = None) -> list[LoggedRecord]:
         """A citizen's records in log order, optionally as known at a time."""
@@ -169,22 +171,32 @@ class Scores:
         as_of: date | None = None,
         known_at: datetime | None = None,
     ) -> ScoreAnswer:
-        chosen = self.policy(policy)
-        day = as_of or self.ledger.today()
         if known_at is not None:
+            chosen = self.policy(policy)
+            day = as_of or self.ledger.today()
             resident, _, items, position, lag = self._view(citizen, chosen, known_at)
-        else:
-            resident = parse_resident_id(citizen).value
-            stored, position, head = self.store.score_inputs(
-                tracking_name(chosen), chosen.name, citizen_id(resident), self._head_query
+            result = score(items, day, chosen)
+            return ScoreAnswer(resident, chosen.name, day, known_at, result.score,
+                               result.band, position, lag)  # fmt: skip
+        chosen = self.policy(policy or self._default_seen)
+        day = as_of or self.ledger.today()
+        resident = parse_resident_id(citizen).value
+        cid = citizen_id(resident)
+        while True:
+            read = self.store.score_inputs(
+                tracking_name(chosen), chosen.name, cid, self._head_query, DEFAULT_SETTING
             )
-            if stored is None:
-                self._view(citizen, chosen, None)  # raises the reason
-            items = stored or []
-            lag = head - position
-        result = score(items, day, chosen)
-        return ScoreAnswer(resident, chosen.name, day, known_at, result.score, result.band,
-                           position, lag)  # fmt: skip
+            default = read.setting or policies.DEFAULT_POLICY
+            if policy or default == chosen.name:
+                break
+            # Another policy was promoted since: read again under it.
+            self._default_seen = default
+            chosen = self.policy(default)
+        if read.contributions is None:
+            self._view(citizen, chosen, None)  # raises the reason
+        result = score(read.contributions or [], day, chosen)
+        return ScoreAnswer(resident, chosen.name, day, None, result.score, result.band,
+                           read.position, read.head - read.position)  # fmt: skip
 
     def explain(
         self,

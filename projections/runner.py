@@ -31,6 +31,7 @@ from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
 from ledger.storage import redact_text
+from projections.known import KnownFacts
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, contributions
@@ -61,6 +62,7 @@ def catch_up(
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
     workers: int | None = None,
+    known: KnownFacts | None = None,
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
 
@@ -68,8 +70,10 @@ def catch_up(
     group of policies at the same position one page, so a policy behind the others
     never holds them back. `before_write` is called before each write (a projector
     confirms its lock there). `workers`: processes sharing a rebuild (by default both
-    cores once the log is long enough to be worth starting them).
+    cores once the log is long enough to be worth starting them). `known` keeps the
+    facts of the citizens written from one call to the next (a follower passes one).
     """
+    known = known if known is not None else KnownFacts()
     log = ledger.reader
     positions = store.positions()
     fresh = [p for p in policies if positions.get(tracking_name(p), 0) == 0]
@@ -90,12 +94,19 @@ def catch_up(
             if page.end == start:
                 continue
             touched = page.by_citizen()
-            # Policies at one position hold the same facts: load them once, and write
-            # every policy's views of the page in one transaction.
-            known = store.load(group[0].name, touched.keys())
-            views = list(_views(touched.items(), known, group))
+            # Policies at one position hold the same facts: fold them once, and write
+            # every policy's views of the page in one transaction. A citizen whose
+            # facts are not kept is read from the log and their views replaced whole.
+            names = [p.name for p in group]
+            kept, earlier = known.before(log, names, start, touched)
+            citizens = [
+                (cid, records if cid in kept else earlier.get(cid, []) + records)
+                for cid, records in touched.items()
+            ]
+            views = list(_views(citizens, kept, group))
             before_write()
             store.save_page([(tracking_name(p), p.name) for p in group], page.end, views)
+            known.written(names, page.end, ((v.citizen, v.facts) for v in views))
             moved = max(moved, page.end - start)
         if not moved:
             break
@@ -138,9 +149,12 @@ def _views(
     policies: Sequence[Policy],
 ) -> Iterator[CitizenViews]:
     """The one fold: each citizen's facts as known, with their new records folded in,
-    and their contributions under every policy, in order."""
+    and their contributions under every policy, in order: all of them for a citizen
+    new to the views, only those of the records the new ones are linked to otherwise
+    (no other record's contributions can have changed)."""
     for cid, records in citizens:
         facts = known.get(cid)
+        new = facts is None
         for logged in records:
             record = logged.record
             if facts is None:
@@ -151,8 +165,13 @@ def _views(
                     )
                 facts = CitizenFacts(record.citizen.value)
             facts.apply(record)
-        if facts is not None:
-            yield cid, facts, [contributions(facts, p) for p in policies]
+        if facts is None:
+            continue
+        if new:
+            yield CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
+            continue
+        keys = facts.linked(logged.record.key for logged in records)
+        yield CitizenViews(cid, facts, [contributions(facts, p, keys) for p in policies], keys)
 
 
 class RebuildFailed(LedgerError):
@@ -282,9 +301,10 @@ def follow(
     On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
     seconds anyway, so a lost notification delays it by one interval at most.
     """
+    known = KnownFacts()
     with ledger.reader.watch(interval) as watch:
         while not should_stop():
-            reached = catch_up(ledger, store, policies)
+            reached = catch_up(ledger, store, policies, known=known)
             watch.wait(min(reached.values(), default=0), interval)
 
 
@@ -329,6 +349,7 @@ class Projector:
         self._watch: Watch | None = None
         self._standby = False
         self._down_since: float | None = None
+        self._known = KnownFacts()
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Follow the log; returns the positions last written."""
@@ -380,7 +401,11 @@ class Projector:
         if self._watch is None:
             self._watch = self._ledger.reader.watch(self.interval)
         self.positions = catch_up(
-            self._ledger, self._store, self.policies, before_write=self.lock.check
+            self._ledger,
+            self._store,
+            self.policies,
+            before_write=self.lock.check,
+            known=self._known,
         )
         self._recovered()
         self._watch.wait(min(self.positions.values(), default=0), self.interval)

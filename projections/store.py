@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ledger.domain.records import RecordKey
 from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
 
@@ -27,28 +27,41 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS projection_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS score_facts ("
+    # The citizens each projection has seen (a citizen's facts are read from the log).
+    "CREATE TABLE IF NOT EXISTS score_citizens ("
     " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, resident_id TEXT NOT NULL,"
-    " facts TEXT NOT NULL, PRIMARY KEY (policy, citizen_id))",
+    " PRIMARY KEY (policy, citizen_id))",
     "CREATE TABLE IF NOT EXISTS score_contributions ("
     " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, authority TEXT NOT NULL,"
     " reference TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, points INTEGER NOT NULL,"
     " counts_from TEXT NOT NULL, counts_until TEXT, cap_group TEXT)",
-    "CREATE INDEX IF NOT EXISTS score_contributions_citizen"
-    " ON score_contributions (policy, citizen_id)",
+    # A citizen's contributions, and one record's (a catch-up replaces only those).
+    "CREATE INDEX IF NOT EXISTS score_contributions_record"
+    " ON score_contributions (policy, citizen_id, authority, reference)",
+    "DROP INDEX IF EXISTS score_contributions_citizen",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class CitizenView:
-    """What the projection holds about one citizen under one policy."""
+class ScoreInputs:
+    """What a score read needs from one snapshot of the database."""
 
+    # None when the projection has not seen the citizen.
+    contributions: list[Contribution] | None
+    position: int
+    head: int
+    setting: str | None
+
+
+class CitizenViews(NamedTuple):
+    """A citizen's facts, and their contributions under each of several policies in
+    order: all of them, or when `replaced` names records, only those records' (the
+    others stored stay as they are)."""
+
+    citizen: uuid.UUID
     facts: CitizenFacts
-    contributions: list[Contribution]
-
-
-# A citizen's id, facts, and contributions under each of several policies in order.
-CitizenViews = tuple[uuid.UUID, CitizenFacts, list[list[Contribution]]]
+    contributions: list[list[Contribution]]
+    replaced: set[RecordKey] | None = None
 
 
 class Connection(Protocol):
@@ -96,6 +109,7 @@ class ViewStore:
                 if self.postgres:
                     # Two processes starting at once must not both create the tables.
                     tx.execute("SELECT pg_advisory_xact_lock(?)", [DDL_LOCK])
+                _retire_facts_table(tx, self.postgres)
                 for statement in SCHEMA:
                     tx.execute(statement)
         except BaseException:
@@ -159,24 +173,30 @@ class ViewStore:
             raise
         lite.execute("COMMIT")
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, sql: str, params: Sequence[Any] = (), prepare: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement. `prepare` keeps its plan on the server
+        (PostgreSQL) for the statements every request runs."""
         if not self.postgres:
-            with self.transaction(write=False) as tx:
-                return tx.rows(sql, params)
+            # One statement outside a transaction is its own consistent snapshot.
+            cursor = self._lite().execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
         with unavailable_as_ledger_error(self.url):
             try:
-                return self._read(sql, params)
+                return self._read(sql, params, prepare)
             except PoolTimeout:
                 raise
             except psycopg.OperationalError:
                 # The connection was dead: drop every dead one, then ask once more.
                 self._pool.check()
-                return self._read(sql, params)
+                return self._read(sql, params, prepare)
 
-    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _read(self, sql: str, params: Sequence[Any], prepare: bool) -> list[tuple[Any, ...]]:
         # One statement in autocommit is its own transaction: no BEGIN/COMMIT trips.
         with self._pool.connection() as conn, conn.cursor() as cur:
-            return _Tx(cur, postgres=True).rows(sql, params)
+            cur.execute(sql.replace("?", "%s"), params, prepare=prepare or None)
+            return cur.fetchall()
 
     # Tracking and settings
 
@@ -196,7 +216,9 @@ class ViewStore:
         return rows[0][0] or 0, {name: position for _, name, position in rows if name}
 
     def setting(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM projection_settings WHERE key = ?", [key])
+        rows = self._rows(
+            "SELECT value FROM projection_settings WHERE key = ?", [key], prepare=True
+        )
         return rows[0][0] if rows else None
 
     def set_setting(self, key: str, value: str) -> None:
@@ -209,42 +231,21 @@ class ViewStore:
 
     # Citizens' views
 
-    def load(self, policy: str, citizens: Iterable[uuid.UUID]) -> dict[uuid.UUID, CitizenFacts]:
-        """The stored facts of these citizens under a policy, in one query."""
-        ids = [c.hex for c in citizens]
-        if not ids:
-            return {}
-        if self.postgres:
-            rows = self._rows(
-                "SELECT citizen_id, facts FROM score_facts WHERE policy = ? "
-                "AND citizen_id = ANY(?)",
-                [policy, ids],
-            )
-        else:
-            rows = []
-            # SQLite allows 32766 parameters a statement.
-            for start in range(0, len(ids), 30_000):
-                chunk = ids[start : start + 30_000]
-                rows += self._rows(
-                    "SELECT citizen_id, facts FROM score_facts WHERE policy = ? AND citizen_id "
-                    f"IN ({','.join('?' * len(chunk))})",
-                    [policy, *chunk],
-                )
-        return {uuid.UUID(cid): CitizenFacts.from_json(orjson.loads(facts)) for cid, facts in rows}
-
     def save(
         self,
         tracking: str,
         policy: str,
         position: int,
-        views: dict[uuid.UUID, CitizenView],
+        views: dict[uuid.UUID, tuple[str, list[Contribution]]],
     ) -> None:
-        """Replace the views of these citizens and move the tracking position, at once."""
+        """Replace the contributions of these citizens (by id: identity number and
+        contributions) and move the tracking position, at once."""
         self.save_page(
             [(tracking, policy)],
             position,
-            [(cid, view.facts, [view.contributions]) for cid, view in views.items()],
-        )
+            [CitizenViews(cid, CitizenFacts(resident), [found])
+             for cid, (resident, found) in views.items()],
+        )  # fmt: skip
 
     def save_page(
         self,
@@ -262,26 +263,36 @@ class ViewStore:
                 _move(tx, tracking, position)
             if not views:
                 return
-            facts = [
-                (cid.hex, citizen.resident_id, orjson.dumps(citizen.to_json()).decode())
-                for cid, citizen, _ in views
-            ]
-            ids = [cid for cid, _, _ in facts]
+            # Citizens new to the views are added, with their contributions whole; for
+            # the others only the contributions of the records named are replaced.
+            whole = [(view.citizen.hex, view.facts.resident_id)
+                     for view in views if view.replaced is None]  # fmt: skip
+            parts = [(view.citizen.hex, key.authority, key.reference)
+                     for view in views if view.replaced is not None
+                     for key in view.replaced]  # fmt: skip
+            ids = [cid for cid, _ in whole]
             if self.postgres:
                 tx.execute(
                     "DELETE FROM score_contributions WHERE policy = ANY(?) AND citizen_id = ANY(?)",
                     [policies, ids],
                     binary=True,
                 )
-                for policy in policies:
-                    tx.execute(
-                        "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
-                        "SELECT ?, * FROM unnest(?::text[], ?::text[], ?::text[]) "
-                        "ON CONFLICT (policy, citizen_id) DO UPDATE SET facts = excluded.facts",
-                        [policy, ids, [f[1] for f in facts], [f[2] for f in facts]],
-                        # Binary parameters: a text array escapes every quote of the JSON.
-                        binary=True,
-                    )
+                tx.execute(
+                    "DELETE FROM score_contributions c USING unnest(?::text[], ?::text[], "
+                    "?::text[]) AS k (citizen_id, authority, reference) "
+                    "WHERE c.policy = ANY(?) AND c.citizen_id = k.citizen_id "
+                    "AND c.authority = k.authority AND c.reference = k.reference",
+                    [[p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                     policies],
+                    binary=True,
+                )  # fmt: skip
+                tx.execute(
+                    "INSERT INTO score_citizens (policy, citizen_id, resident_id) "
+                    "SELECT p, c, r FROM unnest(?::text[]) AS p, "
+                    "unnest(?::text[], ?::text[]) AS w (c, r) ON CONFLICT DO NOTHING",
+                    [policies, ids, [resident for _, resident in whole]],
+                    binary=True,
+                )
             else:
                 for policy in policies:
                     for start in range(0, len(ids), 500):
@@ -292,10 +303,14 @@ class ViewStore:
                             [policy, *chunk],
                         )
                     tx.executemany(
-                        "INSERT INTO score_facts (policy, citizen_id, resident_id, facts) "
-                        "VALUES (?, ?, ?, ?) ON CONFLICT (policy, citizen_id) "
-                        "DO UPDATE SET facts = excluded.facts",
-                        [(policy, *row) for row in facts],
+                        "DELETE FROM score_contributions WHERE policy = ? AND citizen_id = ? "
+                        "AND authority = ? AND reference = ?",
+                        [(policy, *part) for part in parts],
+                    )
+                    tx.executemany(
+                        "INSERT INTO score_citizens (policy, citizen_id, resident_id) "
+                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [(policy, *row) for row in whole],
                     )
             tx.copy_encoded(
                 "score_contributions",
@@ -331,54 +346,66 @@ class ViewStore:
         with self.transaction() as tx:
             for tracking, policy in projections:
                 tx.execute("DELETE FROM score_contributions WHERE policy = ?", [policy])
-                tx.execute("DELETE FROM score_facts WHERE policy = ?", [policy])
+                tx.execute("DELETE FROM score_citizens WHERE policy = ?", [policy])
                 tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
             for chunk in chunks:
-                tx.copy_encoded("score_facts", FACTS_COLUMNS, chunk.facts)
+                tx.copy_encoded("score_citizens", CITIZEN_COLUMNS, chunk.citizens_rows)
                 tx.copy_encoded("score_contributions", CONTRIBUTION_COLUMNS, chunk.contributions)
             tx.executemany(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
                 [(tracking, position) for tracking, _ in projections],
             )
 
-    def view(self, policy: str, citizen: uuid.UUID) -> CitizenView | None:
-        facts = self.load(policy, [citizen]).get(citizen)
-        if facts is None:
-            return None
+    def view(
+        self, tracking: str, policy: str, citizen: uuid.UUID
+    ) -> tuple[list[Contribution] | None, int]:
+        """In one statement: a citizen's stored contributions under a policy (None when
+        the projection has not seen them) and the projection's position."""
         rows = self._rows(
-            "SELECT authority, reference, kind, rule, points, counts_from, counts_until, "
-            "cap_group FROM score_contributions WHERE policy = ? AND citizen_id = ?",
-            [policy, citizen.hex],
-        )
-        return CitizenView(facts, [_contribution(row) for row in rows])
-
-    def score_inputs(
-        self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str
-    ) -> tuple[list[Contribution] | None, int, int]:
-        """In one statement: a citizen's stored contributions (None when the projection
-        has not seen them), the projection's position and the log's last position (by
-        `head_query`, which the log's port gives)."""
-        rows = self._rows(
-            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
-            f"({head_query}), f.citizen_id, "
-            "c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
-            "c.counts_until, c.cap_group FROM (SELECT 1) AS one "
-            "LEFT JOIN score_facts f ON f.policy = ? AND f.citizen_id = ? "
-            "LEFT JOIN score_contributions c "
-            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id",
+            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), c.citizen_id, "
+            "s.authority, s.reference, s.kind, s.rule, s.points, s.counts_from, "
+            "s.counts_until, s.cap_group FROM (SELECT 1) AS one "
+            "LEFT JOIN score_citizens c ON c.policy = ? AND c.citizen_id = ? "
+            "LEFT JOIN score_contributions s "
+            "ON s.policy = c.policy AND s.citizen_id = c.citizen_id",
             [tracking, policy, citizen.hex],
         )
-        position, last = rows[0][0] or 0, rows[0][1] or 0
-        if rows[0][2] is None:
-            return None, position, last
-        return [_contribution(row[3:]) for row in rows if row[3] is not None], position, last
+        position = rows[0][0] or 0
+        if rows[0][1] is None:
+            return None, position
+        return [_contribution(row[2:]) for row in rows if row[2] is not None], position
+
+    def score_inputs(
+        self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str, setting: str
+    ) -> ScoreInputs:
+        """In one statement: a citizen's stored contributions, the projection's position,
+        the log's last position (by `head_query`, which the log's port gives) and the
+        value of a setting, all from the same snapshot."""
+        rows = self._rows(
+            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
+            f"({head_query}), (SELECT value FROM projection_settings WHERE key = ?), "
+            "f.citizen_id, c.authority, c.reference, c.kind, c.rule, c.points, "
+            "c.counts_from, c.counts_until, c.cap_group FROM (SELECT 1) AS one "
+            "LEFT JOIN score_citizens f ON f.policy = ? AND f.citizen_id = ? "
+            "LEFT JOIN score_contributions c "
+            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id",
+            [tracking, setting, policy, citizen.hex],
+            prepare=True,
+        )
+        first = rows[0]
+        position, head, value = first[0] or 0, first[1] or 0, first[2]
+        if first[3] is None:
+            return ScoreInputs(None, position, head, value)
+        if first[4] is None:
+            return ScoreInputs([], position, head, value)
+        return ScoreInputs([_contribution(row[4:]) for row in rows], position, head, value)
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""
         rows = self._rows(
             "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
             "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
-            "JOIN score_facts f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
+            "JOIN score_citizens f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
             "WHERE c.policy = ?",
             [policy],
         )
@@ -386,7 +413,7 @@ class ViewStore:
             yield row[0], _contribution(row[1:])
 
     def residents(self, policy: str) -> list[str]:
-        rows = self._rows("SELECT resident_id FROM score_facts WHERE policy = ?", [policy])
+        rows = self._rows("SELECT resident_id FROM score_citizens WHERE policy = ?", [policy])
         return [row[0] for row in rows]
 
     def counting_on(
@@ -399,7 +426,7 @@ class ViewStore:
         rows = self._rows(
             "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
             "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
-            "JOIN score_facts f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
+            "JOIN score_citizens f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
             f"WHERE c.policy = ? AND c.kind IN ({','.join('?' * len(kinds))}) "
             "AND c.rule LIKE ? AND c.counts_from <= ? "
             "AND (c.counts_until IS NULL OR c.counts_until > ?) "
@@ -469,15 +496,11 @@ POOL_TIMEOUT = 2.0
 # The first connection, made while the store is opened, may take longer on a busy host.
 OPEN_TIMEOUT = 5.0
 RECONNECT_TIMEOUT = 5.0
-FACTS_COLUMNS = ("policy", "citizen_id", "resident_id", "facts")
+CITIZEN_COLUMNS = ("policy", "citizen_id", "resident_id")
 CONTRIBUTION_COLUMNS = (
     "policy", "citizen_id", "authority", "reference", "kind", "rule", "points",
     "counts_from", "counts_until", "cap_group",
 )  # fmt: skip
-
-
-def _facts_row(policy: str, cid: uuid.UUID, view: CitizenView) -> tuple[Any, ...]:
-    return (policy, cid.hex, view.facts.resident_id, orjson.dumps(view.facts.to_json()).decode())
 
 
 def _contribution_rows(
@@ -503,7 +526,7 @@ def _contribution(row: Sequence[Any]) -> Contribution:
 class EncodedViews:
     """A chunk of views ready to write: COPY text on PostgreSQL, rows on SQLite."""
 
-    facts: bytes | list[tuple[Any, ...]]
+    citizens_rows: bytes | list[tuple[Any, ...]]
     contributions: bytes | list[tuple[Any, ...]]
     citizens: int
     events: int = 0
@@ -512,28 +535,28 @@ class EncodedViews:
 def encode_views(
     views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool, chunk: int = CHUNK
 ) -> Iterator[EncodedViews]:
-    """Views in chunks of `chunk` citizens, as `copy_encoded` writes them; each
-    citizen's facts are encoded once for every policy."""
+    """Views in chunks of `chunk` citizens, as `copy_encoded` writes them."""
     facts: list[Any] = []
     items: list[Any] = []
     count = 0
-    for cid, citizen, per_policy in views:
-        encoded = orjson.dumps(citizen.to_json()).decode()
+    text = _ContributionText()
+    for cid, citizen, per_policy, _ in views:
         hexid = cid.hex
         if postgres:
-            tail = f"\t{hexid}\t{_text(citizen.resident_id)}\t{_text(encoded)}\n"
+            tail = f"\t{hexid}\t{_text(citizen.resident_id)}\n"
             for policy, found in zip(policies, per_policy, strict=True):
                 quoted = _text(policy)
                 facts.append(quoted + tail)
-                items.extend(f"{quoted}\t{hexid}\t{_contribution_text(c)}\n" for c in found)
+                items.extend(f"{quoted}\t{hexid}\t{text(c)}\n" for c in found)
         else:
             for policy, found in zip(policies, per_policy, strict=True):
-                facts.append((policy, hexid, citizen.resident_id, encoded))
+                facts.append((policy, hexid, citizen.resident_id))
                 items.extend(_contribution_rows(policy, cid, found))
         count += 1
         if count >= chunk:
             yield _chunk(facts, items, count, postgres)
             facts, items, count = [], [], 0
+            text.clear()
     if count:
         yield _chunk(facts, items, count, postgres)
 
@@ -544,14 +567,15 @@ def _contribution_data(
     if not postgres:
         return [
             row
-            for cid, _, per_policy in views
+            for cid, _, per_policy, _ in views
             for policy, found in zip(policies, per_policy, strict=True)
             for row in _contribution_rows(policy, cid, found)
         ]
     quoted = [_text(policy) for policy in policies]
+    text = _ContributionText()
     return "".join(
-        f"{name}\t{cid.hex}\t{_contribution_text(c)}\n"
-        for cid, _, per_policy in views
+        f"{name}\t{cid.hex}\t{text(c)}\n"
+        for cid, _, per_policy, _ in views
         for name, found in zip(quoted, per_policy, strict=True)
         for c in found
     ).encode()
@@ -573,12 +597,38 @@ def _text(value: str | None) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _contribution_text(c: Contribution) -> str:
-    until = c.counts_until.isoformat() if c.counts_until else "\\N"
-    return (
-        f"{_text(c.authority)}\t{_text(c.reference)}\t{_text(c.kind)}\t{_text(c.rule)}\t"
-        f"{c.points}\t{c.counts_from.isoformat()}\t{until}\t{_text(c.cap_group)}"
-    )
+class _ContributionText:
+    """A contribution in COPY's text format. Authorities, kinds, rules and dates repeat
+    across a chunk's rows, so each is escaped or formatted once; `clear` between chunks
+    keeps memory flat."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str | None, str] = {}
+        self.days: dict[date | None, str] = {None: "\\N"}
+
+    def __call__(self, c: Contribution) -> str:
+        strings, days = self.strings, self.days
+        authority, reference, kind, rule, points, start, until, group = c
+        return "\t".join((
+            strings.get(authority) or self._string(authority), _text(reference),
+            strings.get(kind) or self._string(kind), strings.get(rule) or self._string(rule),
+            str(points), days.get(start) or self._day(start),
+            days.get(until) or self._day(until), strings.get(group) or self._string(group),
+        ))  # fmt: skip
+
+    def _string(self, value: str | None) -> str:
+        text = self.strings[value] = _text(value)
+        return text
+
+    def _day(self, value: date | None) -> str:
+        assert value is not None
+        text = self.days[value] = value.isoformat()
+        return text
+
+    def clear(self) -> None:
+        self.strings.clear()
+        self.days.clear()
+        self.days[None] = "\\N"
 
 
 def _move(tx: _Tx, tracking: str, position: int) -> None:
@@ -596,3 +646,18 @@ def _move(tx: _Tx, tracking: str, position: int) -> None:
     tx.execute(
         "INSERT INTO projection_tracking (name, position) VALUES (?, ?)", [tracking, position]
     )
+
+
+def _retire_facts_table(tx: _Tx, postgres: bool) -> None:
+    """Views written before citizens' facts were read from the log kept them in
+    `score_facts`: drop it with every score projection, which the projector then
+    builds again from the log."""
+    if postgres:
+        found = tx.rows("SELECT to_regclass('score_facts') IS NOT NULL")[0][0]
+    else:
+        found = bool(tx.rows("SELECT 1 FROM sqlite_master WHERE name = 'score_facts'"))
+    if not found:
+        return
+    tx.execute("DROP TABLE score_facts")
+    tx.execute("DROP TABLE IF EXISTS score_contributions")
+    tx.execute("DELETE FROM projection_tracking WHERE name LIKE 'scores:%'")

@@ -64,7 +64,7 @@ class RecordFacts:
     @property
     def removed(self) -> bool:
         """Vacated by a court, or removed on dispute: it never counted."""
-        return self.vacated or self.removal is not None
+        return self.vacated or any(d.outcome == REMOVED for d in self.disputes)
 
     @property
     def open_dispute(self) -> DisputeFacts | None:
@@ -128,18 +128,40 @@ class CitizenFacts:
         return None if revocation is None or revocation.removed else revocation
 
     def to_json(self) -> dict[str, Any]:
-        """The facts as JSON, for a stored view."""
-        return {"resident_id": self.resident_id, "records": [_record_json(f) for f in
-                                                              self.records.values()]}  # fmt: skip
+        """The facts as JSON, for a stored view: each record a flat list (see `_row`)."""
+        return {"resident_id": self.resident_id,
+                "records": [_row(f) for f in self.records.values()]}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CitizenFacts:
-        """The facts `to_json` gave."""
+        """The facts `to_json` gave, or the keyed form views were stored in before."""
         facts = cls(data["resident_id"])
+        records = facts.records
         for item in data["records"]:
-            record = _record_from_json(item)
-            facts.records[record.key] = record
+            record = _from_row(item) if type(item) is list else _record_from_json(item)
+            records[record.key] = record
         return facts
+
+    def linked(self, keys: Iterable[RecordKey]) -> set[RecordKey]:
+        """These records and every record joined to them by targets, either way: all
+        whose facts a record acting on one of them can change, and all that what each
+        contributes depends on."""
+        targeted_by: dict[RecordKey, list[RecordKey]] = {}
+        for key, each in self.records.items():
+            if each.target is not None:
+                targeted_by.setdefault(each.target, []).append(key)
+        found: set[RecordKey] = set()
+        todo = list(keys)
+        while todo:
+            key = todo.pop()
+            if key in found:
+                continue
+            found.add(key)
+            record = self.records.get(key)
+            if record is not None and record.target is not None:
+                todo.append(record.target)
+            todo.extend(targeted_by.get(key, ()))
+        return found
 
 
 def fold(resident_id: str, records: Iterable[Record]) -> CitizenFacts:
@@ -150,19 +172,36 @@ def fold(resident_id: str, records: Iterable[Record]) -> CitizenFacts:
     return facts
 
 
-def _record_json(f: RecordFacts) -> dict[str, Any]:
-    return {
-        "a": f.key.authority, "r": f.key.reference, "t": f.type, "k": f.kind,
-        "d": f.occurred_on.isoformat(),
-        "tg": [f.target.authority, f.target.reference] if f.target else None,
-        "s": _iso(f.settled_on), "rp": _iso(f.repaired_on), "v": f.vacated,
-        "rv": [f.revoked_by.authority, f.revoked_by.reference] if f.revoked_by else None,
-        "ds": [[d.key.authority, d.key.reference, d.opened_on.isoformat(),
-                _iso(d.resolved_on), d.outcome] for d in f.disputes],
-    }  # fmt: skip
+def _row(f: RecordFacts) -> list[Any]:
+    """[authority, reference, type, kind, occurred on, target authority, target
+    reference, settled on, repaired on, vacated, revoker authority, revoker reference,
+    [[dispute authority, reference, opened on, resolved on, outcome], ...]]."""
+    target, revoker = f.target, f.revoked_by
+    return [
+        f.key.authority, f.key.reference, f.type, f.kind, f.occurred_on.isoformat(),
+        target.authority if target else None, target.reference if target else None,
+        _iso(f.settled_on), _iso(f.repaired_on), f.vacated,
+        revoker.authority if revoker else None, revoker.reference if revoker else None,
+        [[d.key.authority, d.key.reference, d.opened_on.isoformat(), _iso(d.resolved_on),
+          d.outcome] for d in f.disputes],
+    ]  # fmt: skip
+
+
+def _from_row(row: list[Any]) -> RecordFacts:
+    a, ref, kind_of, kind, day, ta, tr, settled, repaired, vacated, ra, rr, disputes = row
+    return RecordFacts(
+        RecordKey(a, ref), kind_of, kind, date.fromisoformat(day),
+        RecordKey(ta, tr) if ta is not None else None,
+        date.fromisoformat(settled) if settled else None,
+        date.fromisoformat(repaired) if repaired else None, vacated,
+        RecordKey(ra, rr) if ra is not None else None,
+        [DisputeFacts(RecordKey(da, dr), date.fromisoformat(o), _date(z), outcome)
+         for da, dr, o, z, outcome in disputes] if disputes else [],
+    )  # fmt: skip
 
 
 def _record_from_json(item: dict[str, Any]) -> RecordFacts:
+    """A record in the keyed form views were stored in before `_row`."""
     return RecordFacts(
         key=RecordKey(item["a"], item["r"]), type=item["t"], kind=item["k"],
         occurred_on=date.fromisoformat(item["d"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from ledger.storage.recorder import (
     LeafRow,
     LogRow,
     PageRow,
+    TreeRow,
     check_read_versions,
     index_rows_of,
     leaf_hashes,
@@ -307,29 +308,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         return int(rows[0]["position"]) if rows and rows[0]["position"] is not None else None
 
-    def tree_level(
-        self, level: int, first: int, limit: int, end: int | None = None
-    ) -> tuple[list[int], list[bytes], list[int | None]]:
-        """At most `limit` stored nodes of a level from index `first` (below `end`), by
-        index: their indexes, hashes and positions, aggregated by the server."""
-        row = self._tuples(
-            SQL(
-                "SELECT array_agg(idx ORDER BY idx), array_agg(hash ORDER BY idx), "
-                "array_agg(position ORDER BY idx) FROM (SELECT idx, hash, position FROM {} "
-                "WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s) n"
-            ).format(self._table(self.tree_table)),
-            [level, first, MAX_POSITION if end is None else end, limit],
-            binary=True,
-        )[0]
-        return (row[0] or [], row[1] or [], row[2] or [])
-
-    def tree_next_level(self, level: int) -> int | None:
-        """The lowest level above `level` that has stored nodes."""
-        rows = self._tuples(
-            SQL("SELECT MIN(level) FROM {} WHERE level > %s").format(self._table(self.tree_table)),
-            [level],
-        )
-        return None if rows[0][0] is None else int(rows[0][0])
+    def tree_rows(self) -> Generator[list[TreeRow], None, None]:
+        # One ordered pass over the primary key: batches by index range would each be
+        # planned afresh, and without statistics as a sort of the whole level.
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = conn.cursor(name="ledger_tree", row_factory=tuple_row, binary=True)
+            cursor.execute(
+                SQL(
+                    "SELECT level, idx, hash, position FROM {} WHERE level >= 0 ORDER BY level, idx"
+                ).format(self._table(self.tree_table))
+            )
+            size = FIRST_ROWS
+            while rows := cursor.fetchmany(size):
+                yield rows
+                size = TREE_ROWS
+            cursor.close()
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -445,13 +438,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             params,
         )
 
-    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]:
+    def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
         return self._tuples(
             SQL(
-                "SELECT notification_id, originator_version, topic, state FROM {} "
-                "WHERE originator_id = %s ORDER BY originator_version"
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {} WHERE originator_id = ANY(%s) AND notification_id <= %s "
+                "ORDER BY originator_id, originator_version"
             ).format(self._table(self.events_table_name)),
-            [originator],
+            [list(originators), MAX_POSITION if upto is None else upto],
         )
 
     def log_at(self, position: int) -> LogRow | None:
@@ -476,8 +470,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 ).format(self._table(self.events_table_name)),
                 [after, MAX_POSITION if upto is None else upto],
             )
-            while rows := cursor.fetchmany(STREAM_ROWS):
+            size = FIRST_ROWS
+            while rows := cursor.fetchmany(size):
                 yield rows
+                size = STREAM_ROWS
             cursor.close()
 
     def log_channel(self) -> str | None:
@@ -503,3 +499,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
 MAX_POSITION = 2**63 - 1
 STREAM_ROWS = 20_000
+TREE_ROWS = 20_000
+# The first batch of a long read that its reader starts on while the rest comes.
+FIRST_ROWS = 2_000

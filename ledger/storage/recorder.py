@@ -8,7 +8,7 @@ transaction as the events, so the log and the index never disagree."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +30,8 @@ LogRow = tuple[int, Any, int, str, Any]
 PageRow = tuple[int, Any, int, str, Any, Any]
 # A LogRow for hashing: the id as its canonical text (lower-case, hyphenated).
 LeafRow = tuple[int, str, int, str, Any]
+# A stored tree node: (level, index, hash, position); the position is a leaf's only.
+TreeRow = tuple[int, int, bytes, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class LedgerRecorder(Protocol):
         self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
     ) -> Iterator[LogRow]: ...
 
-    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]: ...
+    def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]: ...
 
     def log_at(self, position: int) -> LogRow | None: ...
 
@@ -90,11 +92,9 @@ class LedgerRecorder(Protocol):
 
     def leaf_index(self, position: int) -> int | None: ...
 
-    def tree_level(
-        self, level: int, first: int, limit: int, end: int | None = None
-    ) -> tuple[list[int], list[bytes], list[int | None]]: ...
-
-    def tree_next_level(self, level: int) -> int | None: ...
+    def tree_rows(self) -> Generator[list[TreeRow], None, None]:
+        """Every stored node (level 0 and up) by level, then index, in batches."""
+        ...
 
     def tree_position(self, index: int) -> int | None: ...
 

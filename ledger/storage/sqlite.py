@@ -7,7 +7,7 @@ import fcntl
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from ledger.storage.recorder import (
     LeafRow,
     LogRow,
     PageRow,
+    TreeRow,
     check_read_versions,
     index_rows_of,
     leaf_hashes,
@@ -184,23 +185,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def tree_level(
-        self, level: int, first: int, limit: int, end: int | None = None
-    ) -> tuple[list[int], list[bytes], list[int | None]]:
-        """At most `limit` stored nodes of a level from index `first` (below `end`), by
-        index: their indexes, hashes and positions."""
-        rows = self._query(
-            f"SELECT idx, hash, position FROM {self.tree_table} "
-            "WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
-            [level, first, MAX_POSITION if end is None else end, limit],
-        )
-        return ([int(r[0]) for r in rows], [bytes(r[1]) for r in rows],
-                [None if r[2] is None else int(r[2]) for r in rows])  # fmt: skip
-
-    def tree_next_level(self, level: int) -> int | None:
-        """The lowest level above `level` that has stored nodes."""
-        rows = self._query(f"SELECT MIN(level) FROM {self.tree_table} WHERE level > ?", [level])
-        return None if rows[0][0] is None else int(rows[0][0])
+    def tree_rows(self) -> Generator[list[TreeRow], None, None]:
+        with self._reading() as conn:
+            cursor = conn.execute(
+                f"SELECT level, idx, hash, position FROM {self.tree_table} WHERE level >= 0 "
+                "ORDER BY level, idx"
+            )
+            size = FIRST_ROWS
+            while rows := cursor.fetchmany(size):
+                yield rows
+                size = TREE_ROWS
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self.datastore.transaction(commit=False) as c:
@@ -337,13 +331,20 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 if int(row[1].replace("-", "")[:8], 16) % parts == part:
                     yield row
 
-    def log_of(self, originator: uuid.UUID) -> list[tuple[int, int, str, Any]]:
-        rows = self._query(
-            "SELECT rowid, originator_version, topic, state "
-            f"FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version",
-            [originator.hex],
-        )
-        return [tuple(row) for row in rows]
+    def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
+        rows: list[LogRow] = []
+        ids = [o.hex for o in originators]
+        # SQLite allows 32766 parameters a statement.
+        for start in range(0, len(ids), 30_000):
+            chunk = ids[start : start + 30_000]
+            rows += [tuple(row) for row in self._query(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) AND rowid <= ? "
+                "ORDER BY originator_id, originator_version",
+                [*chunk, MAX_POSITION if upto is None else upto],
+            )]  # fmt: skip
+        return rows
 
     def log_at(self, position: int) -> LogRow | None:
         rows = self._query(
@@ -360,8 +361,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
                 [after, MAX_POSITION if upto is None else upto],
             )
-            while rows := cursor.fetchmany(STREAM_ROWS):
+            size = FIRST_ROWS
+            while rows := cursor.fetchmany(size):
                 yield [(p, _canonical_id(o), v, t, s) for p, o, v, t, s in rows]
+                size = STREAM_ROWS
 
     def log_channel(self) -> str | None:
         return None
@@ -379,6 +382,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 MAX_POSITION = 2**63 - 1
 STREAM_ROWS = 20_000
+TREE_ROWS = 20_000
+# The first batch of a long read that its reader starts on while the rest comes.
+FIRST_ROWS = 2_000
 
 
 def _canonical_id(stored: Any) -> str:
