@@ -29,26 +29,34 @@ Node = tuple[
 
 def leaf_data(position: int, aggregate: object, version: int, topic: str, state: bytes) -> bytes:
     """The canonical encoding of one stored event; ValueError when it is not a JSON object."""
-    fields = orjson.loads(state)
+    fields = _loads(state)
     if type(fields) is not dict:
         raise ValueError("the stored event is not a JSON object")
     recorded_at = fields.pop("timestamp", None)
+    # `_plain` of each value, with its commonest case (a tagged string) inline: this
+    # runs for every event `ledger verify` reads.
     for name, value in fields.items():
-        if type(value) is dict or type(value) is list:
+        if type(value) is dict:
+            if len(value) == 2 and "_data_" in value and "_type_" in value:
+                data = value["_data_"]
+                if value["_type_"] == "record_key":
+                    fields[name] = {"authority": data[0], "reference": data[1]}
+                elif type(data) is str:
+                    fields[name] = data
+                else:
+                    fields[name] = _plain(data)
+            else:
+                fields[name] = _plain(value)
+        elif type(value) is list:
             fields[name] = _plain(value)
-    # The keys in sorted order, each value as orjson with sorted keys writes it: the
-    # same bytes as dumping the whole document with OPT_SORT_KEYS, built faster.
-    return _DOCUMENT % (
-        _dumps(str(aggregate)),
-        _dumps(fields, option=_SORTED),
-        _dumps(position),
-        _dumps(_plain(recorded_at), option=_SORTED),
-        _dumps(topic),
-        _dumps(version),
-    )
+    return _dumps(
+        {"aggregate": str(aggregate), "payload": fields, "position": position,
+         "recorded_at": _plain(recorded_at), "type": topic, "version": version},
+        option=_SORTED,
+    )  # fmt: skip
 
 
-_DOCUMENT = b'{"aggregate":%b,"payload":%b,"position":%b,"recorded_at":%b,"type":%b,"version":%b}'
+_loads = orjson.loads
 _SORTED = orjson.OPT_SORT_KEYS
 _dumps = orjson.dumps
 

@@ -132,9 +132,10 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
     filled: Ledger, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches of events and of stored nodes that never line up with each other.
-    monkeypatch.setattr("ledger.storage.postgres.STREAM_ROWS", 4)
-    monkeypatch.setattr("ledger.storage.sqlite.STREAM_ROWS", 4)
-    monkeypatch.setattr("ledger.transparency.audit.TREE_BATCH", 3)
+    for store in ("postgres", "sqlite"):
+        monkeypatch.setattr(f"ledger.storage.{store}.FIRST_ROWS", 2)
+        monkeypatch.setattr(f"ledger.storage.{store}.STREAM_ROWS", 4)
+        monkeypatch.setattr(f"ledger.storage.{store}.TREE_ROWS", 3)
     assert verify_log(filled) is None
     with _sql(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
