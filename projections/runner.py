@@ -58,13 +58,17 @@ def catch_up(
     store: ViewStore,
     policies: Sequence[Policy],
     page_size: int = PAGE,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
     workers: int | None = None,
     known: KnownFacts | None = None,
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
+
+    `progress(records, citizens)` is told of each part done: a rebuild's records
+    and citizens as each chunk of views is written, a catch-up's positions and
+    citizens as each page is.
 
     Policies at position zero are rebuilt in one pass first. Then each round gives every
     group of policies at the same position one page, so a policy behind the others
@@ -80,15 +84,13 @@ def catch_up(
     head = log.head() if stop_at is None else min(stop_at, log.head())
     if fresh and head > 0:
         before_write()
-        rebuild(log, store, fresh, head, workers=_workers(workers, head))
-        if progress is not None:
-            progress(head)
+        rebuild(log, store, fresh, head, workers=_workers(workers, head), progress=progress)
     while True:
         positions = store.positions()
         groups: dict[int, list[Policy]] = {}
         for policy in policies:
             groups.setdefault(positions.get(tracking_name(policy), 0), []).append(policy)
-        moved = 0
+        moved = written = 0
         for start, group in sorted(groups.items()):
             page = log.page(start, page_size, stop_at)
             if page.end == start:
@@ -107,11 +109,12 @@ def catch_up(
             before_write()
             store.save_page([(tracking_name(p), p.name) for p in group], page.end, views)
             known.written(names, page.end, ((v.citizen, v.facts) for v in views))
+            written = max(written, len(views))
             moved = max(moved, page.end - start)
         if not moved:
             break
         if progress is not None:
-            progress(moved)
+            progress(moved, written)
     positions = store.positions()
     return {p.name: positions.get(tracking_name(p), 0) for p in policies}
 
@@ -124,6 +127,7 @@ def rebuild(
     partition: tuple[int, int] | None = None,
     workers: int = 1,
     chunk: int = CHUNK,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Build projections from position zero up to `head` in one pass over the log, one
     citizen at a time; their views and positions are written in one transaction, so a
@@ -137,10 +141,20 @@ def rebuild(
     if workers <= 1 or partition is not None:
         views = _views(log.by_citizen(head, partition), {}, policies)
         encoded = encode_views(views, [p.name for p in policies], store.postgres, chunk)
-        store.replace_all_encoded(projections, head, encoded)
+        store.replace_all_encoded(projections, head, _told(encoded, progress))
         return
     with _Shares(log.url, policies, head, workers, store.postgres, chunk) as shares:
-        store.replace_all_encoded(projections, head, shares.chunks())
+        store.replace_all_encoded(projections, head, _told(shares.chunks(), progress))
+
+
+def _told(
+    chunks: Iterable[EncodedViews], progress: Callable[[int, int], None] | None
+) -> Iterator[EncodedViews]:
+    """The chunks, each reported to `progress` once it is handed on to be written."""
+    for chunk in chunks:
+        yield chunk
+        if progress is not None:
+            progress(chunk.records, chunk.citizens)
 
 
 def _views(

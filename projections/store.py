@@ -529,7 +529,8 @@ class EncodedViews:
     citizens_rows: bytes | list[tuple[Any, ...]]
     contributions: bytes | list[tuple[Any, ...]]
     citizens: int
-    events: int = 0
+    # The records folded into these views, for progress reports.
+    records: int = 0
 
 
 def encode_views(
@@ -538,7 +539,7 @@ def encode_views(
     """Views in chunks of `chunk` citizens, as `copy_encoded` writes them."""
     facts: list[Any] = []
     items: list[Any] = []
-    count = 0
+    count = records = 0
     text = _ContributionText()
     for cid, citizen, per_policy, _ in views:
         hexid = cid.hex
@@ -553,12 +554,13 @@ def encode_views(
                 facts.append((policy, hexid, citizen.resident_id))
                 items.extend(_contribution_rows(policy, cid, found))
         count += 1
+        records += len(citizen.records)
         if count >= chunk:
-            yield _chunk(facts, items, count, postgres)
-            facts, items, count = [], [], 0
+            yield _chunk(facts, items, count, records, postgres)
+            facts, items, count, records = [], [], 0, 0
             text.clear()
     if count:
-        yield _chunk(facts, items, count, postgres)
+        yield _chunk(facts, items, count, records, postgres)
 
 
 def _contribution_data(
@@ -581,10 +583,12 @@ def _contribution_data(
     ).encode()
 
 
-def _chunk(facts: list[Any], items: list[Any], count: int, postgres: bool) -> EncodedViews:
+def _chunk(
+    facts: list[Any], items: list[Any], count: int, records: int, postgres: bool
+) -> EncodedViews:
     if postgres:
-        return EncodedViews("".join(facts).encode(), "".join(items).encode(), count)
-    return EncodedViews(facts, items, count)
+        return EncodedViews("".join(facts).encode(), "".join(items).encode(), count, records)
+    return EncodedViews(facts, items, count, records)
 
 
 # COPY's text format: backslash, tab, newline and carriage return escaped; \N is NULL.

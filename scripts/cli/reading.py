@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from ledger.application import Ledger
@@ -37,6 +36,7 @@ from scripts.cli.base import (
     policy_option,
     reading_options,
 )
+from scripts.cli.progress import ProjectionProgress
 
 
 @main.command()
@@ -225,14 +225,8 @@ def project_views(
                     return
                 time.sleep(0.2)
         behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=console, transient=True,
-            disable=not console.is_terminal,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("projecting", total=max(behind, 0))
-            catch_up(app, store, chosen, progress=lambda n: progress.advance(task, n),
-                     before_write=lock.check)  # fmt: skip
+        with ProjectionProgress(console, behind) as progress:
+            catch_up(app, store, chosen, progress=progress, before_write=lock.check)
     except (LedgerError, PositionConflict) as e:
         raise exit_for(e, app.url) from None
     finally:

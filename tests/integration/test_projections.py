@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -129,6 +130,11 @@ def test_score_command_from_the_projection_and_by_replay(
     code, out = invoke(store_url, clock, "project")
     assert code == 0, out
     assert f"national-v1: position {scored.max_position()}" in out
+    # Not a terminal: the progress ends in one plain line of what was done.
+    everyone = dict(scored.reader.by_citizen(scored.max_position()))
+    records = sum(len(found) for found in everyone.values())
+    done = rf"projected: {records} records, {len(everyone)} citizens, [\d,]+ records/s"
+    assert re.search(done, out), out
     code, out = invoke(store_url, clock, "score", WANG_FANG, "--as-of", "2025-07-01", "--json")
     assert code == 0, out
     answer = json.loads(out)

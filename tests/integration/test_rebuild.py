@@ -90,6 +90,22 @@ class KillingStore(ViewStore):
         super().replace_all_encoded(projections, position, kill_after_first())
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_reports_its_progress_chunk_by_chunk(
+    ledger: Ledger, store: ViewStore, workers: int
+) -> None:
+    register_authorities(ledger)
+    feed(ledger, range(2), enrol=True)
+    told: list[tuple[int, int]] = []
+    rebuild(ledger.reader, store, POLICIES, ledger.max_position(), workers=workers, chunk=50,
+            progress=lambda records, citizens: told.append((records, citizens)))  # fmt: skip
+    # Enrolment and two fines each, told as the chunks of 50 citizens are written.
+    assert len(told) >= len(CITIZENS) // 50
+    assert all(0 < citizens <= 50 for _, citizens in told)
+    assert sum(records for records, _ in told) == 3 * len(CITIZENS)
+    assert sum(citizens for _, citizens in told) == len(CITIZENS)
+
+
 def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
     ledger: Ledger, store_url: str
 ) -> None:
