@@ -111,9 +111,19 @@ class Leaf:
 
 
 def partition_of(citizen: uuid.UUID, parts: int) -> int:
-    """The partition (0 to parts - 1) a citizen falls in, the same in every process
-    and in the recorders' SQL: the citizen id's first four bytes modulo `parts`."""
-    return int.from_bytes(citizen.bytes[:4], "big") % parts
+    """The partition (0 to parts - 1) a citizen falls in, the same in every process:
+    ids are uniform (uuid5), so the id space cut into `parts` equal ranges shares
+    citizens out evenly, and a recorder reads one share as one range of its index."""
+    return (citizen.int * parts) >> 128
+
+
+def partition_bounds(part: int, parts: int) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The first id of a partition and the first of the next (None after the last)."""
+
+    def first(k: int) -> uuid.UUID:
+        return uuid.UUID(int=-((-k << 128) // parts))
+
+    return first(part), first(part + 1) if part + 1 < parts else None
 
 
 class LogReader:
@@ -159,7 +169,8 @@ class LogReader:
         order; with `partition` (k, n), only the citizens `partition_of` puts in k.
 
         Read as a stream, so memory stays flat in the size of the log."""
-        return _grouped(self.recorder.log_by_originator(CITIZEN_TOPIC_PREFIX, upto, partition))
+        ids = None if partition is None else partition_bounds(*partition)
+        return _grouped(self.recorder.log_by_originator(CITIZEN_TOPIC_PREFIX, upto, ids))
 
     def citizens(
         self, citizens: Iterable[uuid.UUID], upto: int | None = None

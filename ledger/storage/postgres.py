@@ -19,6 +19,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.domain.records import RecordKey
 from ledger.storage.recorder import (
+    IdRange,
     IndexEntry,
     LeafRow,
     LogRow,
@@ -422,14 +423,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
 
     def log_by_originator(
-        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+        self, topic_prefix: str, upto: int, partition: IdRange | None
     ) -> Iterator[LogRow]:
         where: Any = SQL("topic LIKE %s AND notification_id <= %s")
         params: list[Any] = [topic_prefix + "%", upto]
         if partition is not None:
-            # The same hash as ledger.log.partition_of: the id's first four bytes.
-            where += SQL(" AND ('x' || left(originator_id::text, 8))::bit(32)::bigint %% %s = %s")
-            params += [partition[1], partition[0]]
+            low, high = partition
+            where += SQL(" AND originator_id >= %s")
+            params.append(low)
+            if high is not None:
+                where += SQL(" AND originator_id < %s")
+                params.append(high)
         yield from self._stream(
             SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state "

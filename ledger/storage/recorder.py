@@ -28,6 +28,8 @@ IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 LogRow = tuple[int, Any, int, str, Any]
 # A LogRow and the state of the aggregate's first event when this one is not it.
 PageRow = tuple[int, Any, int, str, Any, Any]
+# The citizens from the first id to the one before the second (None: to the last).
+IdRange = tuple[uuid.UUID, uuid.UUID | None]
 # A LogRow for hashing: the id as its canonical text (lower-case, hyphenated).
 LeafRow = tuple[int, str, int, str, Any]
 # A stored tree node: (level, index, hash, position); the position is a leaf's only.
@@ -75,7 +77,7 @@ class LedgerRecorder(Protocol):
     def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]: ...
 
     def log_by_originator(
-        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+        self, topic_prefix: str, upto: int, partition: IdRange | None
     ) -> Iterator[LogRow]: ...
 
     def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]: ...

@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ledger.domain.records import RecordKey
 from ledger.storage.recorder import (
+    IdRange,
     IndexEntry,
     LeafRow,
     LogRow,
@@ -313,23 +314,24 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return [tuple(row) for row in rows]
 
     def log_by_originator(
-        self, topic_prefix: str, upto: int, partition: tuple[int, int] | None
+        self, topic_prefix: str, upto: int, partition: IdRange | None
     ) -> Iterator[LogRow]:
+        where, params = "topic LIKE ? AND rowid <= ?", [topic_prefix + "%", upto]
+        if partition is not None:
+            # Ids are stored as 32 hex digits, which sort as the ids do.
+            low, high = partition
+            where += " AND originator_id >= ?"
+            params.append(low.hex)
+            if high is not None:
+                where += " AND originator_id < ?"
+                params.append(high.hex)
         with self._reading() as conn:
-            rows = conn.execute(
+            yield from conn.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE topic LIKE ? AND rowid <= ? "
+                f"FROM {self.events_table_name} WHERE {where} "
                 "ORDER BY originator_id, originator_version",
-                [topic_prefix + "%", upto],
+                params,
             )
-            if partition is None:
-                yield from rows
-                return
-            part, parts = partition
-            # The same hash as ledger.log.partition_of, on the id's text.
-            for row in rows:
-                if int(row[1].replace("-", "")[:8], 16) % parts == part:
-                    yield row
 
     def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
         rows: list[LogRow] = []
