@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from ledger.domain import records as r
 from ledger.domain.records import Record, RecordKey
@@ -64,7 +63,9 @@ class RecordFacts:
     @property
     def removed(self) -> bool:
         """Vacated by a court, or removed on dispute: it never counted."""
-        return self.vacated or any(d.outcome == REMOVED for d in self.disputes)
+        if self.vacated:
+            return True
+        return bool(self.disputes) and any(d.outcome == REMOVED for d in self.disputes)
 
     @property
     def open_dispute(self) -> DisputeFacts | None:
@@ -127,25 +128,16 @@ class CitizenFacts:
         revocation = self.records.get(verification.revoked_by)
         return None if revocation is None or revocation.removed else revocation
 
-    def to_json(self) -> dict[str, Any]:
-        """The facts as JSON, for a stored view: each record a flat list (see `_row`)."""
-        return {"resident_id": self.resident_id,
-                "records": [_row(f) for f in self.records.values()]}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CitizenFacts:
-        """The facts `to_json` gave, or the keyed form views were stored in before."""
-        facts = cls(data["resident_id"])
-        records = facts.records
-        for item in data["records"]:
-            record = _from_row(item) if type(item) is list else _record_from_json(item)
-            records[record.key] = record
-        return facts
-
     def linked(self, keys: Iterable[RecordKey]) -> set[RecordKey]:
         """These records and every record joined to them by targets, either way: all
         whose facts a record acting on one of them can change, and all that what each
         contributes depends on."""
+        keys = set(keys)
+        records = self.records
+        if all(records[k].target is None for k in keys if k in records):
+            # Records that act on none: a record can only act on one received before
+            # it, so none acts on them either.
+            return keys
         targeted_by: dict[RecordKey, list[RecordKey]] = {}
         for key, each in self.records.items():
             if each.target is not None:
@@ -170,52 +162,3 @@ def fold(resident_id: str, records: Iterable[Record]) -> CitizenFacts:
     for record in records:
         facts.apply(record)
     return facts
-
-
-def _row(f: RecordFacts) -> list[Any]:
-    """[authority, reference, type, kind, occurred on, target authority, target
-    reference, settled on, repaired on, vacated, revoker authority, revoker reference,
-    [[dispute authority, reference, opened on, resolved on, outcome], ...]]."""
-    target, revoker = f.target, f.revoked_by
-    return [
-        f.key.authority, f.key.reference, f.type, f.kind, f.occurred_on.isoformat(),
-        target.authority if target else None, target.reference if target else None,
-        _iso(f.settled_on), _iso(f.repaired_on), f.vacated,
-        revoker.authority if revoker else None, revoker.reference if revoker else None,
-        [[d.key.authority, d.key.reference, d.opened_on.isoformat(), _iso(d.resolved_on),
-          d.outcome] for d in f.disputes],
-    ]  # fmt: skip
-
-
-def _from_row(row: list[Any]) -> RecordFacts:
-    a, ref, kind_of, kind, day, ta, tr, settled, repaired, vacated, ra, rr, disputes = row
-    return RecordFacts(
-        RecordKey(a, ref), kind_of, kind, date.fromisoformat(day),
-        RecordKey(ta, tr) if ta is not None else None,
-        date.fromisoformat(settled) if settled else None,
-        date.fromisoformat(repaired) if repaired else None, vacated,
-        RecordKey(ra, rr) if ra is not None else None,
-        [DisputeFacts(RecordKey(da, dr), date.fromisoformat(o), _date(z), outcome)
-         for da, dr, o, z, outcome in disputes] if disputes else [],
-    )  # fmt: skip
-
-
-def _record_from_json(item: dict[str, Any]) -> RecordFacts:
-    """A record in the keyed form views were stored in before `_row`."""
-    return RecordFacts(
-        key=RecordKey(item["a"], item["r"]), type=item["t"], kind=item["k"],
-        occurred_on=date.fromisoformat(item["d"]),
-        target=RecordKey(*item["tg"]) if item["tg"] else None,
-        settled_on=_date(item["s"]), repaired_on=_date(item["rp"]), vacated=item["v"],
-        revoked_by=RecordKey(*item["rv"]) if item["rv"] else None,
-        disputes=[DisputeFacts(RecordKey(a, ref), date.fromisoformat(o), _date(z), outcome)
-                  for a, ref, o, z, outcome in item["ds"]],
-    )  # fmt: skip
-
-
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None

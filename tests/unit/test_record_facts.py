@@ -118,11 +118,6 @@ def test_vacate_then_removed_and_settlement_date_kept() -> None:
     assert facts.records[TP1].settled_on == date(2025, 2, 1)
 
 
-def test_to_json_then_from_json_gives_the_same_facts() -> None:
-    facts = given(fine("TP-1"), dispute(TP1), resolve("removed"), degree(), revoke())
-    assert CitizenFacts.from_json(facts.to_json()) == facts
-
-
 # One fold for the aggregate and for scoring
 
 HISTORIES = {
@@ -163,3 +158,37 @@ def test_removed_when_aggregate_accepts_a_second_revocation_then_only_it_costs_p
         ("U-1", "degree", 10, date(2015, 7, 1), date(2025, 6, 1)),
         ("U-3", "degree.revoked", -40, date(2025, 6, 1), date(2032, 6, 1)),
     ]
+
+
+# What a new record can change: the records joined to it by targets
+
+
+def test_a_record_acting_on_none_is_linked_to_itself_alone() -> None:
+    facts = given(fine("TP-1"), degree(), revoke())
+    assert facts.linked([TP1]) == {TP1}
+
+
+def test_a_resolution_is_linked_to_its_dispute_and_the_record_disputed() -> None:
+    facts = given(fine("TP-1"), fine("TP-2"), dispute(TP1), resolve("removed"))
+    d2 = RecordKey("dispute-office", "D-2")
+    assert facts.linked([d2]) == {d2, D1, TP1}
+
+
+def test_a_second_revocation_is_linked_to_the_first_through_the_verification() -> None:
+    facts = given(degree(), revoke(), dispute(U2), resolve("removed"), revoke("U-3"))
+    u3 = RecordKey("university", "U-3")
+    d2 = RecordKey("dispute-office", "D-2")
+    assert facts.linked([u3]) == {u3, U1, U2, D1, d2}
+
+
+def test_only_the_linked_records_contributions_change() -> None:
+    """Folding one more record changes no contribution outside what it is linked to."""
+    wires = [fine("TP-1"), fine("TP-2"), degree(), dispute(TP1), resolve("removed"), revoke()]
+    for n in range(1, len(wires) + 1):
+        before = given(*wires[: n - 1])
+        after = given(*wires[:n])
+        new = records(*wires)[n].key
+        outside = set(after.records) - after.linked([new])
+        assert scoring.contributions(before, NATIONAL, outside) == scoring.contributions(
+            after, NATIONAL, outside
+        ), wires[n - 1]["reference"]
