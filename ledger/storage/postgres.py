@@ -24,6 +24,7 @@ from ledger.storage.recorder import (
     LeafRow,
     LogRow,
     PageRow,
+    StoredLevel,
     TreeRow,
     check_read_versions,
     index_rows_of,
@@ -324,6 +325,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 yield rows
                 size = TREE_ROWS
             cursor.close()
+
+    def tree_levels(self) -> list[StoredLevel]:
+        # One row a level, the nodes in the subquery's order: no row each to decode.
+        # Were the order lost, the caller would find the level unlike its own and
+        # compare node by node. The catalog's functions, not any of the schema's.
+        rows = self._tuples(
+            SQL(
+                "SELECT level, count(*), min(idx), max(idx), "
+                "min(pg_catalog.octet_length(hash)), max(pg_catalog.octet_length(hash)), "
+                "count(position), pg_catalog.string_agg(hash, ''::bytea), "
+                "pg_catalog.string_agg(pg_catalog.int8send(position), ''::bytea) "
+                "FROM (SELECT level, idx, hash, position FROM {} WHERE level >= 0 "
+                "ORDER BY level, idx) n GROUP BY level ORDER BY level"
+            ).format(self._table(self.tree_table)),
+            [],
+            binary=True,
+        )
+        return [
+            StoredLevel(level, count, first, last, shortest, longest, placed, hashes, at or b"")
+            for level, count, first, last, shortest, longest, placed, hashes, at in rows
+        ]
 
     def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

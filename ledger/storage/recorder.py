@@ -7,6 +7,7 @@ transaction as the events, so the log and the index never disagree."""
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -34,6 +35,28 @@ IdRange = tuple[uuid.UUID, uuid.UUID | None]
 LeafRow = tuple[int, str, int, str, Any]
 # A stored tree node: (level, index, hash, position); the position is a leaf's only.
 TreeRow = tuple[int, int, bytes, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLevel:
+    """One level of the stored tree whole: how many nodes, their first and last index,
+    the shortest and longest hash, how many have a position, and the hashes and the
+    positions (`packed_positions`) one after another in index order."""
+
+    level: int
+    count: int
+    first: int
+    last: int
+    shortest: int
+    longest: int
+    placed: int
+    hashes: bytes
+    positions: bytes
+
+
+def packed_positions(positions: Sequence[int]) -> bytes:
+    """Positions as 8 bytes each, big-endian, as PostgreSQL's int8send writes them."""
+    return struct.pack(f">{len(positions)}q", *positions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +119,10 @@ class LedgerRecorder(Protocol):
 
     def tree_rows(self) -> Generator[list[TreeRow], None, None]:
         """Every stored node (level 0 and up) by level, then index, in batches."""
+        ...
+
+    def tree_levels(self) -> list[StoredLevel]:
+        """Every level of the stored tree (0 and up) whole, by level."""
         ...
 
     def tree_position(self, index: int) -> int | None: ...

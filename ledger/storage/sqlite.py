@@ -9,6 +9,8 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,12 @@ from ledger.storage.recorder import (
     LeafRow,
     LogRow,
     PageRow,
+    StoredLevel,
     TreeRow,
     check_read_versions,
     index_rows_of,
     leaf_hashes,
+    packed_positions,
     read_ids,
 )
 from ledger.transparency.tree import frontier, new_nodes
@@ -196,6 +200,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             while rows := cursor.fetchmany(size):
                 yield rows
                 size = TREE_ROWS
+
+    def tree_levels(self) -> list[StoredLevel]:
+        rows = [row for batch in self.tree_rows() for row in batch]
+        whole: list[StoredLevel] = []
+        for level, group in groupby(rows, key=itemgetter(0)):
+            nodes = list(group)
+            sizes = [len(node[2]) for node in nodes]
+            positions = [node[3] for node in nodes if node[3] is not None]
+            whole.append(StoredLevel(
+                level, len(nodes), nodes[0][1], nodes[-1][1], min(sizes), max(sizes),
+                len(positions), b"".join(node[2] for node in nodes), packed_positions(positions),
+            ))  # fmt: skip
+        return whole
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self.datastore.transaction(commit=False) as c:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.log import LogReader, prefetched
 from ledger.storage import LedgerRecorder, ledger_recorder
+from ledger.storage.recorder import StoredLevel, packed_positions
 from ledger.transparency import merkle
 from ledger.transparency.checkpoint import (
     Checkpoint,
@@ -158,20 +160,61 @@ def verify_log(ledger: Ledger, verifier: Verifier | None = None) -> Damage | Non
 
 def _verify_log(ledger: Ledger, verifier: Verifier | None) -> Damage | None:
     store = ledger_recorder(ledger.recorder)
-    # The stored tree is read by a thread of its own while the leaves are hashed: the
-    # database has a core to itself meanwhile, and all of it is needed by the end.
-    with closing(_StoredTree(store)) as stored:
-        damage, leaves = _check_leaves(ledger.reader, stored)
+    leaves, stored = _leaves_as_stored(ledger.reader, store)
+    if leaves is None:
+        # They part somewhere: both are read again, leaf by leaf, to name the place.
+        with closing(_StoredTree(store)) as tree:
+            damage, leaves = _check_leaves(ledger.reader, tree)
         if damage is not None:
             return damage
-        levels = [leaves]
-        while len(levels[-1]) > 1:
-            levels.append(merkle.parents(levels[-1]))
-        if verifier is not None:
-            damage = _check_checkpoints(store.checkpoints(), levels, verifier, store)
-            if damage is not None:
-                return damage
-        return _check_inner_nodes(stored.inner(), levels, store)
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        levels.append(merkle.parents(levels[-1]))
+    if verifier is not None:
+        damage = _check_checkpoints(store.checkpoints(), levels, verifier, store)
+        if damage is not None:
+            return damage
+    if all(_same_level(level, levels) for level in stored if level.level > 0):
+        return None
+    with closing(_StoredTree(store)) as tree:
+        return _check_inner_nodes(tree.inner(), levels, store)
+
+
+def _leaves_as_stored(
+    reader: LogReader, store: LedgerRecorder
+) -> tuple[list[bytes] | None, list[StoredLevel]]:
+    """The leaf hashes recomputed from the events, and the stored tree, read whole by
+    another thread meanwhile; the leaves are None unless the stored ones are the same
+    hashes (each of the hash's size) at the same positions, in the same order."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ledger-tree") as pool:
+        reading = pool.submit(store.tree_levels)
+        leaves: list[bytes] = []
+        positions: list[int] = []
+        with closing(reader.leaf_hashes()) as batches:
+            for batch in batches:
+                leaves += batch.hashes
+                positions += batch.positions
+        stored = reading.result()
+    level = stored[0] if stored and stored[0].level == 0 else None
+    if level is None:
+        return (None if leaves else leaves), stored
+    size = len(leaves)
+    # Equal joins of n stored hashes of the hash's size make each recomputed one a
+    # hash too (b"" stands for an event that cannot be encoded), and the same.
+    same = (level.count == level.placed == size and level.first == 0
+            and level.last == size - 1 and level.shortest == level.longest == merkle.HASH_SIZE
+            and level.hashes == b"".join(leaves)
+            and level.positions == packed_positions(positions))  # fmt: skip
+    return (leaves if same else None), stored
+
+
+def _same_level(stored: StoredLevel, levels: list[list[bytes]]) -> bool:
+    """Whether a stored level above the leaves is the recomputed nodes of its indexes."""
+    computed = levels[stored.level] if stored.level < len(levels) else []
+    return (stored.first >= 0 and stored.last < len(computed)
+            and stored.count == stored.last - stored.first + 1
+            and stored.shortest == stored.longest == merkle.HASH_SIZE
+            and stored.hashes == b"".join(computed[stored.first : stored.last + 1]))  # fmt: skip
 
 
 @contextmanager

@@ -194,6 +194,46 @@ def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -
     assert damage.position == Log(filled).store.tree_position(4)
 
 
+@pytest.mark.parametrize("level", [0, 1])
+def test_stored_hashes_cut_elsewhere_are_found_though_the_level_joins_the_same(
+    filled: Ledger, store_url: str, level: int
+) -> None:
+    # The whole level is compared first as one string: this must not pass it.
+    with _sql(store_url) as run:
+        left, right = (bytes(run("SELECT hash FROM NODES WHERE level = %s AND idx = %s",
+                                 [level, idx])[0][0]) for idx in (4, 5))  # fmt: skip
+        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = 4", [left[:31], level])
+        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = 5", [left[31:] + right, level])
+    damage = verify_log(filled)
+    assert damage is not None
+    position = Log(filled).store.tree_position(4 << level)
+    assert (damage.position, damage.kind) == (
+        (position, "altered") if level == 0 else (position, "tree altered")
+    )
+
+
+def test_a_tree_read_out_of_order_is_compared_node_by_node(
+    filled: Ledger, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the database to aggregate a level out of index order, the check of whole
+    # levels would fail: the node by node one then decides, and finds nothing.
+    from dataclasses import replace  # noqa: PLC0415
+
+    recorder: Any = filled.recorder
+    read = recorder.tree_levels
+
+    def scrambled() -> list[Any]:
+        return [replace(level, hashes=level.hashes[32:] + level.hashes[:32]) for level in read()]
+
+    monkeypatch.setattr(recorder, "tree_levels", scrambled)
+    assert verify_log(filled) is None
+    with _sql(store_url) as run:
+        run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(4), "tree altered")
+
+
 @pytest.fixture
 def signer(tmp_path: Any) -> tuple[Any, Any]:
     from ledger.transparency.checkpoint import init_key, load_signer  # noqa: PLC0415
