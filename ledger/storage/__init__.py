@@ -29,6 +29,7 @@ __all__ = [
     "DDL_LOCK", "DEFAULT_URL", "IndexEntry", "IndexRow", "LedgerRecorder", "Outage",
     "PostgresLedgerRecorder", "SQLiteLedgerRecorder", "check_read_versions",
     "connect_postgres", "environment", "is_in_memory", "leaf_hashes", "ledger_recorder",
+    "log_head_on",
     "redact", "redact_text", "unavailable_as_ledger_error",
 ]  # fmt: skip
 
@@ -90,6 +91,14 @@ def connect_postgres(url: str) -> psycopg.Connection[Any]:
         password=env["POSTGRES_PASSWORD"], autocommit=True, connect_timeout=5,
         options=f"-c search_path={env['POSTGRES_SCHEMA']}",
     )  # fmt: skip
+
+
+def log_head_on(conn: psycopg.Connection[Any]) -> int:
+    """The log's last position (0 when empty), on a connection from `connect_postgres`:
+    for monitors that poll a ledger without opening it."""
+    # eventsourcing names the events table after the application class, Ledger.
+    row = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events").fetchone()
+    return int(row[0]) if row else 0
 
 
 def ledger_recorder(recorder: ApplicationRecorder) -> LedgerRecorder:

@@ -15,10 +15,9 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
-from ledger.domain import Citizen
 from ledger.domain.records import RecordKey
 from ledger.domain.wire import parse_record
-from ledger.storage import PostgresLedgerRecorder, connect_postgres, environment
+from ledger.storage import PostgresLedgerRecorder, connect_postgres, environment, log_head_on
 from projections import policy
 from projections.runner import catch_up, tracking_name
 from projections.store import CITIZEN_COLUMNS, CONTRIBUTION_COLUMNS, ViewStore
@@ -34,8 +33,7 @@ def projector_at(url: str) -> tuple[int, int | None]:
     names = [f"scores:{name}" for name in policy.available()]
     try:
         with connect_postgres(url) as conn:
-            head = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM ledger_events")
-            last = int(head.fetchone()[0])  # type: ignore[index]
+            last = log_head_on(conn)
             rows = conn.execute(
                 "SELECT name, position FROM projection_tracking WHERE name = ANY(%s)", [names]
             ).fetchall()
@@ -97,17 +95,14 @@ def account(url: str, tally: Tally, caught_up: bool) -> dict[str, Any]:
 def _stored_times(ledger: Ledger) -> Counter[Key]:
     """How many events of the log hold each (authority, reference)."""
     times: Counter[Key] = Counter()
-    start = 1
+    after = 0
     while True:
-        notes = ledger.recorder.select_notifications(start=start, limit=PAGE)
-        for note in notes:
-            if "Citizen" in note.topic:
-                event = ledger.mapper.to_domain_event(note)
-                assert isinstance(event, Citizen.Event | Citizen.Enrolled)
-                times[(event.authority, event.reference)] += 1
-        if len(notes) < PAGE:
+        page = ledger.reader.page(after, PAGE)
+        for logged in page.records:
+            times[(logged.record.authority, logged.record.reference)] += 1
+        if page.end == after:
             return times
-        start = notes[-1].id + 1
+        after = page.end
 
 
 def _rebuild_agrees(ledger: Ledger, url: str, caught_up: bool) -> dict[str, Any]:
