@@ -13,7 +13,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -314,6 +314,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         # One ordered pass over the primary key: batches by index range would each be
         # planned afresh, and without statistics as a sort of the whole level.
         with self.datastore.get_connection() as conn, conn.transaction():
+            _let_reader_take_its_time(conn)
             cursor = conn.cursor(name="ledger_tree", row_factory=tuple_row, binary=True)
             cursor.execute(
                 SQL(
@@ -487,6 +488,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def log_leaf_rows(self, after: int, upto: int | None) -> Iterator[list[LeafRow]]:
         # Binary, with the id as text: no hex decoding of the state, no UUID objects.
         with self.datastore.get_connection() as conn, conn.transaction():
+            _let_reader_take_its_time(conn)
             cursor = conn.cursor(name="ledger_leaves", row_factory=tuple_row, binary=True)
             cursor.execute(
                 SQL(
@@ -516,11 +518,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _stream(self, statement: Any, params: Sequence[Any]) -> Iterator[Any]:
         """Rows from a server-side cursor, fetched many at a time."""
         with self.datastore.get_connection() as conn, conn.transaction():
+            _let_reader_take_its_time(conn)
             cursor = conn.cursor(name="ledger_log", row_factory=tuple_row)
             cursor.itersize = STREAM_ROWS
             cursor.execute(statement, params)
             yield from cursor
             cursor.close()
+
+
+def _let_reader_take_its_time(conn: Connection[Any]) -> None:
+    """A stream's transaction is idle between fetches for as long as its reader takes
+    with a batch (a rebuild worker blocked on its pipe, a writer's COPY, a loaded
+    machine); the library's five-second limit on idle transactions would end it."""
+    conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
 
 
 MAX_POSITION = 2**63 - 1

@@ -227,3 +227,22 @@ def test_a_wait_wakes_on_a_new_record(
         assert time.monotonic() - started < 10
         # Already past: it returns at once.
         assert watch.wait(head, timeout=30) == head + 1
+
+
+def test_a_reader_slower_than_the_idle_transaction_limit_still_reads_every_record(
+    ledger: Ledger, logged: dict[int, Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild worker waits on its pipe between batches for as long as its parent
+    takes to write; the stream's transaction must outlive the limit on idle
+    transactions (one second here, five by default)."""
+    monkeypatch.setenv("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "1")
+    monkeypatch.setattr("ledger.storage.postgres.STREAM_ROWS", 5)
+    slow = Ledger(ledger.url)
+    try:
+        head = slow.reader.head()
+        grouped = slow.reader.by_citizen(head)
+        first = next(grouped)
+        time.sleep(2)
+        assert [first, *grouped] == list(ledger.reader.by_citizen(head))
+    finally:
+        slow.close()
