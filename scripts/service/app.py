@@ -13,18 +13,24 @@ database was lost, so the service starts, and answers 503, while the database is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
-from functools import wraps
+from datetime import date
+from decimal import Decimal
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 import orjson
 from flask import Flask, Response, current_app, g, request
-from flask_smorest import Blueprint
+from flask.json.provider import JSONProvider
+from flask_smorest import Blueprint, abort
+from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import http_date
 
 from ledger.application import AppendReport, Rejection
 from ledger.bulk import append_feed
@@ -61,12 +67,15 @@ T = TypeVar("T")
 MAX_BODY = 256 * 1024 * 1024
 # How long create_app waits for the database before serving 503 until it answers.
 STARTUP_WAIT = 10.0
+SCORE_QUERY = ScoreQuery()
+ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 log = logging.getLogger("ledger.service")
 
 
 def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     """The WSGI application over the ledger at `url`."""
     app = Flask("ledger")
+    app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE="Social credit ledger",
         API_VERSION="v1",
@@ -112,6 +121,39 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     return app
 
 
+class OrjsonProvider(JSONProvider):
+    """Flask's JSON through orjson, which writes it several times faster; what orjson
+    leaves to it (dates, decimals, dataclasses) comes out as Flask writes it."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return _dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        body = _dumps(self._prepare_response_obj(args, kwargs))
+        return Response(body, mimetype="application/json")
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_plain, option=ORJSON_OPTIONS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which a query may echo back.
+        return json.dumps(value, default=_plain, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return http_date(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def close_app(app: Flask) -> None:
     """Stop the writer thread and close the ledger and views the app opened."""
     app.extensions["ledger"].close()
@@ -133,27 +175,69 @@ def requires(capability: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            parts = _parts()
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer "):
-                _refused(401, "no bearer token")
-                raise Problem(401, "Unauthorized", "send Authorization: Bearer TOKEN")
-            try:
-                token = parts.tokens.check(
-                    header.removeprefix("Bearer ").strip(), parts.ledger.today()
-                )
-            except TokenError as e:
-                _refused(401, e.message)
-                raise problem(e) from None
-            if not token.may(capability):
-                _refused(403, f"role {token.role} may not {capability}", token)
-                raise Problem(403, "Forbidden", f"a {token.role} token may not {capability}")
-            g.token = token
+            _authorize(capability)
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def _authorize(capability: str) -> Token:
+    """The bearer's token, kept in `g.token`, if its role grants `capability`."""
+    parts = _parts()
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        _refused(401, "no bearer token")
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer TOKEN")
+    try:
+        token = parts.tokens.check(header.removeprefix("Bearer ").strip(), parts.ledger.today())
+    except TokenError as e:
+        _refused(401, e.message)
+        raise problem(e) from None
+    if not token.may(capability):
+        _refused(403, f"role {token.role} may not {capability}", token)
+        raise Problem(403, "Forbidden", f"a {token.role} token may not {capability}")
+    g.token = token
+    return token
+
+
+def documented(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
+    """The view runs as written, documented as if flask-smorest's `decorators` wrapped
+    it: the OpenAPI document is made from them, but no request goes through their
+    layers. For the busiest routes, where webargs' parsing and a schema's dump of what
+    already has the schema's shape took a third of a score read's time."""
+
+    def decorate(view: F) -> F:
+        shown: Any = view
+        for decorator in reversed(decorators):
+            shown = decorator(shown)
+        view._apidoc = shown._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+def _query(schema: Schema) -> dict[str, Any]:
+    """The query string loaded by `schema`, as flask-smorest's arguments would give it;
+    422 with the field errors when it does not load."""
+    if not request.args:
+        return dict(_defaults(schema))
+    try:
+        loaded: dict[str, Any] = schema.load(request.args.to_dict(), unknown=EXCLUDE)
+    except ValidationError as e:
+        abort(422, exc=e, messages={"query": e.messages})
+    return loaded
+
+
+@cache
+def _defaults(schema: Schema) -> dict[str, Any]:
+    loaded: dict[str, Any] = schema.load({})
+    return loaded
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(_dumps(body), status=status, mimetype="application/json")
 
 
 def _refused(status: int, reason: str, token: Token | None = None) -> None:
@@ -167,37 +251,10 @@ def _refused(status: int, reason: str, token: Token | None = None) -> None:
 def _blueprint() -> Blueprint:
     blp = Blueprint("v1", "v1", url_prefix="/v1", description="The ledger's API")
 
-    @blp.route("/records", methods=["POST"])
-    @blp.response(200, ReportSchema)
-    @blp.alt_response(201, schema=ReportSchema, description="Appended", success=True)
-    @problems(blp, 400, 401, 403, 409, 413, 422)
-    @requires("append")
-    def append_records() -> Any:
-        """Append one record, a JSON array of records, or NDJSON."""
-        if request.mimetype == "application/x-ndjson":
-            return _stream_ndjson(g.token)
-        records, single = _records()
-        authority = g.token.authority
-        for number, record in enumerate(records, start=1):
-            if isinstance(record, dict) and record.get("authority") != authority:
-                _refused(403, "record of another authority", g.token)
-                detail = f"record {number}: this token appends only for {authority}"
-                raise Problem(403, "Forbidden", detail)
-        report = _parts().group_commit.append(records)
-        return _report_response(report, single)
-
-    @blp.route("/citizens/<citizen>/score")
-    @blp.arguments(ScoreQuery, location="query")
-    @blp.response(200, ScoreSchema)
-    @problems(blp, 401, 403, 404, 503)
-    @requires("read")
-    def citizen_score(args: dict[str, Any], citizen: str) -> Any:
-        """The citizen's score and band."""
-        scores = _parts().scores
-        return _answer(lambda: scores.score(citizen, **args).to_json())
+    _busiest(blp)
 
     @blp.route("/citizens/<citizen>/explanation")
-    @blp.arguments(ScoreQuery, location="query")
+    @blp.arguments(ScoreQuery(), location="query")
     @blp.response(200, ExplanationSchema)
     @problems(blp, 401, 403, 404, 503)
     @requires("audit")
@@ -212,7 +269,7 @@ def _blueprint() -> Blueprint:
         return _answer(explained)
 
     @blp.route("/citizens/<citizen>/history")
-    @blp.arguments(KnownAtQuery, location="query")
+    @blp.arguments(KnownAtQuery(), location="query")
     @blp.response(200, HistoryEntrySchema(many=True))
     @blp.paginate(page_size=1000, max_page_size=10_000)
     @problems(blp, 401, 403, 404)
@@ -226,7 +283,7 @@ def _blueprint() -> Blueprint:
         return [e.to_json() for e in entries[first : first + pagination_parameters.page_size]]
 
     @blp.route("/citizens/<citizen>/bundle")
-    @blp.arguments(ScoreQuery, location="query")
+    @blp.arguments(ScoreQuery(), location="query")
     @blp.response(200, BundleSchema)
     @problems(blp, 401, 403, 404, 409, 503)
     @requires("audit")
@@ -236,7 +293,7 @@ def _blueprint() -> Blueprint:
         return _answer(lambda: make_bundle(scores, citizen, **args))
 
     @blp.route("/lists/enforcement")
-    @blp.arguments(PageQuery, location="query")
+    @blp.arguments(PageQuery(), location="query")
     @blp.response(200, EnforcementPageSchema)
     @problems(blp, 401, 403)
     @requires("read")
@@ -267,7 +324,7 @@ def _blueprint() -> Blueprint:
         return {"size": size, "created_at": created_at, "note": note}
 
     @blp.route("/proofs/inclusion/<int:position>")
-    @blp.arguments(SizeQuery, location="query")
+    @blp.arguments(SizeQuery(), location="query")
     @blp.response(200, InclusionSchema)
     @problems(blp, 401, 403)
     @requires("audit")
@@ -277,7 +334,7 @@ def _blueprint() -> Blueprint:
         return _answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
 
     @blp.route("/proofs/consistency")
-    @blp.arguments(ConsistencyQuery, location="query")
+    @blp.arguments(ConsistencyQuery(), location="query")
     @blp.response(200, ConsistencySchema)
     @problems(blp, 401, 403)
     @requires("audit")
@@ -287,6 +344,44 @@ def _blueprint() -> Blueprint:
         return _answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
 
     return blp
+
+
+def _busiest(blp: Blueprint) -> None:
+    """The routes authorities and lenders call most: appends and score reads."""
+
+    @blp.route("/records", methods=["POST"])
+    @documented(
+        blp.response(200, ReportSchema),
+        blp.alt_response(201, schema=ReportSchema, description="Appended", success=True),
+        problems(blp, 400, 401, 403, 409, 413, 422),
+    )
+    def append_records() -> Any:
+        """Append one record, a JSON array of records, or NDJSON."""
+        token = _authorize("append")
+        if request.mimetype == "application/x-ndjson":
+            return _stream_ndjson(token)
+        records, single = _records()
+        authority = token.authority
+        for number, record in enumerate(records, start=1):
+            if isinstance(record, dict) and record.get("authority") != authority:
+                _refused(403, "record of another authority", token)
+                detail = f"record {number}: this token appends only for {authority}"
+                raise Problem(403, "Forbidden", detail)
+        report = _parts().group_commit.append(records)
+        return _report_response(report, single)
+
+    @blp.route("/citizens/<citizen>/score")
+    @documented(
+        blp.arguments(SCORE_QUERY, location="query"),
+        blp.response(200, ScoreSchema),
+        problems(blp, 401, 403, 404, 503),
+    )
+    def citizen_score(citizen: str) -> Any:
+        """The citizen's score and band."""
+        args = _query(SCORE_QUERY)
+        _authorize("read")
+        scores = _parts().scores
+        return _json(_answer(lambda: scores.score(citizen, **args).to_json()))
 
 
 def _health() -> Blueprint:
@@ -353,16 +448,13 @@ def _records() -> tuple[list[Any], bool]:
     raise Problem(400, "Bad Request", "send a record, an array of records, or NDJSON")
 
 
-def _report_response(report: AppendReport, single: bool) -> Any:
-    body = report.to_json()
-    if not single:
-        return body, 201 if report.appended else 200
-    if report.rejected:
+def _report_response(report: AppendReport, single: bool) -> Response:
+    if single and report.rejected:
         rejection = report.rejected[0]
         errors = [{"line": 1, "field": rejection.field, "error": rejection.error}]
         refusal = rejected_as(rejection.field, rejection.error)
         raise problem(refusal(rejection.error, rejection.field), errors)
-    return body, 201 if report.appended else 200
+    return _json(report.to_json(), 201 if report.appended else 200)
 
 
 def _answer(ask: Callable[[], T]) -> T:

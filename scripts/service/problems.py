@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from flask import Response, has_request_context, request
 
 from scripts.errors import (
@@ -43,7 +44,7 @@ class Problem(Exception):
                 "detail": self.detail}  # fmt: skip
         if self.errors:
             body["errors"] = self.errors
-        answer = Response(json.dumps(body), status=self.status, mimetype=PROBLEM)
+        answer = Response(orjson.dumps(body), status=self.status, mimetype=PROBLEM)
         if self.status == 503:
             answer.headers["Retry-After"] = str(RETRY_AFTER)
         return answer

@@ -67,10 +67,14 @@ class Opener:
         self.url, self.clock = url, clock
         self._lock = threading.Lock()
         self._opening: Future[Parts] | None = None
+        self._opened: Parts | None = None
         self._closed = False
 
     def get(self, wait: float = OPEN_WAIT) -> Parts:
         """The opened parts; DatabaseUnavailable if they cannot be had within `wait`."""
+        opened = self._opened
+        if opened is not None:
+            return opened  # once open, every request takes it without a lock
         with self._lock:
             if self._closed:
                 raise DatabaseUnavailable("the service is stopping")
@@ -80,7 +84,7 @@ class Opener:
                 self._opening = _in_background(self._open, "ledger-open")
             opening = self._opening
         try:
-            return opening.result(timeout=wait)
+            parts = opening.result(timeout=wait)
         except FutureTimeout:
             raise DatabaseUnavailable("the database does not answer now") from None
         except DatabaseUnavailable:
@@ -89,6 +93,10 @@ class Opener:
             log.warning(json.dumps({"event": "open_failed", "error": type(e).__name__,
                                     "detail": redact_text(str(e), self.url)}))  # fmt: skip
             raise DatabaseUnavailable("the database cannot be opened now") from None
+        with self._lock:
+            if not self._closed:
+                self._opened = parts
+        return parts
 
     def _open(self) -> Parts:
         ledger = Ledger(self.url, clock=self.clock)
@@ -106,6 +114,7 @@ class Opener:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._opened = None
             opening = self._opening
         if opening is not None and opening.done() and opening.exception() is None:
             opening.result().close()

@@ -1,4 +1,4 @@
-"""The server's bridge from ASGI to the Flask app: a request reaches a thread only when
+"""The server's bridge from RSGI to the Flask app: a request reaches a thread only when
 it is whole; one too large or too slow is refused without the app."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,6 +28,51 @@ def _echo() -> Flask:
     return app
 
 
+@dataclass
+class Headers:
+    pairs: list[tuple[str, str]]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self.pairs)
+
+
+@dataclass
+class Scope:
+    method: str = "POST"
+    path: str = "/echo"
+    headers: Headers = field(default_factory=lambda: Headers([]))
+    proto: str = "http"
+    http_version: str = "1.1"
+    server: str = "127.0.0.1:80"
+    client: str = "127.0.0.1:5000"
+    scheme: str = "http"
+    query_string: str = "q=1"
+
+
+class Protocol:
+    """An RSGI protocol object: the body's parts (a number is a pause in seconds), then
+    its end, or, unless `ends`, nothing more ever; and what was answered."""
+
+    def __init__(self, parts: list[Any], ends: bool = True) -> None:
+        self.parts, self.ends = parts, ends
+        self.answers: list[tuple[int, Any]] = []
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._body()
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            if isinstance(part, float):
+                await asyncio.sleep(part)
+            else:
+                yield part
+        if not self.ends:
+            await asyncio.sleep(3600)
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.answers.append((status, json.loads(body)))
+
+
 @pytest.fixture
 def bridge() -> Iterator[tuple[Bridge, list[str]]]:
     seen: list[str] = []
@@ -35,50 +81,31 @@ def bridge() -> Iterator[tuple[Bridge, list[str]]]:
         seen.append("made")
         return _echo()
 
-    bridge = Bridge(make, lambda _: seen.append("closed"), max_body=100, threads=1)
+    bridge = Bridge(make, lambda _: seen.append("closed"), max_body=100, threads=1,
+                    write_threads=1)  # fmt: skip
     yield bridge, seen
-    bridge.pool.shutdown(wait=False, cancel_futures=True)
+    for pool in (bridge.pool, bridge.writes, bridge.ready):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _scope(length: int | None = None) -> dict[str, Any]:
-    headers = [(b"content-type", b"text/plain"), (b"x-tag", b"t1")]
+def _scope(length: int | None = None, **kwargs: Any) -> Scope:
+    headers = [("content-type", "text/plain"), ("x-tag", "t1")]
     if length is not None:
-        headers.append((b"content-length", str(length).encode()))
-    return {"type": "http", "method": "POST", "path": "/echo", "query_string": b"q=1",
-            "headers": headers, "http_version": "1.1", "scheme": "http",
-            "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000)}  # fmt: skip
+        headers.append(("content-length", str(length)))
+    return Scope(headers=Headers(headers), **kwargs)
 
 
-def _run(bridge: Bridge, scope: dict[str, Any], messages: list[Any]) -> tuple[int, Any]:
-    """Send the messages (a number is a pause in seconds); the status and body."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        while messages:
-            message = messages.pop(0)
-            if isinstance(message, float):
-                await asyncio.sleep(message)
-                continue
-            return dict(message)
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(asyncio.wait_for(bridge(scope, receive, send), timeout=10))
-    return sent[0]["status"], json.loads(sent[1]["body"])
-
-
-def _part(body: bytes, more: bool = True) -> dict[str, Any]:
-    return {"type": "http.request", "body": body, "more_body": more}
+def _run(bridge: Bridge, scope: Scope, protocol: Protocol) -> tuple[int, Any]:
+    """The status and body the bridge answers."""
+    asyncio.run(asyncio.wait_for(bridge.__rsgi__(scope, protocol), timeout=10))
+    return protocol.answers[0]
 
 
 def test_a_body_in_parts_reaches_the_app_whole_with_its_headers(
     bridge: tuple[Bridge, list[str]],
 ) -> None:
     app, seen = bridge
-    status, body = _run(app, _scope(), [_part(b"hello "), 0.05, _part(b"world", more=False)])
+    status, body = _run(app, _scope(), Protocol([b"hello ", 0.05, b"world"]))
     assert status == 200
     assert body == {"body": "hello world", "type": "text/plain", "tag": "t1", "q": "1"}
     assert seen == ["made"]
@@ -90,7 +117,7 @@ def test_a_body_that_stops_coming_is_408_and_never_reaches_the_app(
     monkeypatch.setattr(server, "BODY_IDLE", 0.2)
     app, _ = bridge
     app.app = _refusing()
-    status, body = _run(app, _scope(50), [_part(b"hel")])
+    status, body = _run(app, _scope(50), Protocol([b"hel"], ends=False))
     assert (status, body["title"]) == (408, "Request Timeout")
 
 
@@ -99,53 +126,42 @@ def test_too_large_a_body_is_413_whether_declared_or_sent(
 ) -> None:
     app, _ = bridge
     app.app = _refusing()
-    status, body = _run(app, _scope(101), [])
+    status, body = _run(app, _scope(101), Protocol([]))
     assert (status, body["status"]) == (413, 413)
-    status, _ = _run(app, _scope(), [_part(b"x" * 60), _part(b"x" * 60, more=False)])
+    status, _ = _run(app, _scope(), Protocol([b"x" * 60, b"x" * 60]))
     assert status == 413
 
 
+def test_a_body_cut_short_never_reaches_the_app(bridge: tuple[Bridge, list[str]]) -> None:
+    app, _ = bridge
+    app.app = _refusing()
+    cut = Protocol([b"hel"])  # the client went away after 3 of 50 bytes
+    asyncio.run(asyncio.wait_for(app.__rsgi__(_scope(50), cut), timeout=10))
+    assert cut.answers == []
+
+
 def test_a_slow_body_holds_no_thread(bridge: tuple[Bridge, list[str]]) -> None:
-    app, _ = bridge  # one thread only
+    app, _ = bridge  # one thread for appends only
     app.app = _echo()
 
     async def both() -> list[int]:
-        statuses: list[int] = []
-
-        async def slow_receive() -> dict[str, Any]:
-            await asyncio.sleep(3600)
-            raise AssertionError("unreachable")
-
-        async def fast_receive() -> dict[str, Any]:
-            return _part(b"quick", more=False)
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-
-        slow = asyncio.create_task(app(_scope(50), slow_receive, send))
+        slow, quick = Protocol([], ends=False), Protocol([b"quick"])
+        stuck = asyncio.create_task(app.__rsgi__(_scope(50), slow))
         await asyncio.sleep(0.05)
-        await asyncio.wait_for(app(_scope(), fast_receive, send), timeout=2)
-        slow.cancel()
-        return statuses
+        await asyncio.wait_for(app.__rsgi__(_scope(), quick), timeout=2)
+        stuck.cancel()
+        return [status for status, _ in slow.answers + quick.answers]
 
     assert asyncio.run(both()) == [200]
 
 
-def test_lifespan_makes_the_app_and_closes_it(bridge: tuple[Bridge, list[str]]) -> None:
+def test_init_makes_the_app_and_del_closes_it(bridge: tuple[Bridge, list[str]]) -> None:
     app, seen = bridge
-    events = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        return events.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message["type"])
-
-    asyncio.run(app({"type": "lifespan"}, receive, send))
+    loop = asyncio.new_event_loop()
+    app.__rsgi_init__(loop)
+    app.__rsgi_del__(loop)
+    loop.close()
     assert seen == ["made", "closed"]
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 def _refusing() -> Flask:
@@ -158,34 +174,35 @@ def _refusing() -> Flask:
     return app
 
 
-def test_healthz_answers_while_every_thread_waits(bridge: tuple[Bridge, list[str]]) -> None:
-    app, _ = bridge  # one thread only
+def test_healthz_and_readyz_answer_while_every_other_thread_waits(
+    bridge: tuple[Bridge, list[str]],
+) -> None:
+    app, _ = bridge  # one thread for reads, one for appends
     release = threading.Event()
     blocking = Flask("blocking")
 
-    @blocking.route("/echo", methods=["POST"])
+    @blocking.route("/echo", methods=["GET", "POST"])
     def echo() -> Any:
         release.wait(10)  # as a call to a database that hangs
         return {}
 
+    @blocking.route("/readyz")
+    def readyz() -> Any:
+        return {"status": "ready"}
+
     app.app = blocking
 
-    async def both() -> list[int]:
-        statuses: list[int] = []
-
-        async def receive() -> dict[str, Any]:
-            return _part(b"", more=False)
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses.append(message["status"])
-
-        stuck = asyncio.create_task(app(_scope(), receive, send))
+    async def all_of_them() -> list[int]:
+        stuck = [Protocol([]), Protocol([])]
+        waiting = [asyncio.create_task(app.__rsgi__(_scope(method=method), answer))
+                   for method, answer in zip(["GET", "POST"], stuck, strict=True)]  # fmt: skip
         await asyncio.sleep(0.05)
-        health = dict(_scope(), method="GET", path="/healthz")
-        await asyncio.wait_for(app(health, receive, send), timeout=2)
+        health, ready = Protocol([]), Protocol([])
+        await asyncio.wait_for(app.__rsgi__(_scope(method="GET", path="/healthz"), health), 2)
+        await asyncio.wait_for(app.__rsgi__(_scope(method="GET", path="/readyz"), ready), 2)
+        answered = [status for status, _ in health.answers + ready.answers]
         release.set()
-        await stuck
-        return statuses
+        await asyncio.gather(*waiting)
+        return answered + [status for answer in stuck for status, _ in answer.answers]
 
-    assert asyncio.run(both()) == [200, 200]
+    assert asyncio.run(all_of_them()) == [200, 200, 200, 200]
