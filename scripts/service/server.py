@@ -260,10 +260,12 @@ def bare() -> Bridge:
     """One Flask route and nothing else, served like the ledger's app: the baseline
     the benchmark measures the service against."""
 
+    from scripts.service.app import MAX_BODY  # noqa: PLC0415
+
     def make() -> Flask:
         app = Flask("bare")
 
-        @app.route("/bare")
+        @app.route("/bare", methods=["GET", "POST"])
         def answer() -> Any:
             return {"status": "ok"}
 
@@ -272,7 +274,7 @@ def bare() -> Bridge:
     parent = os.environ.get("LEDGER_SERVER_PID")
     if parent:
         end_with_parent(int(parent))
-    return Bridge(make, lambda _: None, 1024)
+    return Bridge(make, lambda _: None, int(os.environ.get("LEDGER_MAX_BODY", MAX_BODY)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -286,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bare", action="store_true",
-                        help="Serve only GET /bare, the benchmark's baseline.")  # fmt: skip
+                        help="Serve only /bare, the benchmark's baseline.")  # fmt: skip
     args = parser.parse_args(argv)
     if "LEDGER_DATABASE_URL" not in os.environ and not args.bare:
         parser.error("set LEDGER_DATABASE_URL")
