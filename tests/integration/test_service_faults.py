@@ -8,12 +8,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +23,8 @@ from ledger.application import Ledger
 from projections.store import ViewStore
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, register_authorities
-from tests.proxy import Proxy, free_port, through
+from tests.proxy import Proxy, through
+from tests.served import Service
 
 
 def _tokens(url: str) -> dict[str, str]:
@@ -47,56 +44,6 @@ def _tokens(url: str) -> dict[str, str]:
             views.close()
     finally:
         ledger.close()
-
-
-class Service:
-    """`ledger serve` as a process on a free loopback port."""
-
-    def __init__(self, url: str, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "serve", "--port", str(self.port),
-             "--workers", "2", *extra],
-            env={**os.environ, "LEDGER_DATABASE_URL": url, **(env or {})},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "ledger serve exited"
-            try:
-                if self.get("/healthz", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("ledger serve did not come up")
-
-    def get(self, path: str, token: str | None = None, timeout: float = 10,
-            body: Any = None) -> tuple[int, dict[str, str], Any]:  # fmt: skip
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data,
-                                         method="POST" if data else "GET")  # fmt: skip
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _lower(response.headers), json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _lower(error.headers), json.loads(error.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
 
 
 @pytest.fixture
