@@ -384,17 +384,18 @@ class ViewStore:
         rows = self._rows(
             "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
             f"({head_query}), (SELECT value FROM projection_settings WHERE key = ?), "
-            "f.citizen_id, c.authority, c.reference, c.kind, c.rule, c.points, "
-            "c.counts_from, c.counts_until, c.cap_group FROM (SELECT 1) AS one "
-            "LEFT JOIN score_citizens f ON f.policy = ? AND f.citizen_id = ? "
-            "LEFT JOIN score_contributions c "
-            "ON c.policy = f.policy AND c.citizen_id = f.citizen_id",
-            [tracking, setting, policy, citizen.hex],
+            "EXISTS (SELECT 1 FROM score_citizens WHERE policy = ? AND citizen_id = ?), "
+            "c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
+            "c.counts_until, c.cap_group FROM (SELECT 1) AS one "
+            # Keyed by the parameters, not joined to score_citizens: an index scan with
+            # no join to plan or hash.
+            "LEFT JOIN score_contributions c ON c.policy = ? AND c.citizen_id = ?",
+            [tracking, setting, policy, citizen.hex, policy, citizen.hex],
             prepare=True,
         )
         first = rows[0]
         position, head, value = first[0] or 0, first[1] or 0, first[2]
-        if first[3] is None:
+        if not first[3]:
             return ScoreInputs(None, position, head, value)
         if first[4] is None:
             return ScoreInputs([], position, head, value)
