@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import psycopg
+
 from ledger.errors import LedgerError
+from ledger.storage import connect_postgres, environment
 from projections.store import ViewStore
 
 ROLES = ("service", "reader", "auditor", "admin")
@@ -25,6 +31,14 @@ GRANTS: dict[str, frozenset[str]] = {
     "auditor": frozenset({"read", "audit"}),
     "admin": frozenset({"read", "audit", "admin"}),
 }
+
+# Revocations are announced on this channel, with the schema as payload.
+CHANNEL = "ledger_tokens"
+# At most this many accepted tokens are remembered by a service process.
+REMEMBERED = 10_000
+# How often the listener checks its connection while no notice comes.
+HEARTBEAT = 1.0
+log = logging.getLogger("ledger.tokens")
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS api_tokens (id TEXT PRIMARY KEY, digest TEXT NOT NULL, "
@@ -53,12 +67,25 @@ class Token:
 
 
 class TokenStore:
-    """Tokens kept beside the ledger, in its database."""
+    """Tokens kept beside the ledger, in its database.
 
-    def __init__(self, views: ViewStore) -> None:
+    With `remember` (the service, on PostgreSQL) a token once accepted is not looked up
+    again: every revocation is announced with NOTIFY in its own transaction, and a
+    listener forgets all remembered tokens when it hears one, and whenever it cannot
+    hear: while its connection is down nothing is remembered."""
+
+    def __init__(self, views: ViewStore, remember: bool = False) -> None:
         self.views = views
         with views.transaction() as tx:
             tx.execute(SCHEMA)
+        self._schema = environment(views.url)["POSTGRES_SCHEMA"] if views.postgres else ""
+        self._known: dict[str, Token] = {}
+        self._listener = _Revocations(views.url, self._schema, self._known.clear) if (
+            remember and views.postgres) else None  # fmt: skip
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
 
     def create(
         self, role: str, authority: str | None, expires: date | None, now: datetime
@@ -97,11 +124,29 @@ class TokenStore:
                 "RETURNING id",
                 [now.isoformat(), token_id],
             )
+            if found and self.views.postgres:
+                # Delivered when this transaction commits, to every service listening.
+                tx.execute("SELECT pg_notify(?, ?)", [CHANNEL, self._schema])
         if not found:
             raise TokenError(f"no active token {token_id}", "token_id")
 
     def check(self, presented: str, today: date) -> Token:
         """The token a bearer presented, if it is known, unrevoked and unexpired."""
+        listener = self._listener
+        token = self._known.get(presented) if listener is not None and listener.live else None
+        if token is None:
+            heard = listener.heard if listener is not None else 0
+            token = self._look_up(presented)
+            # Not if a revocation was heard meanwhile: the row read may predate it.
+            if listener is not None and listener.live and listener.heard == heard:
+                if len(self._known) >= REMEMBERED:
+                    self._known.clear()
+                self._known[presented] = token
+        if token.expires is not None and today > token.expires:
+            raise TokenError(f"expired on {token.expires}")
+        return token
+
+    def _look_up(self, presented: str) -> Token:
         parts = presented.split("_", 2)
         if len(parts) != 3 or parts[0] != "lt":
             raise TokenError("is not a ledger token")
@@ -119,9 +164,54 @@ class TokenStore:
         token = _token(rows[0][:6])
         if token.revoked_at is not None:
             raise TokenError("has been revoked")
-        if token.expires is not None and today > token.expires:
-            raise TokenError(f"expired on {token.expires}")
         return token
+
+
+class _Revocations:
+    """Listens for revocations on a connection of its own, on a daemon thread: `live`
+    while it is listening, `heard` counting what it heard (and every loss of its
+    connection); each time, `forget` is called."""
+
+    def __init__(self, url: str, schema: str, forget: Callable[[], None]) -> None:
+        self.url, self.schema, self.forget = url, schema, forget
+        self.live = False
+        self.heard = 0
+        self.backend = 0  # the listening connection's server process, to tell it apart
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="token-revocations",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2 * HEARTBEAT + 1)
+
+    def _lost(self) -> None:
+        self.live = False
+        self.heard += 1
+        self.forget()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with connect_postgres(self.url) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.backend = conn.info.backend_pid
+                    self.heard += 1
+                    self.forget()
+                    self.live = True
+                    while not self._stop.is_set():
+                        for notice in conn.notifies(timeout=HEARTBEAT):
+                            if notice.payload == self.schema:
+                                self.heard += 1
+                                self.forget()
+                        conn.execute("SELECT 1")  # a dead connection fails here
+            except psycopg.Error as e:
+                log.warning("token revocation listener lost its connection (%s)",
+                            type(e).__name__)  # fmt: skip
+            finally:
+                self._lost()
+            self._stop.wait(HEARTBEAT)
 
 
 def _digest(secret: str) -> str:

@@ -55,6 +55,7 @@ class Parts(NamedTuple):
 
     def close(self) -> None:
         self.group_commit.close()
+        self.tokens.close()
         self.views.close()
         self.ledger.close()
 
@@ -103,7 +104,7 @@ class Opener:
         views: ViewStore | None = None
         try:
             views = ViewStore(self.url)
-            tokens = TokenStore(views)
+            tokens = TokenStore(views, remember=True)
         except BaseException:
             if views is not None:
                 views.close()

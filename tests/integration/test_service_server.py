@@ -69,6 +69,9 @@ class Protocol:
         if not self.ends:
             await asyncio.sleep(3600)
 
+    async def __call__(self) -> bytes:
+        return b"".join([part async for part in self._body()])
+
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.answers.append((status, json.loads(body)))
 
