@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--access-log", action="store_true",
+                        help="A line on stderr for every request answered.")  # fmt: skip
     parser.add_argument("--bare", action="store_true",
                         help="Serve only /bare, the benchmark's baseline.")  # fmt: skip
     args = parser.parse_args(argv)
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         address=args.host, port=args.port, interface=Interfaces.RSGI, factory=True,
         workers=args.workers, websockets=False,
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_SECONDS * 1000),
-        log_access=True, workers_kill_timeout=10, respawn_failed_workers=True,
+        log_access=args.access_log, workers_kill_timeout=10, respawn_failed_workers=True,
         respawn_interval=RESPAWN_SECONDS,
     ).serve()  # fmt: skip
 
