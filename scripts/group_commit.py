@@ -1,9 +1,12 @@
 """Group commit for the HTTP service: concurrent requests share one transaction.
 
 Each request hands its records to one writer thread and waits. The writer takes
-whatever has arrived within a few milliseconds, appends it all as one batch (one
-transaction), and gives each request back its own part of the report, numbered from
-its own first record. Only the writer touches the ledger's write path, so its
+whatever is waiting when it is free, appends it all as one batch (one transaction),
+and gives each request back its own part of the report, numbered from its own first
+record. Under load, requests gather while a batch is written, so the batches grow
+by themselves; waiting a few milliseconds for more was measured to add nothing (32
+concurrent single appends: 330/s with no wait, 320/s with 2 ms, 285/s with 10 ms)
+but latency. Only the writer touches the ledger's write path, so its
 aggregate cache never sees two threads.
 
 A shared transaction that fails for a reason other than the database being out of
@@ -23,7 +26,7 @@ from typing import Any
 from ledger.application import AppendReport, Duplicate, Ledger, Rejection
 from scripts.errors import UNAVAILABLE
 
-WINDOW = 0.002
+WINDOW = 0.0
 MAX_RECORDS = 2000
 
 
