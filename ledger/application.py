@@ -1,9 +1,14 @@
 """The application service: register authorities, append records, read histories.
 
 Appending is load, act, save, a batch at a time: look the batch's references up in
-the record index, load the citizens it touches, apply each record to its citizen,
-then save every changed citizen and the new index rows in one transaction. A save
-that loses a race to another writer is retried from a fresh load.
+the record index, load the citizens it touches (one query), apply each record to its
+citizen, then write the new events, in the order of the lines, with their index rows
+and Merkle tree nodes in one transaction. A save that loses a race to another writer
+is retried from a fresh load.
+
+The records are applied and stored without event objects: the citizen takes the
+record as its event would (`Citizen.add`), and `record_events` writes the bytes the
+mapper would have written for that event, once, with its leaf from the same values.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
-    Recording,
     StoredEvent,
     Transcoder,
 )
@@ -54,7 +58,12 @@ from ledger.storage import (
     environment,
     ledger_recorder,
 )
-from ledger.storage.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList
+from ledger.storage.encoding import (
+    DateAsISO,
+    OrjsonTranscoder,
+    RecordKeyAsList,
+    record_events,
+)
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
@@ -63,6 +72,8 @@ MAX_ATTEMPTS = 8
 # can change what it reads; a conflict even then means a writer outside the protocol.
 OPTIMISTIC_ATTEMPTS = 4
 CACHE_SIZE = 50_000
+# One NDJSON line: its text, or the object it decodes to.
+Line = str | bytes | Mapping[str, Any]
 
 
 class Clock(Protocol):
@@ -150,12 +161,15 @@ class HistoryEntry:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
+    """A record of the batch to store: its citizen, digest and line, and its place
+    among the batch's new records."""
+
     citizen_id: uuid.UUID
-    version: int
     digest: bytes
     line: int
+    index: int
 
 
 @dataclass
@@ -169,8 +183,11 @@ class _Batch:
     today: date
     now: datetime
     pending: dict[RecordKey, _Pending] = field(default_factory=dict)
+    # The records to store, in the order of their lines, as (citizen, version, record),
+    # and their lines.
+    new: list[tuple[uuid.UUID, int, Record]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
-    appended: list[tuple[int, uuid.UUID, int]] = field(default_factory=list)
     stored_duplicates: list[tuple[int, IndexEntry]] = field(default_factory=list)
     batch_duplicates: list[tuple[int, _Pending]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
@@ -260,11 +277,12 @@ class Ledger(Application[uuid.UUID]):
 
     def append_lines(
         self,
-        lines: Iterable[tuple[int, str | bytes]],
+        lines: Iterable[tuple[int, Line]],
         batch_size: int = BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
     ) -> AppendReport:
-        """Append numbered NDJSON lines in order; each bad line is rejected alone."""
+        """Append numbered NDJSON lines in order, each as text or already decoded; each
+        bad line is rejected alone."""
         report = AppendReport()
         for batch in _batched(lines, batch_size):
             parsed, rejected = parse_numbered(batch)
@@ -294,7 +312,7 @@ class Ledger(Application[uuid.UUID]):
                 with outage.unless_over(), self.store.exclusive_writer() if exclusive \
                         else nullcontext():  # fmt: skip
                     batch = self._apply(parsed)
-                    recordings = self._save(batch, exclusive)
+                    positions = self._save(batch, exclusive)
             except DatabaseUnavailable as error:
                 # A save cut off at its commit may have been written: sent again, its
                 # records come back as duplicates of themselves, never twice.
@@ -311,44 +329,36 @@ class Ledger(Application[uuid.UUID]):
                 self._forget(batch.citizens if batch else ())
                 raise
             self._remember(batch.citizens)
-            self._report(batch, recordings, report)
+            self._report(batch, positions, report)
             return
         raise ConcurrencyConflict(
             "other writers kept changing the same citizens; "
             f"the batch of {len(parsed)} records was not written, send it again"
         )
 
-    def _save(self, batch: _Batch, exclusive: bool) -> list[Recording[Any]]:
-        """Write the batch's new events and index rows in one transaction, provided the
-        citizens it read but did not change are still as read; else IntegrityError.
+    def _save(self, batch: _Batch, exclusive: bool) -> list[int]:
+        """Write the batch's new records as events, with their index rows, in one
+        transaction, provided the citizens it read but did not change are still as
+        read; else IntegrityError. Returns the position of each new record in turn.
 
-        `Application.save` would do the same with runtime protocol checks on every
-        event; a bulk feed cannot afford them.
+        `Application.save` would do the same from event objects, with runtime
+        protocol checks on every event; a bulk feed cannot afford them.
         """
-        changed = [c for c in batch.citizens.values() if c.pending_events]
-        unchanged = {
-            cid: v for cid, v in batch.read_versions.items()
-            if cid not in batch.citizens or not batch.citizens[cid].pending_events
-        }  # fmt: skip
-        if not changed:
+        changed = {cid for cid, _, _ in batch.new}
+        unchanged = {cid: v for cid, v in batch.read_versions.items() if cid not in changed}
+        if not batch.new:
             # A refusal is only as good as the state it was decided on.
             if batch.rejected:
                 check_read_versions({"read_versions": unchanged}, self.store.versions(unchanged))
             return []
-        events = [event for citizen in changed for event in citizen.collect_events()]
-        return self.events.put(
-            events, index_rows=batch.index_rows, read_versions=unchanged, exclusive=exclusive
-        )
+        events, leaves = record_events(batch.new, batch.now)
+        positions = self.recorder.insert_events(
+            events, index_rows=batch.index_rows, read_versions=unchanged,
+            exclusive=exclusive, leaves=leaves,
+        )  # fmt: skip
+        return list(positions or ())
 
-    def _report(
-        self, batch: _Batch, recordings: list[Recording[Any]], report: AppendReport
-    ) -> None:
-        new_positions = {
-            (rec.domain_event.originator_id, rec.domain_event.originator_version): (
-                rec.notification.id
-            )
-            for rec in recordings
-        }
+    def _report(self, batch: _Batch, positions: list[int], report: AppendReport) -> None:
         stored = patiently(
             self.url,
             self.patience,
@@ -356,25 +366,27 @@ class Ledger(Application[uuid.UUID]):
                 (entry.citizen_id, entry.version) for _, entry in batch.stored_duplicates
             ),
         )
-        report.appended += len(batch.appended)
-        report.positions.extend(
-            (line, new_positions[(cid, version)]) for line, cid, version in batch.appended
-        )
+        report.appended += len(positions)
+        report.positions.extend(zip(batch.lines, positions, strict=True))
         for line, entry in batch.stored_duplicates:
             report.duplicates.append(Duplicate(line, stored[(entry.citizen_id, entry.version)]))
         for line, pending in batch.batch_duplicates:
-            position = new_positions[(pending.citizen_id, pending.version)]
-            report.duplicates.append(Duplicate(line, position))
+            report.duplicates.append(Duplicate(line, positions[pending.index]))
         report.rejected.extend(batch.rejected)
 
     def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
-        keys = {rec.key for _, rec in parsed} | {rec.target for _, rec in parsed if rec.target}
         registry = self._current_registry()
         # Citizens first, then the index: whatever another writer commits in between
         # is then seen as a duplicate, and our stale citizen fails the save and is
         # reloaded; the other order could see a record in a citizen but not the index.
         ids = {citizen_id(rec.citizen.value) for _, rec in parsed}
         citizens = self._load(ids)
+        # A target among its citizen's records is known to be theirs: only the others
+        # are looked up, to tell another citizen's record from none.
+        keys = {rec.key for _, rec in parsed} | {
+            rec.target for _, rec in parsed
+            if rec.target and not _holds(citizens, rec.citizen.value, rec.target)
+        }  # fmt: skip
         batch = _Batch(
             known=self.store.lookup(keys),
             authorities=registry.authorities if registry else {},
@@ -395,11 +407,12 @@ class Ledger(Application[uuid.UUID]):
             except LedgerError as e:
                 batch.rejected.append(Rejection(line, e.field, e.message))
                 continue
-            batch.pending[rec.key] = _Pending(citizen.id, citizen.version, digest, line)
+            batch.pending[rec.key] = _Pending(citizen.id, digest, line, len(batch.new))
+            batch.new.append((citizen.id, citizen.version, rec))
+            batch.lines.append(line)
             batch.index_rows.append(
                 (rec.authority, rec.reference, citizen.id, citizen.version, digest)
             )
-            batch.appended.append((line, citizen.id, citizen.version))
         return batch
 
     @staticmethod
@@ -429,7 +442,7 @@ class Ledger(Application[uuid.UUID]):
         if rec.type == r.ENROLLED:
             if citizen is not None:
                 raise RuleViolation("is already enrolled", "citizen")
-            citizen = batch.citizens[cid] = Citizen.enroll(rec, batch.now)
+            citizen = batch.citizens[cid] = Citizen.enrolled(rec, batch.now)
             return citizen
         if citizen is None:
             raise NotEnrolled("is not enrolled")
@@ -437,7 +450,7 @@ class Ledger(Application[uuid.UUID]):
             owner = batch.pending.get(rec.target) or batch.known.get(rec.target)
             if owner is not None and owner.citizen_id != cid:
                 raise TargetError(f"{rec.target} is a record of another citizen")
-        citizen.append(rec, batch.now)
+        citizen.add(rec, batch.now)
         return citizen
 
     def today(self) -> date:
@@ -518,6 +531,11 @@ def open_patiently(url: str, clock: Clock | None = None, patience: float = 0.0) 
     return patiently(url, patience, lambda: Ledger(url, clock=clock, patience=patience))
 
 
+def _holds(citizens: Mapping[uuid.UUID, Citizen], resident_id: str, key: RecordKey) -> bool:
+    citizen = citizens.get(citizen_id(resident_id))
+    return citizen is not None and key in citizen.records
+
+
 def _check_authority(authorities: Mapping[str, Authority], record: Record) -> None:
     authority = authorities.get(record.authority)
     if authority is None:
@@ -547,10 +565,8 @@ def parse_numbered(batch: list[tuple[int, Any]]) -> Parsed:
     return parsed, rejected
 
 
-def _batched(
-    lines: Iterable[tuple[int, str | bytes]], size: int
-) -> Iterator[list[tuple[int, str | bytes]]]:
-    batch: list[tuple[int, str | bytes]] = []
+def _batched(lines: Iterable[tuple[int, Line]], size: int) -> Iterator[list[tuple[int, Line]]]:
+    batch: list[tuple[int, Line]] = []
     for item in lines:
         batch.append(item)
         if len(batch) >= size:

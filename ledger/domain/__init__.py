@@ -12,6 +12,7 @@ names its class by module, `ledger.domain`, and the log must keep reading them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -125,25 +126,22 @@ class Citizen(Aggregate):
             occurred_on=record.occurred_on,
         )
 
+    @classmethod
+    def enrolled(cls, record: Record, at: datetime) -> Citizen:
+        """`enroll` for a writer that stores the event itself from the record (see
+        `ledger.storage.encoding`): the same check and the same citizen, as its event
+        would build it, with no event object."""
+        _check_not_before_birth(record)
+        citizen = cls.__new__(cls)
+        citizen.__base_init__(citizen_id(record.citizen.value), cls.INITIAL_VERSION, at)
+        citizen.__init__(  # type: ignore[misc]
+            record.citizen.value, record.authority, record.reference, record.occurred_on
+        )
+        return citizen
+
     def append(self, record: Record, at: datetime) -> None:
         """Add a record of any type but enrolment, after checking its rules."""
-        if record.citizen.value != self.resident_id:
-            raise RuleViolation(f"is not {self.resident_id}, whose history this is", "citizen")
-        if record.type == r.ENROLLED:
-            raise RuleViolation("is already enrolled", "citizen")
-        _check_not_before_birth(record)
-        if record.key in self.records:  # pragma: no cover - the service checks the index
-            raise RuleViolation("is already used by another record", "reference")
-        check = getattr(self, "_check_" + record.type.replace(".", "_"))
-        target = self.records.get(record.target) if record.target else None
-        if record.target is not None:
-            if target is None:
-                raise TargetError(f"{record.target} is not a record of this citizen")
-            if record.occurred_on < target.occurred_on:
-                raise RuleViolation(
-                    f"is before the target's date {target.occurred_on}", "occurred_on"
-                )
-        check(record, target)
+        self.check(record)
         event_class, names = _EVENT_CLASSES[record.type]
         payload = {name: getattr(record, name) for name in names}
         self.trigger_event(
@@ -154,6 +152,33 @@ class Citizen(Aggregate):
             occurred_on=record.occurred_on,
             **payload,
         )
+
+    def add(self, record: Record, at: datetime) -> None:
+        """`append` for a writer that stores the event itself from the record: the
+        same checks and the same state as the event would leave, with no event object."""
+        self.check(record)
+        self.facts.apply(record)
+        self.version += 1
+        self.modified_on = at
+
+    def check(self, record: Record) -> None:
+        """Raise the rule a record of any type but enrolment breaks, if any."""
+        if record.citizen.value != self.resident_id:
+            raise RuleViolation(f"is not {self.resident_id}, whose history this is", "citizen")
+        if record.type == r.ENROLLED:
+            raise RuleViolation("is already enrolled", "citizen")
+        _check_not_before_birth(record)
+        if record.key in self.records:  # pragma: no cover - the service checks the index
+            raise RuleViolation("is already used by another record", "reference")
+        target = self.records.get(record.target) if record.target else None
+        if record.target is not None:
+            if target is None:
+                raise TargetError(f"{record.target} is not a record of this citizen")
+            if record.occurred_on < target.occurred_on:
+                raise RuleViolation(
+                    f"is before the target's date {target.occurred_on}", "occurred_on"
+                )
+        _RULES[record.type](self, record, target)
 
     def _check_infraction_recorded(self, record: Record, _: None) -> None:
         pass
@@ -247,6 +272,10 @@ _EVENT_CLASSES: dict[str, tuple[type[Citizen.Event], tuple[str, ...]]] = {
     r.REPAIRED: (Citizen.CreditRepaired, ("target",)),
 }
 _TYPES: dict[type[Any], str] = {cls: t for t, (cls, _) in _EVENT_CLASSES.items()}
+# The rule of each record type but enrolment, by name: `Citizen._check_<type>`.
+_RULES: dict[str, Callable[[Citizen, Record, Any], None]] = {
+    t: getattr(Citizen, "_check_" + t.replace(".", "_")) for t in _EVENT_CLASSES
+}
 RECORD_TYPE_OF_EVENT: dict[type[Any], str] = {**_TYPES, Citizen.Enrolled: r.ENROLLED}
 
 
@@ -282,13 +311,20 @@ class Authority:
 
     def check_entitled(self, record: Record) -> None:
         """Raise `NotEntitled` unless this authority may issue `record` on its date."""
-        wanted = f"{record.type}:{record.kind}" if record.kind else record.type
-        if record.type not in self.may_issue and wanted not in self.may_issue:
-            raise NotEntitled(f"{self.authority_id} may not issue {wanted}")
+        may_issue = self.may_issue
+        if record.type not in may_issue and (
+            not record.kind or f"{record.type}:{record.kind}" not in may_issue
+        ):
+            raise NotEntitled(f"{self.authority_id} may not issue {_wanted(record)}")
         if self.entitled_from is not None and record.occurred_on < self.entitled_from:
             raise NotEntitled(
-                f"{self.authority_id} may issue {wanted} only from {self.entitled_from}"
+                f"{self.authority_id} may issue {_wanted(record)} only from {self.entitled_from}"
             )
+
+
+def _wanted(record: Record) -> str:
+    """What a record needs its authority to be entitled to: its type, and kind if any."""
+    return f"{record.type}:{record.kind}" if record.kind else record.type
 
 
 def _check_authority(authority_id: str, name: str, may_issue: list[str]) -> None:

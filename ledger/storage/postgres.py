@@ -18,6 +18,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.domain.records import RecordKey
+from ledger.storage.encoding import LeafParts
 from ledger.storage.recorder import (
     IdRange,
     IndexEntry,
@@ -29,11 +30,21 @@ from ledger.storage.recorder import (
     check_read_versions,
     index_rows_of,
     leaf_hashes,
+    leaves_of,
     read_ids,
 )
 from ledger.transparency.tree import frontier, new_nodes
 
 DDL_LOCK = 0x1ED6E5
+_INDEX_COLUMNS = (
+    ("authority", "text"), ("reference", "text"), ("citizen_id", "uuid"),
+    ("version", "int8"), ("digest", "bytea"),
+)  # fmt: skip
+_EVENT_COLUMNS = (
+    ("originator_id", "uuid"), ("originator_version", "int8"), ("topic", "text"),
+    ("state", "bytea"), ("notification_id", "int8"),
+)  # fmt: skip
+_TREE_COLUMNS = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"), ("position", "int8"))
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -44,6 +55,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.index_table = events_table_name.removesuffix("_events") + "_record_index"
         self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
         self.checkpoint_table = events_table_name.removesuffix("_events") + "_checkpoints"
+        self._sequence: str | None = None
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} (id bigserial PRIMARY KEY, "
@@ -68,14 +80,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "PRIMARY KEY (authority, reference))"
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.index_table))
         )
-
-    @property
-    def _insert_columns(self) -> Any:
-        return SQL(
-            "INSERT INTO {} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(self._table(self.events_table_name))
 
     def create_table(self) -> None:
         # Concurrent CREATE ... IF NOT EXISTS and CREATE OR REPLACE FUNCTION fail with
@@ -130,7 +134,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
         Statements run one after another rather than in the library's pipeline, so a
         broken unique key surfaces as itself (an IntegrityError, which is retried),
-        never as an aborted pipeline.
+        never as an aborted pipeline. Rows go in by binary COPY; the events' positions
+        are taken from their sequence first, in order, as the table lock is held.
         """
         if not stored_events:
             return []
@@ -144,29 +149,51 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             check_read_versions(kwargs, self._versions(curs, read_ids(kwargs)))
             rows = index_rows_of(kwargs)
             if rows:
-                columns = list(zip(*sorted(rows), strict=True))
-                curs.execute(
-                    SQL(
-                        "INSERT INTO {} SELECT * FROM unnest("
-                        "%b::text[], %b::text[], %b::uuid[], %b::bigint[], %b::bytea[])"
-                    ).format(self._table(self.index_table)),
-                    [list(col) for col in columns],
-                )
+                self._copy(curs, self.index_table, _INDEX_COLUMNS, sorted(rows))
             self._notify_channel(curs)
-            # Parallel arrays sent in binary (%b), rather than the library's array of a
-            # composite type in text, which psycopg escapes field by field.
-            curs.execute(
-                self._insert_columns,
-                [
-                    [e.originator_id for e in stored_events],
-                    [e.originator_version for e in stored_events],
-                    [e.topic for e in stored_events],
-                    [e.state for e in stored_events],
-                ],
-            )
-            ids = [row["notification_id"] for row in curs.fetchall()]
-            self._grow_tree(curs, stored_events, ids)
+            ids = self._positions_for(curs, len(stored_events))
+            self._copy(
+                curs,
+                self.events_table_name,
+                _EVENT_COLUMNS,
+                [(e.originator_id, e.originator_version, e.topic, e.state, position)
+                 for e, position in zip(stored_events, ids, strict=True)],
+            )  # fmt: skip
+            self._grow_tree(curs, stored_events, ids, leaves_of(kwargs))
         return ids
+
+    def _positions_for(self, curs: Cursor[DictRow], count: int) -> list[int]:
+        """`count` new positions from the events' own sequence, in order."""
+        if self._sequence is None:
+            curs.execute(
+                "SELECT pg_get_serial_sequence(%s, 'notification_id') AS name",
+                [f'"{self.datastore.schema}"."{self.events_table_name}"'],
+            )
+            row = curs.fetchone()
+            assert row is not None
+            self._sequence = str(row["name"])
+        curs.execute(
+            "SELECT nextval(%s::regclass) AS id FROM generate_series(1, %s) ORDER BY id",
+            [self._sequence, count],
+            prepare=True,
+        )
+        return [row["id"] for row in curs.fetchall()]
+
+    def _copy(
+        self,
+        curs: Cursor[DictRow],
+        table: str,
+        columns: tuple[tuple[str, str], ...],
+        rows: Iterable[Sequence[Any]],
+    ) -> None:
+        """Rows into a table of this ledger by binary COPY, given (name, type) columns."""
+        statement = SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            self._table(table), SQL(", ").join(Identifier(name) for name, _ in columns)
+        )
+        with curs.copy(statement) as copy:
+            copy.set_types([kind for _, kind in columns])
+            for row in rows:
+                copy.write_row(row)
 
     @property
     def _gate_key(self) -> int:
@@ -206,11 +233,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """The events of each citizen after the version given, by citizen and version."""
         if not versions:
             return []
+        # One index probe per citizen: a plain join is planned as a merge join with
+        # the whole primary key once the prepared statement's plan is generic.
         rows = self._query(
             SQL(
-                "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e "
-                "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, version) "
-                "ON e.originator_id = k.id AND e.originator_version > k.version "
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                "FROM unnest(%b::uuid[], %b::bigint[]) AS k(id, version) CROSS JOIN LATERAL "
+                "(SELECT * FROM {} e WHERE e.originator_id = k.id "
+                "AND e.originator_version > k.version OFFSET 0) e "
                 "ORDER BY e.originator_id, e.originator_version"
             ).format(self._table(self.events_table_name)),
             [list(versions), list(versions.values())],
@@ -224,27 +254,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ]  # fmt: skip
 
     def _grow_tree(
-        self, curs: Cursor[DictRow], events: Sequence[StoredEvent], positions: Sequence[int]
+        self,
+        curs: Cursor[DictRow],
+        events: Sequence[StoredEvent],
+        positions: Sequence[int],
+        leaves: Sequence[LeafParts] | None = None,
     ) -> None:
-        table = self._table(self.tree_table)
-        curs.execute(SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(table))
+        curs.execute(
+            SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(
+                self._table(self.tree_table)
+            ),
+            prepare=True,
+        )
         row = curs.fetchone()
         start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
         needed = frontier(start, len(events))
         stored = self._nodes(curs, needed) if needed else {}
-        made = new_nodes(start, leaf_hashes(events, positions), stored)
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (level, idx, hash, position) SELECT * FROM "
-                "unnest(%b::smallint[], %b::bigint[], %b::bytea[], %b::bigint[])"
-            ).format(table),
-            [
-                [level for level, _ in made],
-                [idx for _, idx in made],
-                list(made.values()),
-                [positions[idx - start] if level == 0 else None for level, idx in made],
-            ],
-        )
+        made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
+        self._copy(
+            curs,
+            self.tree_table,
+            _TREE_COLUMNS,
+            [(level, idx, node, positions[idx - start] if level == 0 else None)
+             for (level, idx), node in made.items()],
+        )  # fmt: skip
 
     def _nodes(
         self, curs: Cursor[DictRow], nodes: Iterable[tuple[int, int]]
@@ -384,9 +417,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return {}
         rows = self._query(
             SQL(
-                "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
-                "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
-                "ON e.originator_id = k.id AND e.originator_version = k.version"
+                "SELECT e.originator_id, e.originator_version, e.notification_id "
+                "FROM unnest(%b::uuid[], %b::bigint[]) AS k(id, version) CROSS JOIN LATERAL "
+                "(SELECT * FROM {} e WHERE e.originator_id = k.id "
+                "AND e.originator_version = k.version OFFSET 0) e"
             ).format(self._table(self.events_table_name)),
             [[p[0] for p in pairs], [p[1] for p in pairs]],
         )

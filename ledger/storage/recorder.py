@@ -20,8 +20,9 @@ from eventsourcing.persistence import (
 )
 
 from ledger.domain.records import RecordKey
+from ledger.storage.encoding import LeafParts
 from ledger.transparency.merkle import leaf_hash
-from ledger.transparency.tree import leaf_data
+from ledger.transparency.tree import leaf_data, leaf_document
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 # (position, citizen or other aggregate id, version, topic, state), as the database
@@ -132,12 +133,23 @@ class LedgerRecorder(Protocol):
     def checkpoints(self) -> list[tuple[int, str, str]]: ...
 
 
-def leaf_hashes(events: Sequence[StoredEvent], positions: Sequence[int]) -> list[bytes]:
-    """The Merkle leaf hash of each stored event at its position."""
+def leaf_hashes(
+    events: Sequence[StoredEvent], positions: Sequence[int], leaves: Sequence[LeafParts] | None
+) -> list[bytes]:
+    """The Merkle leaf hash of each stored event at its position: from the parts of its
+    leaf when the writer gave them, else from the stored event."""
+    if leaves is not None:
+        return [leaf_hash(leaf_document(p, *parts))
+                for parts, p in zip(leaves, positions, strict=True)]  # fmt: skip
     return [
         leaf_hash(leaf_data(p, e.originator_id, e.originator_version, e.topic, e.state))
         for e, p in zip(events, positions, strict=True)
     ]
+
+
+def leaves_of(kwargs: dict[str, Any]) -> Sequence[LeafParts] | None:
+    leaves: Sequence[LeafParts] | None = kwargs.get("leaves")
+    return leaves
 
 
 def index_rows_of(kwargs: dict[str, Any]) -> list[IndexRow]:

@@ -20,6 +20,7 @@ from eventsourcing.persistence import (
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ledger.domain.records import RecordKey
+from ledger.storage.encoding import LeafParts
 from ledger.storage.recorder import (
     IdRange,
     IndexEntry,
@@ -31,6 +32,7 @@ from ledger.storage.recorder import (
     check_read_versions,
     index_rows_of,
     leaf_hashes,
+    leaves_of,
     packed_positions,
     read_ids,
 )
@@ -128,10 +130,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 [(a, ref, cid.hex, v, d) for a, ref, cid, v, d in rows],
             )
         if ids:
-            self._grow_tree(c, stored_events, ids)
+            self._grow_tree(c, stored_events, ids, leaves_of(kwargs))
         return ids
 
-    def _grow_tree(self, c: Any, events: Sequence[StoredEvent], positions: Sequence[int]) -> None:
+    def _grow_tree(
+        self,
+        c: Any,
+        events: Sequence[StoredEvent],
+        positions: Sequence[int],
+        leaves: Sequence[LeafParts] | None = None,
+    ) -> None:
         c.execute(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0")
         last = c.fetchone()[0]
         start = 0 if last is None else last + 1
@@ -141,7 +149,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
             )
             stored[(level, idx)] = bytes(c.fetchone()[0])
-        made = new_nodes(start, leaf_hashes(events, positions), stored)
+        made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
         c.executemany(
             f"INSERT INTO {self.tree_table} (level, idx, hash, position) VALUES (?, ?, ?, ?)",
             [

@@ -49,9 +49,17 @@ def leaf_data(position: int, aggregate: object, version: int, topic: str, state:
                 fields[name] = _plain(value)
         elif type(value) is list:
             fields[name] = _plain(value)
+    return leaf_document(position, str(aggregate), version, topic, _plain(recorded_at), fields)
+
+
+def leaf_document(
+    position: int, aggregate: str, version: int, topic: str, recorded_at: Any, payload: Any
+) -> bytes:
+    """The canonical encoding of an event from its parts, the payload without tags: how
+    `leaf_data` ends, and how a writer that encoded the event itself hashes its leaf."""
     return _dumps(
-        {"aggregate": str(aggregate), "payload": fields, "position": position,
-         "recorded_at": _plain(recorded_at), "type": topic, "version": version},
+        {"aggregate": aggregate, "payload": payload, "position": position,
+         "recorded_at": recorded_at, "type": topic, "version": version},
         option=_SORTED,
     )  # fmt: skip
 
@@ -200,4 +208,7 @@ def subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[in
 
 _EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
-__all__ = ["Hashes", "blocks", "frontier", "leaf_data", "leaf_hash", "new_nodes", "root_of_levels"]
+__all__ = [
+    "Hashes", "blocks", "frontier", "leaf_data", "leaf_document", "leaf_hash", "new_nodes",
+    "root_of_levels",
+]  # fmt: skip
