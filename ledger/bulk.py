@@ -10,6 +10,9 @@ between shards; within a citizen they follow the feed.
 No writer outlives its append: each ends with its parent (kill -9 included), ignores
 Ctrl-C, and is stopped by the parent when the append fails or is interrupted. A
 writer's failure stops the whole append with that writer's own error.
+
+Each line is decoded once: the object that names its shard is what its writer
+validates. A line that is not a JSON object goes as it came, for its writer to reject.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import signal
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from itertools import chain, islice
 from multiprocessing import get_context
@@ -29,12 +32,12 @@ from typing import Any
 
 import orjson
 
-from ledger.application import BATCH_SIZE, AppendReport, Clock, open_patiently
+from ledger.application import BATCH_SIZE, AppendReport, Clock, Line, open_patiently
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.storage import is_in_memory, redact_text, unavailable_as_ledger_error
 
-Lines = list[tuple[int, bytes]]
+Lines = list[tuple[int, Line]]
 
 # Starting a writer costs about a second; below this many lines one process is faster.
 SHARDING_THRESHOLD = 5_000
@@ -47,7 +50,7 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 def append_feed(
     url: str,
-    lines: Iterable[tuple[int, bytes]],
+    lines: Iterable[tuple[int, Line]],
     clock: Clock | None = None,
     progress: Callable[[int], None] | None = None,
     writers: int = WRITERS,
@@ -55,7 +58,8 @@ def append_feed(
 ) -> AppendReport:
     """Append a feed of numbered NDJSON lines: in this process when it is short,
     else with `writers` processes, one per shard of citizens. Each writer waits up to
-    `patience` seconds for a database that stopped answering.
+    `patience` seconds for a database that stopped answering. A line may come already
+    decoded (a dict, as `decoded` gives it), and is not decoded again.
     """
     rest = iter(lines)
     head = list(islice(rest, SHARDING_THRESHOLD))
@@ -68,13 +72,22 @@ def append_feed(
         ledger.close()
 
 
-def shard_of(line: bytes | str, shards: int) -> int:
-    """The shard of a line's citizen; a line without a readable citizen goes to 0."""
+def decoded(line: Line) -> Line:
+    """The line's JSON object, or the line itself when it is not one (its writer
+    rejects it with the reason)."""
+    if isinstance(line, Mapping):
+        return line
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return 0
-    citizen = data.get("citizen") if isinstance(data, dict) else None
+        return line
+    return data if isinstance(data, dict) else line
+
+
+def shard_of(line: Line, shards: int) -> int:
+    """The shard of a line's citizen; a line without a readable citizen goes to 0."""
+    data = decoded(line)
+    citizen = data.get("citizen") if isinstance(data, Mapping) else None
     if not isinstance(citizen, str):
         return 0
     return zlib.crc32(citizen.upper().encode()) % shards
@@ -290,7 +303,7 @@ def _death(code: int) -> str:
 
 def append_sharded(
     url: str,
-    lines: Iterable[tuple[int, bytes]],
+    lines: Iterable[tuple[int, Line]],
     workers: int,
     clock: Clock | None = None,
     progress: Callable[[int], None] | None = None,
@@ -307,8 +320,9 @@ def append_sharded(
     try:
         buffers: list[Lines] = [[] for _ in range(workers)]
         for number, line in lines:
-            shard = shard_of(line, workers)
-            buffers[shard].append((number, line))
+            data = decoded(line)
+            shard = shard_of(data, workers)
+            buffers[shard].append((number, data))
             if len(buffers[shard]) >= batch_size:
                 writers.send(shard, buffers[shard])
                 buffers[shard] = []
