@@ -1,4 +1,4 @@
-"""Where the read models live: tables beside the ledger's, in the same database.
+"""The view store: the read models' tables beside the ledger's, in the same database.
 
 Every write of a view goes in one transaction with its projection's tracking
 position, so a runner that stops anywhere resumes exactly where it left off and
@@ -14,14 +14,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ledger.domain.records import RecordKey
 from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
+from projections.store.encoding import (
+    CITIZEN_COLUMNS,
+    CONTRIBUTION_COLUMNS,
+    CitizenViews,
+    EncodedViews,
+    contribution_data,
+    contribution_of,
+    encode_views,
+)
+from projections.store.sql import Tx
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
@@ -51,21 +60,6 @@ class ScoreInputs:
     position: int
     head: int
     setting: str | None
-
-
-class CitizenViews(NamedTuple):
-    """A citizen's facts, and their contributions under each of several policies in
-    order: all of them, or when `replaced` names records, only those records' (the
-    others stored stay as they are)."""
-
-    citizen: uuid.UUID
-    facts: CitizenFacts
-    contributions: list[list[Contribution]]
-    replaced: set[RecordKey] | None = None
-
-
-class Connection(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
 
 class ViewStore:
@@ -156,18 +150,18 @@ class ViewStore:
             raise psycopg.OperationalError("no pooled connection answers")
 
     @contextmanager
-    def transaction(self, write: bool = True, wait: float | None = None) -> Iterator[_Tx]:
+    def transaction(self, write: bool = True, wait: float | None = None) -> Iterator[Tx]:
         """One transaction, on a connection of its own (waited for `wait` seconds at most,
         POOL_TIMEOUT unless given)."""
         if self.postgres:
             with self._connection(wait) as conn, conn.transaction(), conn.cursor() as cur:
-                yield _Tx(cur, postgres=True)
+                yield Tx(cur, postgres=True)
             return
         lite = self._lite()
         # IMMEDIATE takes the write lock up front, so a writer never fails halfway.
         lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield _Tx(lite.cursor(), postgres=False)
+            yield Tx(lite.cursor(), postgres=False)
         except BaseException:
             lite.execute("ROLLBACK")
             raise
@@ -315,7 +309,7 @@ class ViewStore:
             tx.copy_encoded(
                 "score_contributions",
                 CONTRIBUTION_COLUMNS,
-                _contribution_data(views, policies, self.postgres),
+                contribution_data(views, policies, self.postgres),
             )
 
     def replace_all(
@@ -373,7 +367,7 @@ class ViewStore:
         position = rows[0][0] or 0
         if rows[0][1] is None:
             return None, position
-        return [_contribution(row[2:]) for row in rows if row[2] is not None], position
+        return [contribution_of(row[2:]) for row in rows if row[2] is not None], position
 
     def score_inputs(
         self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str, setting: str
@@ -399,7 +393,7 @@ class ViewStore:
             return ScoreInputs(None, position, head, value)
         if first[4] is None:
             return ScoreInputs([], position, head, value)
-        return ScoreInputs([_contribution(row[4:]) for row in rows], position, head, value)
+        return ScoreInputs([contribution_of(row[4:]) for row in rows], position, head, value)
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""
@@ -411,7 +405,7 @@ class ViewStore:
             [policy],
         )
         for row in rows:
-            yield row[0], _contribution(row[1:])
+            yield row[0], contribution_of(row[1:])
 
     def residents(self, policy: str) -> list[str]:
         rows = self._rows("SELECT resident_id FROM score_citizens WHERE policy = ?", [policy])
@@ -434,209 +428,22 @@ class ViewStore:
             "ORDER BY c.counts_from, f.resident_id",
             [policy, *kinds, "%" + rule_suffix, iso, iso],
         )
-        return [(row[0], _contribution(row[1:])) for row in rows]
+        return [(row[0], contribution_of(row[1:])) for row in rows]
 
 
 class PositionConflict(RuntimeError):
     """Another runner already moved this projection past the position being written."""
 
 
-class _Tx:
-    def __init__(self, cursor: Any, postgres: bool) -> None:
-        self.cursor = cursor
-        self.postgres = postgres
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> None:
-        if binary:
-            self.cursor.execute(sql.replace("?", "%b"), params)
-            return
-        self.cursor.execute(self._sql(sql), params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.cursor.executemany(self._sql(sql), rows)
-
-    def copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert many rows: COPY on PostgreSQL, executemany on SQLite."""
-        if not rows:
-            return
-        if self.postgres:
-            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join("?" * len(columns))
-        self.cursor.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
-        )
-
-    def copy_encoded(
-        self, table: str, columns: Sequence[str], data: bytes | list[tuple[Any, ...]]
-    ) -> None:
-        """Insert rows `encode_views` prepared: COPY text on PostgreSQL, rows on SQLite."""
-        if not data:
-            return
-        if isinstance(data, bytes):
-            with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                copy.write(data)
-            return
-        self.copy(table, columns, data)
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self.cursor.execute(self._sql(sql), params)
-        return [tuple(row) for row in self.cursor.fetchall()]
-
-
-CHUNK = 2000
 CONNECT_TIMEOUT = 2
 POOL_SIZE = 10
 POOL_TIMEOUT = 2.0
 # The first connection, made while the store is opened, may take longer on a busy host.
 OPEN_TIMEOUT = 5.0
 RECONNECT_TIMEOUT = 5.0
-CITIZEN_COLUMNS = ("policy", "citizen_id", "resident_id")
-CONTRIBUTION_COLUMNS = (
-    "policy", "citizen_id", "authority", "reference", "kind", "rule", "points",
-    "counts_from", "counts_until", "cap_group",
-)  # fmt: skip
 
 
-def _contribution_rows(
-    policy: str, cid: uuid.UUID, items: Sequence[Contribution]
-) -> list[tuple[Any, ...]]:
-    return [
-        (policy, cid.hex, c.authority, c.reference, c.kind, c.rule, c.points,
-         c.counts_from.isoformat(), c.counts_until.isoformat() if c.counts_until else None,
-         c.cap_group)
-        for c in items
-    ]  # fmt: skip
-
-
-def _contribution(row: Sequence[Any]) -> Contribution:
-    authority, reference, kind, rule, points, start, end, group = row
-    return Contribution(
-        authority, reference, kind, rule, int(points), date.fromisoformat(start),
-        date.fromisoformat(end) if end else None, group,
-    )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedViews:
-    """A chunk of views ready to write: COPY text on PostgreSQL, rows on SQLite."""
-
-    citizens_rows: bytes | list[tuple[Any, ...]]
-    contributions: bytes | list[tuple[Any, ...]]
-    citizens: int
-    # The records folded into these views, for progress reports.
-    records: int = 0
-
-
-def encode_views(
-    views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool, chunk: int = CHUNK
-) -> Iterator[EncodedViews]:
-    """Views in chunks of `chunk` citizens, as `copy_encoded` writes them."""
-    facts: list[Any] = []
-    items: list[Any] = []
-    count = records = 0
-    text = _ContributionText()
-    for cid, citizen, per_policy, _ in views:
-        hexid = cid.hex
-        if postgres:
-            tail = f"\t{hexid}\t{_text(citizen.resident_id)}\n"
-            for policy, found in zip(policies, per_policy, strict=True):
-                quoted = _text(policy)
-                facts.append(quoted + tail)
-                items.extend(f"{quoted}\t{hexid}\t{text(c)}\n" for c in found)
-        else:
-            for policy, found in zip(policies, per_policy, strict=True):
-                facts.append((policy, hexid, citizen.resident_id))
-                items.extend(_contribution_rows(policy, cid, found))
-        count += 1
-        records += len(citizen.records)
-        if count >= chunk:
-            yield _chunk(facts, items, count, records, postgres)
-            facts, items, count, records = [], [], 0, 0
-            text.clear()
-    if count:
-        yield _chunk(facts, items, count, records, postgres)
-
-
-def _contribution_data(
-    views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool
-) -> bytes | list[tuple[Any, ...]]:
-    if not postgres:
-        return [
-            row
-            for cid, _, per_policy, _ in views
-            for policy, found in zip(policies, per_policy, strict=True)
-            for row in _contribution_rows(policy, cid, found)
-        ]
-    quoted = [_text(policy) for policy in policies]
-    text = _ContributionText()
-    return "".join(
-        f"{name}\t{cid.hex}\t{text(c)}\n"
-        for cid, _, per_policy, _ in views
-        for name, found in zip(quoted, per_policy, strict=True)
-        for c in found
-    ).encode()
-
-
-def _chunk(
-    facts: list[Any], items: list[Any], count: int, records: int, postgres: bool
-) -> EncodedViews:
-    if postgres:
-        return EncodedViews("".join(facts).encode(), "".join(items).encode(), count, records)
-    return EncodedViews(facts, items, count, records)
-
-
-# COPY's text format: backslash, tab, newline and carriage return escaped; \N is NULL.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value: str | None) -> str:
-    if value is None:
-        return "\\N"
-    return value.translate(_COPY_ESCAPES)
-
-
-class _ContributionText:
-    """A contribution in COPY's text format. Authorities, kinds, rules and dates repeat
-    across a chunk's rows, so each is escaped or formatted once; `clear` between chunks
-    keeps memory flat."""
-
-    def __init__(self) -> None:
-        self.strings: dict[str | None, str] = {}
-        self.days: dict[date | None, str] = {None: "\\N"}
-
-    def __call__(self, c: Contribution) -> str:
-        strings, days = self.strings, self.days
-        authority, reference, kind, rule, points, start, until, group = c
-        return "\t".join((
-            strings.get(authority) or self._string(authority), _text(reference),
-            strings.get(kind) or self._string(kind), strings.get(rule) or self._string(rule),
-            str(points), days.get(start) or self._day(start),
-            days.get(until) or self._day(until), strings.get(group) or self._string(group),
-        ))  # fmt: skip
-
-    def _string(self, value: str | None) -> str:
-        text = self.strings[value] = _text(value)
-        return text
-
-    def _day(self, value: date | None) -> str:
-        assert value is not None
-        text = self.days[value] = value.isoformat()
-        return text
-
-    def clear(self) -> None:
-        self.strings.clear()
-        self.days.clear()
-        self.days[None] = "\\N"
-
-
-def _move(tx: _Tx, tracking: str, position: int) -> None:
+def _move(tx: Tx, tracking: str, position: int) -> None:
     """Move a tracking position forwards; PositionConflict if it is already there."""
     moved = tx.rows(
         "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ? "
@@ -653,7 +460,7 @@ def _move(tx: _Tx, tracking: str, position: int) -> None:
     )
 
 
-def _retire_facts_table(tx: _Tx, postgres: bool) -> None:
+def _retire_facts_table(tx: Tx, postgres: bool) -> None:
     """Views written before citizens' facts were read from the log kept them in
     `score_facts`: drop it with every score projection, which the projector then
     builds again from the log."""
