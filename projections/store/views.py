@@ -349,6 +349,11 @@ class ViewStore:
                 "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
                 [(tracking, position) for tracking, _ in projections],
             )
+        if self.postgres:
+            # The old views are dead rows now; reads right after a rebuild should not
+            # wade through them, nor plan on the old tables' statistics.
+            with self._connection() as conn:
+                conn.execute("VACUUM (ANALYZE) score_citizens, score_contributions")
 
     def view(
         self, tracking: str, policy: str, citizen: uuid.UUID
@@ -472,4 +477,5 @@ def _retire_facts_table(tx: Tx, postgres: bool) -> None:
         return
     tx.execute("DROP TABLE score_facts")
     tx.execute("DROP TABLE IF EXISTS score_contributions")
-    tx.execute("DELETE FROM projection_tracking WHERE name LIKE 'scores:%'")
+    tx.execute("DROP TABLE IF EXISTS score_citizens")
+    tx.execute("DELETE FROM projection_tracking WHERE name LIKE ?", ["scores:%"])

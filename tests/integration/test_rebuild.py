@@ -139,3 +139,31 @@ def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
         now = Scores(ledger, views).score(CITIZENS[0], "national-v1")
         assert (now.position, now.lag) == (head, 0)
         assert now.score < old_score.score  # two more fines count against them
+
+
+def test_views_of_the_old_layout_are_dropped_and_built_again(
+    ledger: Ledger, store_url: str
+) -> None:
+    """Views once kept citizens' facts as JSON in `score_facts`; a store opened on them
+    drops them and every score projection's position, so the projector rebuilds."""
+    register_authorities(ledger)
+    feed(ledger, range(1), enrol=True)
+    first = ViewStore(store_url)
+    catch_up(ledger, first, POLICIES)
+    expected = contents(first)
+    with first.transaction() as tx:
+        tx.execute("CREATE TABLE score_facts (policy TEXT, citizen_id TEXT, facts TEXT)")
+        tx.execute("INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
+                   ["tokens:other", 7])  # fmt: skip
+    first.close()
+    reopened = ViewStore(store_url)
+    try:
+        positions = reopened.positions()
+        assert positions == {"tokens:other": 7}
+        assert all(reopened.residents(p.name) == [] for p in POLICIES)
+        catch_up(ledger, reopened, POLICIES)
+        again = contents(reopened)
+        assert again["views"] == expected["views"]
+        assert again["citizens"] == expected["citizens"]
+    finally:
+        reopened.close()
