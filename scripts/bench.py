@@ -263,6 +263,7 @@ def proofs(url: str, name: str, count: int = 2000) -> tuple[float, float, float]
 
 WRK = shutil.which("wrk")
 WRK_SECONDS = 10
+WARM_UP = 2
 # Score reads of random residents; a resident's list is filled in per run.
 READ_LUA = """
 local ids = {%(ids)s}
@@ -389,15 +390,16 @@ def _backends(postgres: str, name: str) -> list[int]:
 def wrk(
     port: int, connections: int, path: str = "/", script: str | None = None,
     postgres: str | None = None, served_pid: int | None = None, name: str = "ledger-bench",
+    seconds: int = WRK_SECONDS,
 ) -> dict[str, Any]:  # fmt: skip
-    """wrk, 2 threads, for WRK_SECONDS: requests/s, p50 and p99 in ms, the answers that
+    """wrk, 2 threads, for `seconds`: requests/s, p50 and p99 in ms, the answers that
     were not 2xx, whatever the script printed, and where the CPU time went per
     request: the served processes, their PostgreSQL backends (when on this machine),
     and wrk itself."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script or "")
         lua.flush()
-        command = [WRK or "wrk", "-t2", f"-c{connections}", f"-d{WRK_SECONDS}s", "--latency",
+        command = [WRK or "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
                    *(["-s", lua.name] if script else []),
                    f"http://127.0.0.1:{port}{path}"]  # fmt: skip
         family = _family(served_pid) if served_pid else []
@@ -416,7 +418,7 @@ def wrk(
         "Non-2xx" in out) else 0  # fmt: skip
     figures["printed"] = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in
                           out.splitlines() if line.startswith(("acked ", "others "))}  # fmt: skip
-    requests = max(figures["rps"] * WRK_SECONDS, 1)
+    requests = max(figures["rps"] * seconds, 1)
     wrk_cpu = after.children_user + after.children_system - own.children_user - (
         own.children_system)  # fmt: skip
     figures["cpu_us"] = {
@@ -449,11 +451,15 @@ def http_load(postgres: str, name: str) -> dict[str, Any]:
     views.close()
     ids = ",".join(f'"{r}"' for r in residents)
     figures: dict[str, Any] = {}
+    # Each server first answers for WARM_UP seconds, unmeasured: its pools and
+    # prepared statements are made as they would be long since in service.
     with served(None) as (port, pid):
+        wrk(port, 16, "/bare", seconds=WARM_UP)
         figures["bare16"] = wrk(port, 16, "/bare", served_pid=pid)
         figures["bare32"] = wrk(port, 32, "/bare", served_pid=pid)
     with served(target) as (port, pid):
         script = READ_LUA % {"ids": ids, "token": reader}
+        wrk(port, 16, script=script, seconds=WARM_UP)
         figures["reads"] = wrk(port, 16, script=script, postgres=postgres, served_pid=pid)
         run = uuid.uuid4().hex[:8]
         script = APPEND_LUA % {"ids": ids, "token": service, "run": run}
@@ -468,27 +474,34 @@ def http_load(postgres: str, name: str) -> dict[str, Any]:
 
 def _stored_once(url: str, after: int, printed: dict[str, str], prefix: str) -> str:
     """Whether every acknowledged append is in the log once, at the position it was
-    acknowledged with (the log read from `after` on); what is wrong otherwise."""
+    acknowledged with (the log read from `after` on), and in how many transactions
+    (a batch's records share their time of recording); what is wrong otherwise."""
     acked = [int(p) for p in printed.get("acked", "").split(",") if p]
     ledger = Ledger(url)
     held: dict[int, str] = {}
+    batches: set[datetime] = set()
     try:
         while True:
             page = ledger.reader.page(after, 10_000)
-            held.update((e.position, e.record.reference) for e in page.records
-                        if e.record.reference.startswith(prefix))  # fmt: skip
+            for e in page.records:
+                if e.record.reference.startswith(prefix):
+                    held[e.position] = e.record.reference
+                    batches.add(e.recorded_at)
             if page.end == after:
                 break
             after = page.end
     finally:
         ledger.close()
+    grouped = f"{len(batches):,} group commits of {len(held) / max(len(batches), 1):.1f}"
     if len(set(acked)) != len(acked):
         return "no: a position was acknowledged twice"
     missing = [p for p in acked if p not in held]
     if missing:
         return f"no: {len(missing)} acknowledged positions hold no such record"
     twice = len(held) - len(set(held.values()))
-    return f"no: {twice} records stored twice" if twice else f"yes ({len(acked):,} acknowledged)"
+    if twice:
+        return f"no: {twice} records stored twice"
+    return f"yes ({len(acked):,} acknowledged; {grouped} records on average)"
 
 
 def http_ingest(postgres: str, records: list[dict[str, Any]], size: int) -> dict[str, float]:
