@@ -14,6 +14,7 @@ database was lost, so the service starts, and answers 503, while the database is
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from contextlib import suppress
 from datetime import date
 from decimal import Decimal
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -67,6 +68,8 @@ T = TypeVar("T")
 MAX_BODY = 256 * 1024 * 1024
 # How long create_app waits for the database before serving 503 until it answers.
 STARTUP_WAIT = 10.0
+# Bytes read at a time from an NDJSON body.
+BUFFER = 1024 * 1024
 SCORE_QUERY = ScoreQuery()
 ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 log = logging.getLogger("ledger.service")
@@ -415,7 +418,10 @@ def _stream_ndjson(token: Token) -> Any:
     refused: list[Rejection] = []
 
     def lines() -> Iterator[tuple[int, bytes]]:
-        for number, line in enumerate(request.stream, start=1):
+        # Buffered: werkzeug's length-limited stream alone gives a line a byte at a
+        # time, which cost NDJSON over HTTP more than half its time.
+        body = io.BufferedReader(cast("io.RawIOBase", request.stream), BUFFER)
+        for number, line in enumerate(body, start=1):
             if not line.strip():
                 continue
             try:
