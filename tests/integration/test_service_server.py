@@ -87,8 +87,8 @@ def bridge() -> Iterator[tuple[Bridge, list[str]]]:
     bridge = Bridge(make, lambda _: seen.append("closed"), max_body=100, threads=1,
                     write_threads=1)  # fmt: skip
     yield bridge, seen
-    for pool in (bridge.pool, bridge.writes, bridge.ready):
-        pool.shutdown(wait=False, cancel_futures=True)
+    for lane in (bridge.pool, bridge.writes, bridge.ready):
+        lane.shutdown()
 
 
 def _scope(length: int | None = None, **kwargs: Any) -> Scope:
