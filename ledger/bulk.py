@@ -173,6 +173,18 @@ def interruptible() -> Iterator[None]:
 
 
 @contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (the service appends from others)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def _signals_deferred() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block is done, so it is never cut short."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
@@ -202,10 +214,12 @@ class _Writers:
         self.outboxes: list[Connection] = []
         self.processes: list[Any] = []
         self.done: set[int] = set()
-        # Started with the stop signals blocked, which they inherit: none dies of a
-        # Ctrl-C before it can ignore it.
+        # Started with the stop signals blocked and Ctrl-C ignored, both of which they
+        # inherit: none dies of a Ctrl-C before it can ignore it, even while importing
+        # (Python leaves an inherited ignored SIGINT ignored). Blocked here, a Ctrl-C
+        # meanwhile waits for this process's own handler, restored before unblocking.
         try:
-            with _signals_deferred():
+            with _signals_deferred(), _sigint_ignored():
                 for _ in range(count):
                     inbox = context.Queue(maxsize=4)
                     receiver, sender = context.Pipe(duplex=False)
