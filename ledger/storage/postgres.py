@@ -346,19 +346,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def tree_rows(self) -> Generator[list[TreeRow], None, None]:
         # One ordered pass over the primary key: batches by index range would each be
         # planned afresh, and without statistics as a sort of the whole level.
-        with self.datastore.get_connection() as conn, conn.transaction():
-            _let_reader_take_its_time(conn)
-            cursor = conn.cursor(name="ledger_tree", row_factory=tuple_row, binary=True)
-            cursor.execute(
-                SQL(
-                    "SELECT level, idx, hash, position FROM {} WHERE level >= 0 ORDER BY level, idx"
-                ).format(self._table(self.tree_table))
-            )
-            size = FIRST_ROWS
-            while rows := cursor.fetchmany(size):
-                yield rows
-                size = TREE_ROWS
-            cursor.close()
+        yield from self._batches(
+            "ledger_tree",
+            SQL(
+                "SELECT level, idx, hash, position FROM {} WHERE level >= 0 ORDER BY level, idx"
+            ).format(self._table(self.tree_table)),
+            [],
+            TREE_ROWS,
+        )
 
     def tree_levels(self) -> list[StoredLevel]:
         # One row a level, the nodes in the subquery's order: no row each to decode.
@@ -521,21 +516,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def log_leaf_rows(self, after: int, upto: int | None) -> Iterator[list[LeafRow]]:
         # Binary, with the id as text: no hex decoding of the state, no UUID objects.
+        yield from self._batches(
+            "ledger_leaves",
+            SQL(
+                "SELECT notification_id, originator_id::text, originator_version, topic, "
+                "state FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id"
+            ).format(self._table(self.events_table_name)),
+            [after, MAX_POSITION if upto is None else upto],
+            STREAM_ROWS,
+        )
+
+    def _batches(
+        self, name: str, statement: Any, params: Sequence[Any], rows_after: int
+    ) -> Iterator[list[Any]]:
+        """Binary rows from a server-side cursor: a small first batch, so work on them
+        starts soon, then `rows_after` at a time."""
         with self.datastore.get_connection() as conn, conn.transaction():
             _let_reader_take_its_time(conn)
-            cursor = conn.cursor(name="ledger_leaves", row_factory=tuple_row, binary=True)
-            cursor.execute(
-                SQL(
-                    "SELECT notification_id, originator_id::text, originator_version, topic, "
-                    "state FROM {} WHERE notification_id > %s AND notification_id <= %s "
-                    "ORDER BY notification_id"
-                ).format(self._table(self.events_table_name)),
-                [after, MAX_POSITION if upto is None else upto],
-            )
+            cursor = conn.cursor(name=name, row_factory=tuple_row, binary=True)
+            cursor.execute(statement, params)
             size = FIRST_ROWS
             while rows := cursor.fetchmany(size):
                 yield rows
-                size = STREAM_ROWS
+                size = rows_after
             cursor.close()
 
     def log_channel(self) -> str | None:
