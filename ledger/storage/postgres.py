@@ -486,13 +486,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             if high is not None:
                 where += SQL(" AND originator_id < %s")
                 params.append(high)
-        yield from self._stream(
+        # Binary, with the id as text: no hex decoding of the state, and a UUID made
+        # once per citizen (by the log's port), not once per row.
+        for batch in self._batches(
+            "ledger_log",
             SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "SELECT notification_id, originator_id::text, originator_version, topic, state "
                 "FROM {} WHERE {} ORDER BY originator_id, originator_version"
             ).format(self._table(self.events_table_name), where),
             params,
-        )
+            STREAM_ROWS,
+        ):
+            yield from batch
 
     def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
         return self._tuples(
