@@ -1,12 +1,13 @@
-"""What a catch-up knows of its citizens before a page: their facts as of the
-projections' position.
+"""What a catch-up knows of its citizens before a page: their facts and views as of
+the projections' position.
 
 A citizen's facts are never stored with the views; they are folded from the log. The
-projector keeps those of the citizens it wrote last, so a citizen with a new record
-costs one fold of that record, not a read of their whole history. What is kept is
-bound to the policies and the position it was written at: any other position, or a
-page that was not written (a failure, an outage, a lost lock), drops all of it, so it
-can never stand for anything but what this process itself wrote last.
+projector keeps the facts and views of the citizens it wrote last, so a citizen with a
+new record costs one fold of that record and the scoring of the records linked to it,
+not a read of their whole history. What is kept is bound to the policies and the
+position it was written at: any other position, or a page that was not written (a
+failure, an outage, a lost lock), drops all of it, so it can never stand for anything
+but what this process itself wrote last.
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
-from ledger.domain.facts import CitizenFacts
 from ledger.log import LoggedRecord, LogReader
+from projections.store import CitizenViews
 
-# About 3 KB a citizen of ten records: some 150 MB at most.
-KEPT_CITIZENS = 50_000
+# About 6 KB a citizen of ten records under two policies: some 200 MB at most.
+KEPT_CITIZENS = 30_000
 
 
-class KnownFacts:
-    """The facts of recently written citizens under one group of policies."""
+class KnownViews:
+    """The facts and views of recently written citizens under one group of policies."""
 
     def __init__(self, limit: int = KEPT_CITIZENS) -> None:
         self.limit = limit
-        self._facts: OrderedDict[uuid.UUID, CitizenFacts] = OrderedDict()
+        self._views: OrderedDict[uuid.UUID, CitizenViews] = OrderedDict()
         self._at: tuple[tuple[str, ...], int] | None = None
 
     def before(
@@ -36,38 +37,35 @@ class KnownFacts:
         policies: Sequence[str],
         position: int,
         citizens: Iterable[uuid.UUID],
-    ) -> tuple[dict[uuid.UUID, CitizenFacts], dict[uuid.UUID, list[LoggedRecord]]]:
-        """For these citizens: the facts kept of those this process wrote at
+    ) -> tuple[dict[uuid.UUID, CitizenViews], dict[uuid.UUID, list[LoggedRecord]]]:
+        """For these citizens: the views kept of those this process wrote at
         `position`, and every other one's records up to `position` from the log.
         Until `written` is called, nothing kept is trusted again."""
         at = (tuple(policies), position)
         if self._at != at:
-            self._facts.clear()
+            self._views.clear()
         self._at = None
-        kept: dict[uuid.UUID, CitizenFacts] = {}
+        kept: dict[uuid.UUID, CitizenViews] = {}
         missing: list[uuid.UUID] = []
         for citizen in citizens:
-            facts = self._facts.pop(citizen, None)
-            if facts is None:
+            views = self._views.pop(citizen, None)
+            if views is None:
                 missing.append(citizen)
             else:
-                kept[citizen] = facts
+                kept[citizen] = views
         return kept, log.citizens(missing, position)
 
     def written(
-        self,
-        policies: Sequence[str],
-        position: int,
-        facts: Iterable[tuple[uuid.UUID, CitizenFacts]],
+        self, policies: Sequence[str], position: int, views: Iterable[CitizenViews]
     ) -> None:
-        """The page up to `position` was written with these citizens' facts."""
-        kept = self._facts
-        for citizen, found in facts:
-            kept[citizen] = found
+        """The page up to `position` was written with these citizens' views."""
+        kept = self._views
+        for written in views:
+            kept[written.citizen] = written
         while len(kept) > self.limit:
             kept.popitem(last=False)
         self._at = (tuple(policies), position)
 
     def clear(self) -> None:
-        self._facts.clear()
+        self._views.clear()
         self._at = None

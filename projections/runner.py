@@ -12,13 +12,15 @@ on from its tracking positions.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -31,7 +33,7 @@ from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
 from ledger.storage import redact_text
-from projections.known import KnownFacts
+from projections.known import KnownViews
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, contributions
@@ -45,6 +47,7 @@ from projections.store import (
 )
 
 PAGE = 1000
+YOUNG_COLLECTION = 100_000
 # Below this many events a rebuild is quicker in one process than starting others.
 PARALLEL_FROM = 20_000
 
@@ -62,7 +65,7 @@ def catch_up(
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
     workers: int | None = None,
-    known: KnownFacts | None = None,
+    known: KnownViews | None = None,
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
 
@@ -75,9 +78,10 @@ def catch_up(
     never holds them back. `before_write` is called before each write (a projector
     confirms its lock there). `workers`: processes sharing a rebuild (by default both
     cores once the log is long enough to be worth starting them). `known` keeps the
-    facts of the citizens written from one call to the next (a follower passes one).
+    facts and views of the citizens written from one call to the next (a follower
+    passes one).
     """
-    known = known if known is not None else KnownFacts()
+    known = known if known is not None else KnownViews()
     log = ledger.reader
     positions = store.positions()
     fresh = [p for p in policies if positions.get(tracking_name(p), 0) == 0]
@@ -85,8 +89,26 @@ def catch_up(
     if fresh and head > 0:
         before_write()
         rebuild(log, store, fresh, head, workers=_workers(workers, head), progress=progress)
+    with _fewer_collections(), _PageWriter(store) as writer:
+        _pages(log, writer, store.positions(), policies, page_size, progress, stop_at,
+               before_write, known)  # fmt: skip
+    positions = store.positions()
+    return {p.name: positions.get(tracking_name(p), 0) for p in policies}
+
+
+def _pages(
+    log: LogReader,
+    writer: _PageWriter,
+    positions: dict[str, int],
+    policies: Sequence[Policy],
+    page_size: int,
+    progress: Callable[[int, int], None] | None,
+    stop_at: int | None,
+    before_write: Callable[[], None],
+    known: KnownViews,
+) -> None:
+    """The incremental part of `catch_up`, page by page from `positions`."""
     while True:
-        positions = store.positions()
         groups: dict[int, list[Policy]] = {}
         for policy in policies:
             groups.setdefault(positions.get(tracking_name(policy), 0), []).append(policy)
@@ -98,7 +120,7 @@ def catch_up(
             touched = page.by_citizen()
             # Policies at one position hold the same facts: fold them once, and write
             # every policy's views of the page in one transaction. A citizen whose
-            # facts are not kept is read from the log and their views replaced whole.
+            # views are not kept is read from the log and scored whole.
             names = [p.name for p in group]
             kept, earlier = known.before(log, names, start, touched)
             citizens = [
@@ -107,16 +129,73 @@ def catch_up(
             ]
             views = list(_views(citizens, kept, group))
             before_write()
-            store.save_page([(tracking_name(p), p.name) for p in group], page.end, views)
-            known.written(names, page.end, ((v.citizen, v.facts) for v in views))
+            writer.write([(tracking_name(p), p.name) for p in group], page.end, views)
+            # Kept as written before the write is done: if it fails, the catch-up ends
+            # with its error and the store's positions no longer match what is kept.
+            known.written(names, page.end, views)
+            positions.update((tracking_name(p), page.end) for p in group)
             written = max(written, len(views))
             moved = max(moved, page.end - start)
         if not moved:
             break
         if progress is not None:
             progress(moved, written)
-    positions = store.positions()
-    return {p.name: positions.get(tracking_name(p), 0) for p in policies}
+
+
+class _PageWriter:
+    """Writes a catch-up's pages in order, on PostgreSQL on a thread of its own, so the
+    next page is read, folded and scored while the database takes the last one.
+    SQLite has one writer a database: there the pages are written as they come."""
+
+    def __init__(self, store: ViewStore) -> None:
+        self._store = store
+        self._thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="views-writer") if store.postgres else None
+        )
+        self._pending: Future[None] | None = None
+
+    def write(
+        self, projections: Sequence[tuple[str, str]], position: int, views: list[CitizenViews]
+    ) -> None:
+        """Hand a page over once the one before it is written (its error is raised here)."""
+        self.wait()
+        if self._thread is None:
+            self._store.save_page(projections, position, views)
+        else:
+            self._pending = self._thread.submit(self._store.save_page, projections, position, views)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _PageWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self.wait()
+            else:
+                # Already failing: let the page in flight end, and keep the first error.
+                with suppress(Exception):
+                    self.wait()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A catch-up makes many short-lived objects while it holds many long-lived ones
+    (the views it keeps); collecting the youngest generation every 700 allocations,
+    as Python does by default, then takes about a third of its time."""
+    before = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def rebuild(
@@ -159,16 +238,16 @@ def _told(
 
 def _views(
     citizens: Iterable[tuple[uuid.UUID, Sequence[LoggedRecord]]],
-    known: Mapping[uuid.UUID, CitizenFacts],
+    known: Mapping[uuid.UUID, CitizenViews],
     policies: Sequence[Policy],
 ) -> Iterator[CitizenViews]:
     """The one fold: each citizen's facts as known, with their new records folded in,
-    and their contributions under every policy, in order: all of them for a citizen
-    new to the views, only those of the records the new ones are linked to otherwise
-    (no other record's contributions can have changed)."""
+    and their contributions under every policy, in order. A citizen new to the views is
+    scored whole; for one already known only the records the new ones are linked to
+    are scored again (no other record's contributions can have changed)."""
     for cid, records in citizens:
-        facts = known.get(cid)
-        new = facts is None
+        views = known.get(cid)
+        facts = None if views is None else views.facts
         for logged in records:
             record = logged.record
             if facts is None:
@@ -181,11 +260,16 @@ def _views(
             facts.apply(record)
         if facts is None:
             continue
-        if new:
+        if views is None:
             yield CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
             continue
         keys = facts.linked(logged.record.key for logged in records)
-        yield CitizenViews(cid, facts, [contributions(facts, p, keys) for p in policies], keys)
+        linked = {(key.authority, key.reference) for key in keys}
+        yield CitizenViews(cid, facts, [
+            [c for c in before if (c.authority, c.reference) not in linked]
+            + contributions(facts, p, keys)
+            for p, before in zip(policies, views.contributions, strict=True)
+        ])  # fmt: skip
 
 
 class RebuildFailed(LedgerError):
@@ -315,7 +399,7 @@ def follow(
     On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
     seconds anyway, so a lost notification delays it by one interval at most.
     """
-    known = KnownFacts()
+    known = KnownViews()
     with ledger.reader.watch(interval) as watch:
         while not should_stop():
             reached = catch_up(ledger, store, policies, known=known)
@@ -363,7 +447,7 @@ class Projector:
         self._watch: Watch | None = None
         self._standby = False
         self._down_since: float | None = None
-        self._known = KnownFacts()
+        self._known = KnownViews()
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Follow the log; returns the positions last written."""

@@ -139,12 +139,12 @@ CATCH_UP = """
 import sys, time
 from ledger.application import Ledger
 from projections import policy
-from projections.known import KnownFacts
+from projections.known import KnownViews
 from projections.runner import catch_up
 from projections.store import ViewStore
 app, store = Ledger(sys.argv[1]), ViewStore(sys.argv[1])
 policies = [policy.load(n) for n in policy.available()]
-known = KnownFacts()
+known = KnownViews()
 figures = []
 # Half the log behind in two halves: the first as a fresh `ledger project` meets it
 # (every citizen read from the log), the second as a follower that wrote the first.

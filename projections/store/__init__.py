@@ -1,14 +1,13 @@
 """Where the read models live: tables beside the ledger's, in the same database.
 
-`views` is the store itself (connections, the views' tables, their reads and
-writes), `encoding` how views become rows and COPY text, `sql` one transaction in
-either dialect.
+`views` is the store itself (connections, the views' table, its reads and writes),
+`encoding` how views become rows and COPY text, `sql` one transaction in either
+dialect.
 """
 
 from projections.store.encoding import (
     CHUNK,
-    CITIZEN_COLUMNS,
-    CONTRIBUTION_COLUMNS,
+    VIEW_COLUMNS,
     CitizenViews,
     EncodedViews,
     encode_views,
@@ -16,6 +15,6 @@ from projections.store.encoding import (
 from projections.store.views import PositionConflict, ScoreInputs, ViewStore
 
 __all__ = [
-    "CHUNK", "CITIZEN_COLUMNS", "CONTRIBUTION_COLUMNS", "CitizenViews", "EncodedViews",
-    "PositionConflict", "ScoreInputs", "ViewStore", "encode_views",
+    "CHUNK", "VIEW_COLUMNS", "CitizenViews", "EncodedViews", "PositionConflict",
+    "ScoreInputs", "ViewStore", "encode_views",
 ]  # fmt: skip

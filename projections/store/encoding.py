@@ -1,5 +1,10 @@
 """How views become rows to write (COPY text on PostgreSQL, tuples on SQLite), and
-stored rows contributions again."""
+stored rows contributions again.
+
+A citizen's view under a policy is one row: their identity number and every
+contribution of theirs, as a JSON array in a canonical order. One row a citizen, not
+one a contribution, is what makes a rebuild's writes and a score read cheap: the
+rows are few, and a read is one index lookup."""
 
 from __future__ import annotations
 
@@ -7,57 +12,63 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from operator import itemgetter
 from typing import Any, NamedTuple
 
-from ledger.domain.records import RecordKey
+import orjson
+
 from projections.scoring import CitizenFacts, Contribution
 
 CHUNK = 2000
 
-CITIZEN_COLUMNS = ("policy", "citizen_id", "resident_id")
-CONTRIBUTION_COLUMNS = (
-    "policy", "citizen_id", "authority", "reference", "kind", "rule", "points",
-    "counts_from", "counts_until", "cap_group",
-)  # fmt: skip
+VIEW_COLUMNS = ("policy", "citizen_id", "resident_id", "contributions")
 
 
 class CitizenViews(NamedTuple):
-    """A citizen's facts, and their contributions under each of several policies in
-    order: all of them, or when `replaced` names records, only those records' (the
-    others stored stay as they are)."""
+    """A citizen's facts, and every contribution of theirs under each of several
+    policies, in order."""
 
     citizen: uuid.UUID
     facts: CitizenFacts
     contributions: list[list[Contribution]]
-    replaced: set[RecordKey] | None = None
 
 
-def _contribution_rows(
-    policy: str, cid: uuid.UUID, items: Sequence[Contribution]
-) -> list[tuple[Any, ...]]:
+# A record's contributions under a rule differ in their start (a dispute splits them);
+# sorting is stable, so the order is the same however the list was put together.
+_CANONICAL = itemgetter(0, 1, 3, 5)
+
+
+def contributions_text(found: Iterable[Contribution]) -> str:
+    """Contributions as stored: a JSON array of arrays (authority, reference, kind,
+    rule, points, counts_from, counts_until, cap_group) in a canonical order, so equal
+    views are equal text however they were built."""
+    return orjson.dumps([tuple(c) for c in sorted(found, key=_CANONICAL)]).decode()
+
+
+def contributions_of(text: str | bytes) -> list[Contribution]:
+    """Stored contributions as `contributions_text` wrote them."""
+    day = date.fromisoformat
     return [
-        (policy, cid.hex, c.authority, c.reference, c.kind, c.rule, c.points,
-         c.counts_from.isoformat(), c.counts_until.isoformat() if c.counts_until else None,
-         c.cap_group)
-        for c in items
+        Contribution(authority, reference, kind, rule, points, day(start),
+                     day(until) if until else None, group)
+        for authority, reference, kind, rule, points, start, until, group in orjson.loads(text)
     ]  # fmt: skip
 
 
-def contribution_of(row: Sequence[Any]) -> Contribution:
-    """A contribution from its stored columns, policy and citizen aside."""
-    authority, reference, kind, rule, points, start, end, group = row
-    return Contribution(
-        authority, reference, kind, rule, int(points), date.fromisoformat(start),
-        date.fromisoformat(end) if end else None, group,
-    )  # fmt: skip
+def view_rows(views: Iterable[CitizenViews], policies: Sequence[str]) -> list[tuple[str, ...]]:
+    """(policy, citizen id, identity number, contributions) rows of these views."""
+    return [
+        (policy, cid.hex, facts.resident_id, contributions_text(found))
+        for cid, facts, per_policy in views
+        for policy, found in zip(policies, per_policy, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class EncodedViews:
     """A chunk of views ready to write: COPY text on PostgreSQL, rows on SQLite."""
 
-    citizens_rows: bytes | list[tuple[Any, ...]]
-    contributions: bytes | list[tuple[Any, ...]]
+    rows: bytes | list[tuple[str, ...]]
     citizens: int
     # The records folded into these views, for progress reports.
     records: int = 0
@@ -67,99 +78,36 @@ def encode_views(
     views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool, chunk: int = CHUNK
 ) -> Iterator[EncodedViews]:
     """Views in chunks of `chunk` citizens, as `copy_encoded` writes them."""
-    facts: list[Any] = []
-    items: list[Any] = []
+    quoted = [_text(policy) for policy in policies]
+    lines: list[Any] = []
     count = records = 0
-    text = _ContributionText()
-    for cid, citizen, per_policy, _ in views:
+    for cid, facts, per_policy in views:
         hexid = cid.hex
         if postgres:
-            tail = f"\t{hexid}\t{_text(citizen.resident_id)}\n"
-            for policy, found in zip(policies, per_policy, strict=True):
-                quoted = _text(policy)
-                facts.append(quoted + tail)
-                items.extend(f"{quoted}\t{hexid}\t{text(c)}\n" for c in found)
+            tail = f"\t{hexid}\t{_text(facts.resident_id)}\t"
+            for name, found in zip(quoted, per_policy, strict=True):
+                lines.append(f"{name}{tail}{_text(contributions_text(found))}\n")
         else:
             for policy, found in zip(policies, per_policy, strict=True):
-                facts.append((policy, hexid, citizen.resident_id))
-                items.extend(_contribution_rows(policy, cid, found))
+                lines.append((policy, hexid, facts.resident_id, contributions_text(found)))
         count += 1
-        records += len(citizen.records)
+        records += len(facts.records)
         if count >= chunk:
-            yield _chunk(facts, items, count, records, postgres)
-            facts, items, count, records = [], [], 0, 0
-            text.clear()
+            yield _chunk(lines, count, records, postgres)
+            lines, count, records = [], 0, 0
     if count:
-        yield _chunk(facts, items, count, records, postgres)
+        yield _chunk(lines, count, records, postgres)
 
 
-def contribution_data(
-    views: Iterable[CitizenViews], policies: Sequence[str], postgres: bool
-) -> bytes | list[tuple[Any, ...]]:
-    if not postgres:
-        return [
-            row
-            for cid, _, per_policy, _ in views
-            for policy, found in zip(policies, per_policy, strict=True)
-            for row in _contribution_rows(policy, cid, found)
-        ]
-    quoted = [_text(policy) for policy in policies]
-    text = _ContributionText()
-    return "".join(
-        f"{name}\t{cid.hex}\t{text(c)}\n"
-        for cid, _, per_policy, _ in views
-        for name, found in zip(quoted, per_policy, strict=True)
-        for c in found
-    ).encode()
-
-
-def _chunk(
-    facts: list[Any], items: list[Any], count: int, records: int, postgres: bool
-) -> EncodedViews:
+def _chunk(lines: list[Any], count: int, records: int, postgres: bool) -> EncodedViews:
     if postgres:
-        return EncodedViews("".join(facts).encode(), "".join(items).encode(), count, records)
-    return EncodedViews(facts, items, count, records)
+        return EncodedViews("".join(lines).encode(), count, records)
+    return EncodedViews(lines, count, records)
 
 
 # COPY's text format: backslash, tab, newline and carriage return escaped; \N is NULL.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _text(value: str | None) -> str:
-    if value is None:
-        return "\\N"
+def _text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
-
-
-class _ContributionText:
-    """A contribution in COPY's text format. Authorities, kinds, rules and dates repeat
-    across a chunk's rows, so each is escaped or formatted once; `clear` between chunks
-    keeps memory flat."""
-
-    def __init__(self) -> None:
-        self.strings: dict[str | None, str] = {}
-        self.days: dict[date | None, str] = {None: "\\N"}
-
-    def __call__(self, c: Contribution) -> str:
-        strings, days = self.strings, self.days
-        authority, reference, kind, rule, points, start, until, group = c
-        return "\t".join((
-            strings.get(authority) or self._string(authority), _text(reference),
-            strings.get(kind) or self._string(kind), strings.get(rule) or self._string(rule),
-            str(points), days.get(start) or self._day(start),
-            days.get(until) or self._day(until), strings.get(group) or self._string(group),
-        ))  # fmt: skip
-
-    def _string(self, value: str | None) -> str:
-        text = self.strings[value] = _text(value)
-        return text
-
-    def _day(self, value: date | None) -> str:
-        assert value is not None
-        text = self.days[value] = value.isoformat()
-        return text
-
-    def clear(self) -> None:
-        self.strings.clear()
-        self.days.clear()
-        self.days[None] = "\\N"

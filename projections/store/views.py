@@ -22,13 +22,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
 from projections.store.encoding import (
-    CITIZEN_COLUMNS,
-    CONTRIBUTION_COLUMNS,
+    VIEW_COLUMNS,
     CitizenViews,
     EncodedViews,
-    contribution_data,
-    contribution_of,
+    contributions_of,
     encode_views,
+    view_rows,
 )
 from projections.store.sql import Tx
 
@@ -36,18 +35,11 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS projection_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # The citizens each projection has seen (a citizen's facts are read from the log).
-    "CREATE TABLE IF NOT EXISTS score_citizens ("
+    # Each citizen a projection has seen, with every contribution of theirs (see
+    # projections.store.encoding); their facts are read from the log.
+    "CREATE TABLE IF NOT EXISTS score_views ("
     " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, resident_id TEXT NOT NULL,"
-    " PRIMARY KEY (policy, citizen_id))",
-    "CREATE TABLE IF NOT EXISTS score_contributions ("
-    " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, authority TEXT NOT NULL,"
-    " reference TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, points INTEGER NOT NULL,"
-    " counts_from TEXT NOT NULL, counts_until TEXT, cap_group TEXT)",
-    # A citizen's contributions, and one record's (a catch-up replaces only those).
-    "CREATE INDEX IF NOT EXISTS score_contributions_record"
-    " ON score_contributions (policy, citizen_id, authority, reference)",
-    "DROP INDEX IF EXISTS score_contributions_citizen",
+    " contributions TEXT NOT NULL, PRIMARY KEY (policy, citizen_id))",
 ]
 
 
@@ -103,7 +95,7 @@ class ViewStore:
                 if self.postgres:
                     # Two processes starting at once must not both create the tables.
                     tx.execute("SELECT pg_advisory_xact_lock(?)", [DDL_LOCK])
-                _retire_facts_table(tx, self.postgres)
+                _retire_old_layouts(tx, self.postgres)
                 for statement in SCHEMA:
                     tx.execute(statement)
         except BaseException:
@@ -249,68 +241,29 @@ class ViewStore:
     ) -> None:
         """Replace these citizens' views under every (tracking name, policy) projection
         and move all their positions, in one transaction. `views` gives each citizen's
-        facts (encoded once for every policy) and, per projection in order, their
-        contributions."""
-        policies = [policy for _, policy in projections]
+        identity number (in their facts) and, per projection in order, every
+        contribution of theirs."""
+        rows = view_rows(views, [policy for _, policy in projections])
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)
-            if not views:
+            if not rows:
                 return
-            # Citizens new to the views are added, with their contributions whole; for
-            # the others only the contributions of the records named are replaced.
-            whole = [(view.citizen.hex, view.facts.resident_id)
-                     for view in views if view.replaced is None]  # fmt: skip
-            parts = [(view.citizen.hex, key.authority, key.reference)
-                     for view in views if view.replaced is not None
-                     for key in view.replaced]  # fmt: skip
-            ids = [cid for cid, _ in whole]
             if self.postgres:
+                # One statement for the page, its rows as arrays.
                 tx.execute(
-                    "DELETE FROM score_contributions WHERE policy = ANY(?) AND citizen_id = ANY(?)",
-                    [policies, ids],
-                    binary=True,
-                )
-                tx.execute(
-                    "DELETE FROM score_contributions c USING unnest(?::text[], ?::text[], "
-                    "?::text[]) AS k (citizen_id, authority, reference) "
-                    "WHERE c.policy = ANY(?) AND c.citizen_id = k.citizen_id "
-                    "AND c.authority = k.authority AND c.reference = k.reference",
-                    [[p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
-                     policies],
-                    binary=True,
-                )  # fmt: skip
-                tx.execute(
-                    "INSERT INTO score_citizens (policy, citizen_id, resident_id) "
-                    "SELECT p, c, r FROM unnest(?::text[]) AS p, "
-                    "unnest(?::text[], ?::text[]) AS w (c, r) ON CONFLICT DO NOTHING",
-                    [policies, ids, [resident for _, resident in whole]],
+                    "INSERT INTO score_views (policy, citizen_id, resident_id, contributions) "
+                    "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) "
+                    f"{_UPSERT}",
+                    [list(column) for column in zip(*rows, strict=True)],
                     binary=True,
                 )
             else:
-                for policy in policies:
-                    for start in range(0, len(ids), 500):
-                        chunk = ids[start : start + 500]
-                        tx.execute(
-                            "DELETE FROM score_contributions WHERE policy = ? AND citizen_id "
-                            f"IN ({','.join('?' * len(chunk))})",
-                            [policy, *chunk],
-                        )
-                    tx.executemany(
-                        "DELETE FROM score_contributions WHERE policy = ? AND citizen_id = ? "
-                        "AND authority = ? AND reference = ?",
-                        [(policy, *part) for part in parts],
-                    )
-                    tx.executemany(
-                        "INSERT INTO score_citizens (policy, citizen_id, resident_id) "
-                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        [(policy, *row) for row in whole],
-                    )
-            tx.copy_encoded(
-                "score_contributions",
-                CONTRIBUTION_COLUMNS,
-                contribution_data(views, policies, self.postgres),
-            )
+                tx.executemany(
+                    "INSERT INTO score_views (policy, citizen_id, resident_id, contributions) "
+                    f"VALUES (?, ?, ?, ?) {_UPSERT}",
+                    rows,
+                )
 
     def replace_all(
         self,
@@ -339,12 +292,10 @@ class ViewStore:
         leaves the old views and positions as they were."""
         with self.transaction() as tx:
             for tracking, policy in projections:
-                tx.execute("DELETE FROM score_contributions WHERE policy = ?", [policy])
-                tx.execute("DELETE FROM score_citizens WHERE policy = ?", [policy])
+                tx.execute("DELETE FROM score_views WHERE policy = ?", [policy])
                 tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
             for chunk in chunks:
-                tx.copy_encoded("score_citizens", CITIZEN_COLUMNS, chunk.citizens_rows)
-                tx.copy_encoded("score_contributions", CONTRIBUTION_COLUMNS, chunk.contributions)
+                tx.copy_encoded("score_views", VIEW_COLUMNS, chunk.rows)
             tx.executemany(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
                 [(tracking, position) for tracking, _ in projections],
@@ -353,7 +304,7 @@ class ViewStore:
             # The old views are dead rows now; reads right after a rebuild should not
             # wade through them, nor plan on the old tables' statistics.
             with self._connection() as conn:
-                conn.execute("VACUUM (ANALYZE) score_citizens, score_contributions")
+                conn.execute("VACUUM (ANALYZE) score_views")
 
     def view(
         self, tracking: str, policy: str, citizen: uuid.UUID
@@ -361,18 +312,13 @@ class ViewStore:
         """In one statement: a citizen's stored contributions under a policy (None when
         the projection has not seen them) and the projection's position."""
         rows = self._rows(
-            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), c.citizen_id, "
-            "s.authority, s.reference, s.kind, s.rule, s.points, s.counts_from, "
-            "s.counts_until, s.cap_group FROM (SELECT 1) AS one "
-            "LEFT JOIN score_citizens c ON c.policy = ? AND c.citizen_id = ? "
-            "LEFT JOIN score_contributions s "
-            "ON s.policy = c.policy AND s.citizen_id = c.citizen_id",
+            "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
+            "v.contributions FROM (SELECT 1) AS one "
+            "LEFT JOIN score_views v ON v.policy = ? AND v.citizen_id = ?",
             [tracking, policy, citizen.hex],
         )
-        position = rows[0][0] or 0
-        if rows[0][1] is None:
-            return None, position
-        return [contribution_of(row[2:]) for row in rows if row[2] is not None], position
+        position, found = rows[0]
+        return (None if found is None else contributions_of(found)), position or 0
 
     def score_inputs(
         self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str, setting: str
@@ -383,57 +329,54 @@ class ViewStore:
         rows = self._rows(
             "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
             f"({head_query}), (SELECT value FROM projection_settings WHERE key = ?), "
-            "EXISTS (SELECT 1 FROM score_citizens WHERE policy = ? AND citizen_id = ?), "
-            "c.authority, c.reference, c.kind, c.rule, c.points, c.counts_from, "
-            "c.counts_until, c.cap_group FROM (SELECT 1) AS one "
-            # Keyed by the parameters, not joined to score_citizens: an index scan with
-            # no join to plan or hash.
-            "LEFT JOIN score_contributions c ON c.policy = ? AND c.citizen_id = ?",
-            [tracking, setting, policy, citizen.hex, policy, citizen.hex],
+            "(SELECT contributions FROM score_views WHERE policy = ? AND citizen_id = ?)",
+            [tracking, setting, policy, citizen.hex],
             prepare=True,
         )
-        first = rows[0]
-        position, head, value = first[0] or 0, first[1] or 0, first[2]
-        if not first[3]:
-            return ScoreInputs(None, position, head, value)
-        if first[4] is None:
-            return ScoreInputs([], position, head, value)
-        return ScoreInputs([contribution_of(row[4:]) for row in rows], position, head, value)
+        position, head, value, found = rows[0]
+        return ScoreInputs(
+            None if found is None else contributions_of(found), position or 0, head or 0, value
+        )
+
+    def _views(self, policy: str) -> list[tuple[str, str]]:
+        return [
+            (str(resident), str(found))
+            for resident, found in self._rows(
+                "SELECT resident_id, contributions FROM score_views WHERE policy = ?", [policy]
+            )
+        ]
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""
-        rows = self._rows(
-            "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
-            "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
-            "JOIN score_citizens f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
-            "WHERE c.policy = ?",
-            [policy],
-        )
-        for row in rows:
-            yield row[0], contribution_of(row[1:])
+        for resident, found in self._views(policy):
+            for item in contributions_of(found):
+                yield resident, item
 
     def residents(self, policy: str) -> list[str]:
-        rows = self._rows("SELECT resident_id FROM score_citizens WHERE policy = ?", [policy])
+        rows = self._rows("SELECT resident_id FROM score_views WHERE policy = ?", [policy])
         return [row[0] for row in rows]
 
     def counting_on(
         self, policy: str, day: date, kinds: Sequence[str], rule_suffix: str
     ) -> list[tuple[str, Contribution]]:
-        """Contributions of these kinds and rules counting on a day, with identity numbers."""
+        """Contributions of these kinds and rules counting on a day, with identity
+        numbers, by the day they began counting and then identity number."""
         if not kinds:
             return []
-        iso = day.isoformat()
-        rows = self._rows(
-            "SELECT f.resident_id, c.authority, c.reference, c.kind, c.rule, c.points, "
-            "c.counts_from, c.counts_until, c.cap_group FROM score_contributions c "
-            "JOIN score_citizens f ON f.policy = c.policy AND f.citizen_id = c.citizen_id "
-            f"WHERE c.policy = ? AND c.kind IN ({','.join('?' * len(kinds))}) "
-            "AND c.rule LIKE ? AND c.counts_from <= ? "
-            "AND (c.counts_until IS NULL OR c.counts_until > ?) "
-            "ORDER BY c.counts_from, f.resident_id",
-            [policy, *kinds, "%" + rule_suffix, iso, iso],
-        )
-        return [(row[0], contribution_of(row[1:])) for row in rows]
+        wanted = set(kinds)
+        found = [
+            (resident, item)
+            for resident, item in self.contributions(policy)
+            if item.kind in wanted and item.rule.endswith(rule_suffix) and item.counts_on(day)
+        ]
+        found.sort(key=lambda pair: (pair[1].counts_from, pair[0]))
+        return found
+
+
+_UPSERT = (
+    "ON CONFLICT (policy, citizen_id) DO UPDATE SET resident_id = excluded.resident_id, "
+    "contributions = excluded.contributions"
+)
 
 
 class PositionConflict(RuntimeError):
@@ -465,17 +408,21 @@ def _move(tx: Tx, tracking: str, position: int) -> None:
     )
 
 
-def _retire_facts_table(tx: Tx, postgres: bool) -> None:
-    """Views written before citizens' facts were read from the log kept them in
-    `score_facts`: drop it with every score projection, which the projector then
-    builds again from the log."""
+# Layouts of the views before one row a citizen: facts stored beside the views, then a
+# row for each contribution.
+_OLD_TABLES = ("score_facts", "score_contributions", "score_citizens")
+
+
+def _retire_old_layouts(tx: Tx, postgres: bool) -> None:
+    """Drop the views of an earlier layout with every score projection's position;
+    the projector then builds them again from the log."""
     if postgres:
-        found = tx.rows("SELECT to_regclass('score_facts') IS NOT NULL")[0][0]
+        found = any(tx.rows(f"SELECT to_regclass('{t}') IS NOT NULL")[0][0] for t in _OLD_TABLES)
     else:
-        found = bool(tx.rows("SELECT 1 FROM sqlite_master WHERE name = 'score_facts'"))
+        marks = ",".join("?" * len(_OLD_TABLES))
+        found = bool(tx.rows(f"SELECT 1 FROM sqlite_master WHERE name IN ({marks})", _OLD_TABLES))
     if not found:
         return
-    tx.execute("DROP TABLE score_facts")
-    tx.execute("DROP TABLE IF EXISTS score_contributions")
-    tx.execute("DROP TABLE IF EXISTS score_citizens")
+    for table in (*_OLD_TABLES, "score_views"):
+        tx.execute(f"DROP TABLE IF EXISTS {table}")
     tx.execute("DELETE FROM projection_tracking WHERE name LIKE ?", ["scores:%"])

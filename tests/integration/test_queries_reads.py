@@ -100,7 +100,7 @@ def test_a_promoted_policy_not_yet_projected_is_named(
     serving.score(WANG_FANG)
     with store.transaction() as tx:
         tx.execute("DELETE FROM projection_tracking WHERE name = ?", ["scores:finance-v1"])
-        tx.execute("DELETE FROM score_citizens WHERE policy = ?", ["finance-v1"])
+        tx.execute("DELETE FROM score_views WHERE policy = ?", ["finance-v1"])
     other = ViewStore(store_url)
     Scores(projected, other).promote("finance-v1")
     other.close()

@@ -141,18 +141,26 @@ def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
         assert now.score < old_score.score  # two more fines count against them
 
 
-def test_views_of_the_old_layout_are_dropped_and_built_again(
-    ledger: Ledger, store_url: str
+@pytest.mark.parametrize(
+    "old_table",
+    [
+        "score_facts (policy TEXT, citizen_id TEXT, facts TEXT)",
+        "score_contributions (policy TEXT, citizen_id TEXT, authority TEXT, points INTEGER)",
+    ],
+)
+def test_views_of_an_old_layout_are_dropped_and_built_again(
+    ledger: Ledger, store_url: str, old_table: str
 ) -> None:
-    """Views once kept citizens' facts as JSON in `score_facts`; a store opened on them
-    drops them and every score projection's position, so the projector rebuilds."""
+    """Views once kept citizens' facts as JSON in `score_facts`, then a row for each
+    contribution; a store opened on either drops them and every score projection's
+    position, so the projector rebuilds."""
     register_authorities(ledger)
     feed(ledger, range(1), enrol=True)
     first = ViewStore(store_url)
     catch_up(ledger, first, POLICIES)
     expected = contents(first)
     with first.transaction() as tx:
-        tx.execute("CREATE TABLE score_facts (policy TEXT, citizen_id TEXT, facts TEXT)")
+        tx.execute(f"CREATE TABLE {old_table}")
         tx.execute("INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
                    ["tokens:other", 7])  # fmt: skip
     first.close()
