@@ -79,7 +79,9 @@ def test_accounting_sees_a_wrong_view_a_lost_a_doubled_and_a_refused_record(
 
         with connect_postgres(url) as conn:
             # Every record here is a fine: "-5" points become "-95".
-            conn.execute("UPDATE score_views SET contributions = replace(contributions, ',-', ',-9')")
+            conn.execute(
+                "UPDATE score_views SET contributions = replace(contributions, ',-', ',-9')"
+            )
         assert not account(url, tally, caught_up=True)["rebuild"]["agrees"]
 
         never_stored = fine("TP-3")
