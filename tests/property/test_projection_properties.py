@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from ledger.application import FixedClock, Ledger
 from ledger.domain import records as r
 from ledger.domain.identity import make_resident_id, parse_resident_id
+from projections.known import KnownViews
 from projections.policy import Policy, load
 from projections.queries import Scores
 from projections.runner import catch_up, tracking_name
@@ -536,11 +537,14 @@ def resumed_equals_uninterrupted(
         views_url = stack.enter_context(fresh.url())
         stops = sorted(data.draw(st.lists(st.integers(0, head), min_size=1, max_size=3),
                                  label="stops"))  # fmt: skip
+        # What the first run kept of its citizens goes on to the resumed one, or not: a
+        # projector that retries after a failure keeps it, a new process starts bare.
+        known = KnownViews()
         with fresh.views(views_url, CrashingViewStore, crash_on=crash_on) as first:
             try:
                 for stop in stops:
                     reached = catch_up(ledger, first, first_policies, page_size=first_pages,
-                                       stop_at=stop, workers=workers)  # fmt: skip
+                                       stop_at=stop, workers=workers, known=known)  # fmt: skip
                     expected = last_position_up_to(ledger, stop)
                     assert reached == {p.name: expected for p in first_policies}
             except SimulatedCrash:
@@ -550,9 +554,12 @@ def resumed_equals_uninterrupted(
             # Only committed writes count: a crashed one left no position behind.
             assert positions(after_stop) == written
             assert all(at <= stops[-1] for at in written.values())
-        # Resumed by a new process (a new store), with every policy.
+        # Resumed with a new store, with every policy.
+        if not data.draw(st.booleans(), label="keeps what it knew"):
+            known = KnownViews()
         with fresh.views(views_url) as resumed:
-            reached = catch_up(ledger, resumed, POLICIES, page_size=later_pages, workers=workers)
+            reached = catch_up(ledger, resumed, POLICIES, page_size=later_pages,
+                               workers=workers, known=known)  # fmt: skip
             assert reached == {p.name: head for p in POLICIES}
             assert positions(resumed) == positions(whole)
             assert snapshot(resumed) == snapshot(whole)
