@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from ledger.log import LoggedRecord, LogReader
 from projections.store import CitizenViews
 
-# About 6 KB a citizen of ten records under two policies: some 200 MB at most.
-KEPT_CITIZENS = 30_000
+# About 13 KB a citizen of ten records under two policies (the growth of a catch-up's
+# memory as it kept 10,000 of them): some 260 MB at most.
+KEPT_CITIZENS = 20_000
 
 
 class KnownViews:
