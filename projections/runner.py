@@ -71,7 +71,7 @@ def catch_up(
 
     `progress(records, citizens)` is told of each part done: a rebuild's records
     and citizens as each chunk of views is written, a catch-up's positions and
-    citizens as each page is.
+    citizens as each page is handed to be written.
 
     Policies at position zero are rebuilt in one pass first. Then each round gives every
     group of policies at the same position one page, so a policy behind the others
