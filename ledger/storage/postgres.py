@@ -401,9 +401,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             for row in rows
         }
 
-    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
-        return self.events_after(dict.fromkeys(ids, 0))
-
     def positions(
         self, versions: Iterable[tuple[uuid.UUID, int]]
     ) -> dict[tuple[uuid.UUID, int], int]:
@@ -423,33 +420,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             (row["originator_id"], row["originator_version"]): row["notification_id"]
             for row in rows
         }
-
-    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
-        """Events whose topic starts with the prefix, up to a position, by aggregate."""
-        with self.datastore.get_connection() as conn, conn.transaction():
-            cursor = conn.cursor(name="stream_by_originator", row_factory=tuple_row)
-            cursor.itersize = 5000
-            cursor.execute(
-                SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {} "
-                    "WHERE topic LIKE %s AND notification_id <= %s "
-                    "ORDER BY originator_id, originator_version"
-                ).format(self._table(self.events_table_name)),
-                [topic_prefix + "%", upto],
-            )
-            for o, v, t, state in cursor:
-                yield StoredEvent(o, v, t, bytes(state))
-            cursor.close()
-
-    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
-        rows = self._query(
-            SQL(
-                "SELECT originator_version, notification_id FROM {} "
-                "WHERE originator_id = %s ORDER BY originator_version"
-            ).format(self._table(self.events_table_name)),
-            [citizen],
-        )
-        return [(row["originator_version"], row["notification_id"]) for row in rows]
 
     # What ledger.log reads: positions are notification ids.
 
@@ -557,16 +527,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ):
             curs.execute(statement, params, prepare=True)
             return curs.fetchall()
-
-    def _stream(self, statement: Any, params: Sequence[Any]) -> Iterator[Any]:
-        """Rows from a server-side cursor, fetched many at a time."""
-        with self.datastore.get_connection() as conn, conn.transaction():
-            _let_reader_take_its_time(conn)
-            cursor = conn.cursor(name="ledger_log", row_factory=tuple_row)
-            cursor.itersize = STREAM_ROWS
-            cursor.execute(statement, params)
-            yield from cursor
-            cursor.close()
 
 
 def _let_reader_take_its_time(conn: Connection[Any]) -> None:

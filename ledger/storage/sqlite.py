@@ -244,9 +244,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 found[RecordKey(a, ref)] = IndexEntry(uuid.UUID(cid), version, bytes(digest))
         return found
 
-    def events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
-        return self.events_after(dict.fromkeys(ids, 0))
-
     def _versions(self, c: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         found: dict[uuid.UUID, int] = {}
         for start in range(0, len(ids), 500):
@@ -294,30 +291,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             if rows:
                 found[(cid, version)] = rows[0][0]
         return found
-
-    def stream_by_originator(self, topic_prefix: str, upto: int) -> Iterator[StoredEvent]:
-        """Events whose topic starts with the prefix, up to a position, by aggregate."""
-        name = self.datastore.pool.db_name
-        conn = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
-        try:
-            rows = conn.execute(
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE topic LIKE ? AND rowid <= ? "
-                "ORDER BY originator_id, originator_version",
-                [topic_prefix + "%", upto],
-            )
-            for o, v, t, state in rows:
-                yield StoredEvent(uuid.UUID(o), v, t, bytes(state))
-        finally:
-            conn.close()
-
-    def recorded_positions(self, citizen: uuid.UUID) -> list[tuple[int, int]]:
-        rows = self._query(
-            f"SELECT originator_version, rowid FROM {self.events_table_name} "
-            "WHERE originator_id = ? ORDER BY originator_version",
-            [citizen.hex],
-        )
-        return [(v, p) for v, p in rows]
 
     # What ledger.log reads: positions are rowids.
 
