@@ -17,10 +17,11 @@ import pytest
 from ledger.application import Ledger
 from ledger.domain.identity import make_resident_id
 from projections import policy
+from projections.known import KnownViews
 from projections.queries import Scores
 from projections.runner import RebuildFailed, catch_up, rebuild, tracking_name
 from projections.store import EncodedViews, ViewStore
-from tests.builders import append, enrolled, fine, register_authorities
+from tests.builders import append, enrolled, fine, record, register_authorities, target
 
 POLICIES = [policy.load("national-v1"), policy.load("finance-v1")]
 CITIZENS = [make_resident_id("110105", date(1980, 1, 1), n) for n in range(100, 700)]
@@ -175,3 +176,47 @@ def test_views_of_an_old_layout_are_dropped_and_built_again(
         assert again["citizens"] == expected["citizens"]
     finally:
         reopened.close()
+
+
+class FailingWrite(ViewStore):
+    """Fails the write of the page that ends at `fail_at`, once, before writing it."""
+
+    fail_at = -1
+
+    def save_page(self, projections: Any, position: int, views: Any) -> None:
+        if position == self.fail_at:
+            self.fail_at = -1
+            raise RuntimeError(f"the write of the page up to {position} failed")
+        super().save_page(projections, position, views)
+
+
+def test_a_page_whose_write_failed_is_folded_again_not_taken_as_kept(
+    ledger: Ledger, store_url: str, tmp_path: Any
+) -> None:
+    """A catch-up keeps what it wrote of its citizens before the write is done. When the
+    write fails, a retry with the same kept views (as a projector makes) must fold the
+    page again from the log: folding a dispute twice would leave a second one open,
+    and the fine suspended after the first is resolved."""
+    register_authorities(ledger)
+    append(ledger, enrolled(), fine("TP-1"))
+    known = KnownViews()
+    failing = FailingWrite(store_url)
+    try:
+        catch_up(ledger, failing, POLICIES, page_size=1, known=known)
+        disputed = record("record.disputed", "D-1", target=target("traffic-police", "TP-1"),
+                          reason="not my car", occurred_on="2025-01-20")  # fmt: skip
+        append(ledger, disputed)
+        failing.fail_at = ledger.max_position()
+        with pytest.raises(RuntimeError, match="failed"):
+            catch_up(ledger, failing, POLICIES, page_size=1, known=known)
+        append(ledger, record("dispute.resolved", "R-1", target=target("dispute-office", "D-1"),
+                              outcome="upheld", occurred_on="2025-02-01"))  # fmt: skip
+        catch_up(ledger, failing, POLICIES, page_size=1, known=known)
+        retried = contents(failing)
+    finally:
+        failing.close()
+    with closing(ViewStore(f"sqlite:///{tmp_path}/rebuilt.db")) as rebuilt:
+        catch_up(ledger, rebuilt, POLICIES)
+        expected = contents(rebuilt)
+    assert retried["views"] == expected["views"]
+    assert any("TP-1" in item for _, item in retried["views"]["national-v1"])
