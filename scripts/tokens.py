@@ -151,7 +151,7 @@ class TokenStore:
         if len(parts) != 3 or parts[0] != "lt":
             raise TokenError("is not a ledger token")
         # One statement on its own, prepared: a single round trip on every request.
-        rows = self.views._rows(
+        rows = self.views.read(
             "SELECT id, role, authority, expires, created_at, revoked_at, digest "
             "FROM api_tokens WHERE id = ?",
             [parts[1]],

@@ -159,6 +159,13 @@ class ViewStore:
             raise
         lite.execute("COMMIT")
 
+    def read(
+        self, sql: str, params: Sequence[Any] = (), prepare: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement on this store's database, for the other
+        tables kept beside the views (the service's tokens), with `?` marks."""
+        return self._rows(sql, params, prepare)
+
     def _rows(
         self, sql: str, params: Sequence[Any] = (), prepare: bool = False
     ) -> list[tuple[Any, ...]]:
