@@ -407,32 +407,62 @@ def _logged(
     resident: ResidentId,
     fields: dict[str, Any],
 ) -> LoggedRecord:
-    """Fields as eventsourcing's JSON transcoder tagged them: dates, amounts, times and
-    targets as {"_type_": ..., "_data_": ...}."""
     try:
-        get = fields.get
-        amount = get("amount")
-        target = get("target")
-        record = Record(
-            record_type,
-            resident,
-            fields["authority"],
-            fields["reference"],
-            date.fromisoformat(fields["occurred_on"]["_data_"]),
-            get("kind"),
-            Decimal(amount["_data_"]) if amount is not None else None,
-            get("credential"),
-            get("reason"),
-            get("outcome"),
-            RecordKey(*target["_data_"]) if target is not None else None,
-        )
-        recorded_at = datetime.fromisoformat(fields["timestamp"]["_data_"])
+        record, recorded_at = _record(record_type, resident, fields)
     except (KeyError, TypeError, ValueError) as e:
         raise UnreadableLog(
             f"position {position}: the stored {record_type} cannot be read "
             f"({type(e).__name__}: {e})"
         ) from None
     return LoggedRecord(position, recorded_at, cid, version, record)
+
+
+def _record(
+    record_type: str, resident: ResidentId, fields: dict[str, Any]
+) -> tuple[Record, datetime]:
+    """Fields as eventsourcing's JSON transcoder tagged them: dates, amounts, times and
+    targets as {"_type_": ..., "_data_": ...}."""
+    get = fields.get
+    amount = get("amount")
+    target = get("target")
+    record = Record(
+        record_type,
+        resident,
+        fields["authority"],
+        fields["reference"],
+        date.fromisoformat(fields["occurred_on"]["_data_"]),
+        get("kind"),
+        Decimal(amount["_data_"]) if amount is not None else None,
+        get("credential"),
+        get("reason"),
+        get("outcome"),
+        RecordKey(*target["_data_"]) if target is not None else None,
+    )
+    return record, datetime.fromisoformat(fields["timestamp"]["_data_"])
+
+
+def stored_record(
+    cid: uuid.UUID, version: int, topic: str, state: bytes, resident: ResidentId | None
+) -> tuple[Record, datetime]:
+    """One of a citizen's stored events as its record and the time it was recorded,
+    decoded as the log's port decodes the log (no event object): what a writer loads a
+    citizen from. `resident` is the citizen's identity number, None for the enrolment,
+    which carries it."""
+    where = f"citizen {cid} version {version}"
+    record_type = RECORD_TYPE_OF_TOPIC.get(topic)
+    if record_type is None:
+        raise UnreadableLog(f"{where}: {topic} is not a type of record this ledger knows")
+    try:
+        fields = orjson.loads(state)
+        if resident is None:
+            if record_type != r.ENROLLED:
+                raise UnreadableLog(f"{where}: a {record_type} before the enrolment")
+            resident = ResidentId(fields["resident_id"])
+        return _record(record_type, resident, fields)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UnreadableLog(
+            f"{where}: the stored {record_type} cannot be read ({type(e).__name__}: {e})"
+        ) from None
 
 
 def _uuid(value: Any) -> uuid.UUID:

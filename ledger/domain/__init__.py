@@ -132,11 +132,19 @@ class Citizen(Aggregate):
         `ledger.storage.encoding`): the same check and the same citizen, as its event
         would build it, with no event object."""
         _check_not_before_birth(record)
+        return cls.reopened(record, at)
+
+    @classmethod
+    def reopened(cls, enrolment: Record, at: datetime) -> Citizen:
+        """The citizen as their stored enrolment, recorded at `at`, made them: what
+        replaying its event gives, with no event object and no rule checked again (the
+        rules held when it was recorded)."""
         citizen = cls.__new__(cls)
-        citizen.__base_init__(citizen_id(record.citizen.value), cls.INITIAL_VERSION, at)
+        citizen.__base_init__(citizen_id(enrolment.citizen.value), cls.INITIAL_VERSION, at)
         citizen.__init__(  # type: ignore[misc]
-            record.citizen.value, record.authority, record.reference, record.occurred_on
-        )
+            enrolment.citizen.value, enrolment.authority, enrolment.reference,
+            enrolment.occurred_on,
+        )  # fmt: skip
         return citizen
 
     def append(self, record: Record, at: datetime) -> None:
@@ -157,8 +165,15 @@ class Citizen(Aggregate):
         """`append` for a writer that stores the event itself from the record: the
         same checks and the same state as the event would leave, with no event object."""
         self.check(record)
+        self.replay(record, self.version + 1, at)
+
+    def replay(self, record: Record, version: int, at: datetime) -> None:
+        """Fold in a stored record, the `version`th event, recorded at `at`: the state
+        replaying its event leaves, with no event object and no rule checked again."""
+        if version != self.version + 1:
+            raise ValueError(f"citizen {self.id}: event {version} follows event {self.version}")
         self.facts.apply(record)
-        self.version += 1
+        self.version = version
         self.modified_on = at
 
     def check(self, record: Record) -> None:
