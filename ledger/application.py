@@ -47,6 +47,7 @@ from ledger.errors import (
     TargetError,
     UnknownCitizen,
 )
+from ledger.garbage import fewer_collections
 from ledger.log import LogReader, stored_record
 from ledger.storage import (
     DEFAULT_URL,
@@ -283,12 +284,13 @@ class Ledger(Application[uuid.UUID]):
         """Append numbered NDJSON lines in order, each as text or already decoded; each
         bad line is rejected alone."""
         report = AppendReport()
-        for batch in _batched(lines, batch_size):
-            parsed, rejected = parse_numbered(batch)
-            report.rejected.extend(rejected)
-            self._append_parsed(parsed, report)
-            if progress is not None:
-                progress(len(batch))
+        with fewer_collections():
+            for batch in _batched(lines, batch_size):
+                parsed, rejected = parse_numbered(batch)
+                report.rejected.extend(rejected)
+                self._append_parsed(parsed, report)
+                if progress is not None:
+                    progress(len(batch))
         report.rejected.sort(key=lambda x: x.line)
         return report
 

@@ -12,7 +12,6 @@ on from its tracking positions.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import sqlite3
@@ -20,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -30,6 +29,7 @@ import psycopg
 from ledger.application import Ledger
 from ledger.domain import records as r
 from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.garbage import fewer_collections
 from ledger.lifecycle import end_with_parent
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
 from ledger.storage import redact_text
@@ -47,7 +47,6 @@ from projections.store import (
 )
 
 PAGE = 1000
-YOUNG_COLLECTION = 100_000
 # Below this many events a rebuild is quicker in one process than starting others.
 PARALLEL_FROM = 20_000
 
@@ -89,7 +88,7 @@ def catch_up(
     if fresh and head > 0:
         before_write()
         rebuild(log, store, fresh, head, workers=_workers(workers, head), progress=progress)
-    with _fewer_collections(), _PageWriter(store) as writer:
+    with fewer_collections(), _PageWriter(store) as writer:
         _pages(log, writer, store.positions(), policies, page_size, progress, stop_at,
                before_write, known)  # fmt: skip
     positions = store.positions()
@@ -183,19 +182,6 @@ class _PageWriter:
         finally:
             if self._thread is not None:
                 self._thread.shutdown()
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """A catch-up makes many short-lived objects while it holds many long-lived ones
-    (the views it keeps); collecting the youngest generation every 700 allocations,
-    as Python does by default, then takes about a third of its time."""
-    before = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION, *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def rebuild(
