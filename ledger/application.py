@@ -48,7 +48,7 @@ from ledger.errors import (
     UnknownCitizen,
 )
 from ledger.garbage import fewer_collections
-from ledger.log import LogReader, stored_record
+from ledger.log import LogReader, UnreadableLog, stored_record
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
@@ -480,6 +480,8 @@ class Ledger(Application[uuid.UUID]):
             record, at = stored_record(key, version, stored.topic, stored.state, resident)
             if citizen is None:
                 citizen = Citizen.reopened(record, at)
+                if citizen.id != key:
+                    raise UnreadableLog(f"citizen {key}: enrolled as {record.citizen.value}")
                 resident = record.citizen
             else:
                 citizen.replay(record, version, at)

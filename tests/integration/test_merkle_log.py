@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.log import UnreadableLog
 from ledger.storage import connect_postgres
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log, ProofRequestError, verify_log
@@ -322,3 +323,24 @@ def test_a_log_written_before_it_had_a_tree_gets_one_when_opened(
     reopened = open_ledger()
     assert Log(reopened).root() == root
     assert verify_log(reopened) is None
+
+
+def test_a_writer_refuses_a_citizen_whose_stored_enrolment_names_someone_else(
+    filled: Ledger, store_url: str
+) -> None:
+    """A writer loads a citizen from their stored events: Wang Fang's enrolment altered
+    behind the ledger's back to name Li Wei stops an append for her, naming the
+    citizen, and nothing is written."""
+    head = filled.max_position()
+    with _sql(store_url) as sql:
+        rows = sql("SELECT POS, state FROM EVENTS WHERE topic LIKE %s", ["%Enrolled"])
+        position, state = next(row for row in rows if WANG_FANG.encode() in bytes(row[1]))
+        altered = bytes(state).replace(WANG_FANG.encode(), LI_WEI.encode())
+        sql("UPDATE EVENTS SET state = %s WHERE POS = %s", [altered, position])
+    fresh = Ledger(store_url)
+    try:
+        with pytest.raises(UnreadableLog, match=f"enrolled as {LI_WEI}"):
+            append(fresh, fine("TP-9-1", WANG_FANG))
+        assert fresh.max_position() == head
+    finally:
+        fresh.close()
