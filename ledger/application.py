@@ -484,7 +484,10 @@ class Ledger(Application[uuid.UUID]):
                     raise UnreadableLog(f"citizen {key}: enrolled as {record.citizen.value}")
                 resident = record.citizen
             else:
-                citizen.replay(record, version, at)
+                try:
+                    citizen.replay(record, version, at)
+                except ValueError as e:
+                    raise UnreadableLog(str(e)) from None
             found[citizen.id] = citizen
         return found
 
