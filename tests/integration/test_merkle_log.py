@@ -344,3 +344,22 @@ def test_a_writer_refuses_a_citizen_whose_stored_enrolment_names_someone_else(
         assert fresh.max_position() == head
     finally:
         fresh.close()
+
+
+def test_a_writer_refuses_a_citizen_whose_stored_history_skips_a_version(
+    filled: Ledger, store_url: str
+) -> None:
+    """An event deleted from the middle of Wang Fang's history behind the ledger's back
+    stops an append for her, naming the gap, and nothing is written."""
+    head = filled.max_position()
+    with _sql(store_url) as sql:
+        rows = sql("SELECT POS, state FROM EVENTS WHERE topic LIKE %s", ["%InfractionRecorded"])
+        position = next(row[0] for row in rows if b"TP-3-1" in bytes(row[1]))
+        sql("DELETE FROM EVENTS WHERE POS = %s", [position])
+    fresh = Ledger(store_url)
+    try:
+        with pytest.raises(UnreadableLog, match="follows event"):
+            append(fresh, fine("TP-9-1", WANG_FANG))
+        assert fresh.max_position() == head
+    finally:
+        fresh.close()
