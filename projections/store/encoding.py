@@ -81,15 +81,14 @@ def encode_views(
     quoted = [_text(policy) for policy in policies]
     lines: list[Any] = []
     count = records = 0
-    for cid, facts, per_policy in views:
-        hexid = cid.hex
+    for view in views:
+        cid, facts, per_policy = view
         if postgres:
-            tail = f"\t{hexid}\t{_text(facts.resident_id)}\t"
+            tail = f"\t{cid.hex}\t{_text(facts.resident_id)}\t"
             for name, found in zip(quoted, per_policy, strict=True):
                 lines.append(f"{name}{tail}{_text(contributions_text(found))}\n")
         else:
-            for policy, found in zip(policies, per_policy, strict=True):
-                lines.append((policy, hexid, facts.resident_id, contributions_text(found)))
+            lines.extend(view_rows([view], policies))
         count += 1
         records += len(facts.records)
         if count >= chunk:
