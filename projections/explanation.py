@@ -64,7 +64,7 @@ def explain(
     negative = sorted(
         (i for i in counting if i.contribution.points < 0),
         key=lambda i: (i.contribution.points, -i.occurred_on.toordinal(),
-                       i.contribution.reference),
+                       i.contribution.reference, i.contribution.authority, i.contribution.rule),
     )  # fmt: skip
     expired = sum(
         1 for (authority, reference, _), pieces in groups.items()
@@ -72,7 +72,10 @@ def explain(
         and not _suspended(facts.records[RecordKey(authority, reference)], day, policy)
     )  # fmt: skip
     disputed = [f.key for f in facts.records.values() if _dispute_open(f, day)]
-    counting.sort(key=lambda i: (i.contribution.counts_from, i.contribution.reference))
+    # A total order: the views store contributions in an order of their own, and the
+    # same facts must explain the same way however their contributions were listed.
+    counting.sort(key=lambda i: (i.contribution.counts_from, i.contribution.reference,
+                                 i.contribution.authority, i.contribution.rule))  # fmt: skip
     return Explanation(policy, day, score(items, day, policy), negative[:REASONS], counting,
                        expired, disputed)  # fmt: skip
 

@@ -376,7 +376,8 @@ class ViewStore:
             for resident, item in self.contributions(policy)
             if item.kind in wanted and item.rule.endswith(rule_suffix) and item.counts_on(day)
         ]
-        found.sort(key=lambda pair: (pair[1].counts_from, pair[0]))
+        found.sort(key=lambda pair: (pair[1].counts_from, pair[0], pair[1].authority,
+                                     pair[1].reference, pair[1].rule))  # fmt: skip
         return found
 
 
