@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from multiprocessing.process import BaseProcess
 
 PR_SET_PDEATHSIG = 1
 
@@ -34,3 +37,27 @@ def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)
+
+
+def start_forked(process: BaseProcess) -> None:
+    """Start a process made from multiprocessing's fork context: it begins with what
+    this one has imported, not with a fresh interpreter's imports (a third of a second).
+    Objects are frozen out of the collector around the fork, so the child never
+    finalises this process's connections (closing a copy of a socket would end this
+    one's session)."""
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
+
+
+def as_forked_child(parent: int) -> None:
+    """A forked child's first step: end with `parent`, and take Ctrl-C and SIGTERM as a
+    fresh interpreter does, not with the handlers the parent's command installed."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    end_with_parent(parent)
+
+
+FORK = multiprocessing.get_context("fork")

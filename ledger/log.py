@@ -146,21 +146,48 @@ class LogReader:
     def page(self, after: int, limit: int, upto: int | None = None) -> Page:
         """The citizens' records of at most `limit` positions after `after`, up to `upto`."""
         rows = self.recorder.log_page(after, limit, upto)
-        found: list[LoggedRecord] = []
-        for position, originator, version, topic, state, enrolment in rows:
+        ids: dict[Any, uuid.UUID] = {}
+        residents: dict[uuid.UUID, ResidentId] = {}
+        read: list[tuple[int, uuid.UUID, int, str, dict[str, Any]]] = []
+        for position, originator, version, topic, state in rows:
             record_type = _record_type(position, topic)
             if record_type is None:
                 continue
-            cid = originator if type(originator) is uuid.UUID else uuid.UUID(str(originator))
+            cid = ids.get(originator)
+            if cid is None:
+                cid = ids[originator] = _uuid(originator)
             fields = _fields(position, state)
             if record_type == r.ENROLLED:
-                resident = self._resident(cid, fields)
-            else:
-                resident = self._residents.get(cid) or self._resident(
-                    cid, _fields(position, enrolment) if enrolment is not None else {}
-                )
-            found.append(_logged(position, cid, version, record_type, resident, fields))
-        return Page(tuple(found), rows[-1][0] if rows else after)
+                residents[cid] = self._resident(cid, fields)
+            read.append((position, cid, version, record_type, fields))
+        self._add_residents(residents, ids.values())
+        found = tuple(
+            _logged(position, cid, version, record_type, residents[cid], fields)
+            for position, cid, version, record_type, fields in read
+        )
+        return Page(found, rows[-1][0] if rows else after)
+
+    def _add_residents(
+        self, residents: dict[uuid.UUID, ResidentId], citizens: Iterable[uuid.UUID]
+    ) -> None:
+        """Every citizen's identity number into `residents`: known, or read from their
+        enrolments in one query."""
+        missing = []
+        for cid in citizens:
+            if cid not in residents:
+                known = self._residents.get(cid)
+                if known is None:
+                    missing.append(cid)
+                else:
+                    residents[cid] = known
+        if not missing:
+            return
+        for position, originator, _, _, state in self.recorder.log_enrolments(missing):
+            cid = _uuid(originator)
+            residents[cid] = self._resident(cid, _fields(position, state))
+        for cid in missing:
+            if cid not in residents:
+                raise UnreadableLog(f"citizen {cid} has no enrolment in the log")
 
     def by_citizen(
         self, upto: int, partition: tuple[int, int] | None = None

@@ -30,7 +30,7 @@ from ledger.application import Ledger
 from ledger.domain import records as r
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.garbage import fewer_collections
-from ledger.lifecycle import end_with_parent
+from ledger.lifecycle import FORK, as_forked_child, start_forked
 from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
 from ledger.storage import redact_text
 from projections.known import KnownViews
@@ -271,24 +271,25 @@ def _workers(asked: int | None, head: int) -> int:
 
 
 class _Shares:
-    """Worker processes (spawned, each ending with this one) that each read, fold,
+    """Worker processes (forked, each ending with this one) that each read, fold,
     score and encode one share of the citizens, sending chunks back over a pipe."""
 
     def __init__(
         self, url: str, policies: Sequence[Policy], head: int, workers: int, postgres: bool,
         chunk: int,
     ) -> None:  # fmt: skip
-        context = multiprocessing.get_context("spawn")
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.pipes: dict[Connection, int] = {}
         for k in range(workers):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(
+            receive, send = FORK.Pipe(duplex=False)
+            process = FORK.Process(
                 target=_share, name=f"rebuild-{k}of{workers}", daemon=True,
                 args=(url, list(policies), head, (k, workers), postgres, chunk, send,
                       os.getpid()),
             )  # fmt: skip
-            process.start()
+            start_forked(process)
+            # Only the child holds the sending end (the next child is forked after this
+            # is closed): its death is an end of file here.
             send.close()
             self.processes.append(process)
             self.pipes[receive] = k
@@ -355,7 +356,7 @@ def _share(
     parent: int,
 ) -> None:
     """A worker's part of a rebuild (see `_Shares`)."""
-    end_with_parent(parent)
+    as_forked_child(parent)
     try:
         ledger = Ledger(url)
         try:

@@ -24,7 +24,6 @@ from ledger.storage.recorder import (
     IndexEntry,
     LeafRow,
     LogRow,
-    PageRow,
     StoredLevel,
     TreeRow,
     check_read_versions,
@@ -432,16 +431,26 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             f'SELECT MAX(notification_id) FROM "{self.datastore.schema}"."{self.events_table_name}"'
         )
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]:
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]:
+        # Binary, with the id as text: no hex decoding of the state, no UUID objects.
         return self._tuples(
             SQL(
-                "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, "
-                "e.state, n.state FROM {t} e LEFT JOIN {t} n ON e.originator_version > 1 "
-                "AND n.originator_id = e.originator_id AND n.originator_version = 1 "
-                "WHERE e.notification_id > %s AND e.notification_id <= %s "
-                "ORDER BY e.notification_id LIMIT %s"
-            ).format(t=self._table(self.events_table_name)),
+                "SELECT notification_id, originator_id::text, originator_version, topic, state "
+                "FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                "ORDER BY notification_id LIMIT %s"
+            ).format(self._table(self.events_table_name)),
             [after, MAX_POSITION if upto is None else upto, limit],
+            binary=True,
+        )
+
+    def log_enrolments(self, originators: Sequence[uuid.UUID]) -> list[LogRow]:
+        return self._tuples(
+            SQL(
+                "SELECT notification_id, originator_id::text, originator_version, topic, state "
+                "FROM {} WHERE originator_id = ANY(%b) AND originator_version = 1"
+            ).format(self._table(self.events_table_name)),
+            [list(originators)],
+            binary=True,
         )
 
     def log_by_originator(
@@ -472,11 +481,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
         return self._tuples(
             SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE originator_id = ANY(%s) AND notification_id <= %s "
+                "SELECT notification_id, originator_id::text, originator_version, topic, state "
+                "FROM {} WHERE originator_id = ANY(%b) AND notification_id <= %b "
                 "ORDER BY originator_id, originator_version"
             ).format(self._table(self.events_table_name)),
             [list(originators), MAX_POSITION if upto is None else upto],
+            binary=True,
         )
 
     def log_at(self, position: int) -> LogRow | None:

@@ -28,8 +28,6 @@ IndexRow = tuple[str, str, uuid.UUID, int, bytes]
 # (position, citizen or other aggregate id, version, topic, state), as the database
 # gives them: the id may be a UUID or its text, the state bytes or a buffer.
 LogRow = tuple[int, Any, int, str, Any]
-# A LogRow and the state of the aggregate's first event when this one is not it.
-PageRow = tuple[int, Any, int, str, Any, Any]
 # The citizens from the first id to the one before the second (None: to the last).
 IdRange = tuple[uuid.UUID, uuid.UUID | None]
 # A LogRow for hashing: the id as its canonical text (lower-case, hyphenated).
@@ -92,7 +90,11 @@ class LedgerRecorder(Protocol):
 
     def log_head_query(self) -> str: ...
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]: ...
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]: ...
+
+    def log_enrolments(self, originators: Sequence[uuid.UUID]) -> list[LogRow]:
+        """The first event of each of these aggregates that has one."""
+        ...
 
     def log_by_originator(
         self, topic_prefix: str, upto: int, partition: IdRange | None

@@ -26,7 +26,6 @@ from ledger.storage.recorder import (
     IndexEntry,
     LeafRow,
     LogRow,
-    PageRow,
     StoredLevel,
     TreeRow,
     check_read_versions,
@@ -300,16 +299,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def log_head_query(self) -> str:
         return f"SELECT MAX(rowid) FROM {self.events_table_name}"
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[PageRow]:
+    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]:
         rows = self._query(
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, n.state "
-            f"FROM {self.events_table_name} e LEFT JOIN {self.events_table_name} n "
-            "ON e.originator_version > 1 AND n.originator_id = e.originator_id "
-            "AND n.originator_version = 1 "
-            "WHERE e.rowid > ? AND e.rowid <= ? ORDER BY e.rowid LIMIT ?",
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
+            "ORDER BY rowid LIMIT ?",
             [after, MAX_POSITION if upto is None else upto, limit],
         )
         return [tuple(row) for row in rows]
+
+    def log_enrolments(self, originators: Sequence[uuid.UUID]) -> list[LogRow]:
+        return self._log_of_ids(originators, "originator_version = 1", [])
 
     def log_by_originator(
         self, topic_prefix: str, upto: int, partition: IdRange | None
@@ -332,6 +332,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             )
 
     def log_of(self, originators: Sequence[uuid.UUID], upto: int | None) -> list[LogRow]:
+        return self._log_of_ids(
+            originators, "rowid <= ? ORDER BY originator_id, originator_version",
+            [MAX_POSITION if upto is None else upto],
+        )  # fmt: skip
+
+    def _log_of_ids(
+        self, originators: Sequence[uuid.UUID], condition: str, params: list[Any]
+    ) -> list[LogRow]:
         rows: list[LogRow] = []
         ids = [o.hex for o in originators]
         # SQLite allows 32766 parameters a statement.
@@ -340,9 +348,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             rows += [tuple(row) for row in self._query(
                 "SELECT rowid, originator_id, originator_version, topic, state "
                 f"FROM {self.events_table_name} WHERE originator_id IN "
-                f"({','.join('?' * len(chunk))}) AND rowid <= ? "
-                "ORDER BY originator_id, originator_version",
-                [*chunk, MAX_POSITION if upto is None else upto],
+                f"({','.join('?' * len(chunk))}) AND {condition}",
+                [*chunk, *params],
             )]  # fmt: skip
         return rows
 

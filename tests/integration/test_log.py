@@ -18,6 +18,7 @@ from ledger.domain.records import Record
 from ledger.domain.wire import parse_record
 from ledger.log import LoggedRecord, UnreadableLog, partition_of
 from ledger.transparency.tree import leaf_data
+from tests.behind import behind_the_back
 from tests.builders import (
     LI_WEI,
     WANG_FANG,
@@ -135,6 +136,32 @@ def test_a_page_holds_every_record_after_a_position_decoded_as_appended(
         ]
     upto = REGISTRY_EVENTS + 5
     assert log.page(0, 10_000, upto=upto).end == upto
+
+
+def test_a_reader_new_to_a_citizen_finds_their_identity_number_in_their_enrolment(
+    open_ledger: Callable[[], Ledger], logged: dict[int, Record]
+) -> None:
+    writer = open_ledger()
+    expected = [r for r in _expected(writer, logged) if r.record.type != "citizen.enrolled"]
+    after = expected[0].position - 1
+    # A reader that never saw the enrolments, one page and then page by page.
+    assert list(open_ledger().reader.page(after, 10_000).records) == expected
+    fresh, pages = open_ledger().reader, []
+    while (page := fresh.page(after, 2)).end > after:
+        pages += page.records
+        after = page.end
+    assert pages == expected
+
+
+def test_a_citizen_whose_enrolment_is_gone_is_an_unreadable_log(
+    open_ledger: Callable[[], Ledger], logged: dict[int, Record], store_url: str
+) -> None:
+    first_fine = min(p for p, r in logged.items() if r.type == "infraction.recorded")
+    with behind_the_back(store_url) as run:
+        (cid,) = run("SELECT originator_id FROM EVENTS WHERE POS = %s", [first_fine])[0]
+        run("DELETE FROM EVENTS WHERE originator_id = %s AND originator_version = 1", [cid])
+    with pytest.raises(UnreadableLog, match="has no enrolment in the log"):
+        open_ledger().reader.page(first_fine - 1, 1)
 
 
 def test_registry_events_are_no_records_but_move_a_page_on(

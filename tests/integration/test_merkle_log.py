@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from ledger.application import Ledger
 from ledger.log import UnreadableLog
-from ledger.storage import connect_postgres
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log, ProofRequestError, verify_log
 from ledger.transparency.tree import leaf_data
+from tests.behind import behind_the_back
 from tests.builders import LI_WEI, WANG_FANG, append, enrolled, fine, register_authorities
 
 
@@ -74,34 +72,6 @@ def test_an_untouched_ledger_verifies(filled: Ledger) -> None:
     assert verify_log(filled) is None
 
 
-@contextmanager
-def _sql(store_url: str) -> Iterator[Callable[..., Any]]:
-    """Run SQL behind the ledger's back; yields execute(sql, params) returning rows."""
-    if store_url.startswith("sqlite"):
-        conn = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            yield lambda sql, params=(): conn.execute(
-                sql.replace("%s", "?").replace("EVENTS", "stored_events")
-                .replace("POS", "rowid").replace("NODES", "merkle_nodes"), params
-            ).fetchall()  # fmt: skip
-        finally:
-            conn.close()
-    else:
-        conn = connect_postgres(store_url)
-        try:
-
-            def run(sql: str, params: Any = ()) -> Any:
-                cur = conn.execute(
-                    sql.replace("EVENTS", "ledger_events").replace("POS", "notification_id")
-                    .replace("NODES", "ledger_merkle_nodes"), params
-                )  # fmt: skip
-                return cur.fetchall() if cur.description else []
-
-            yield run
-        finally:
-            conn.close()
-
-
 def _flip_a_byte(run: Callable[..., Any], position: int) -> None:
     state = bytes(run("SELECT state FROM EVENTS WHERE POS = %s", [position])[0][0])
     index = state.index(b"200") if b"200" in state else len(state) // 2
@@ -112,7 +82,7 @@ def _flip_a_byte(run: Callable[..., Any], position: int) -> None:
 def test_changing_one_byte_of_a_payload_is_found_at_its_position(
     filled: Ledger, store_url: str
 ) -> None:
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         _flip_a_byte(run, 15)
     damage = verify_log(filled)
     assert damage is not None
@@ -122,7 +92,7 @@ def test_changing_one_byte_of_a_payload_is_found_at_its_position(
 def test_an_event_altered_into_json_that_is_not_an_object_is_found_at_its_position(
     filled: Ledger, store_url: str
 ) -> None:
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("UPDATE EVENTS SET state = %s WHERE POS = %s", [b"[1, 2]", 15])
     damage = verify_log(filled)
     assert damage is not None
@@ -138,12 +108,12 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
         monkeypatch.setattr(f"ledger.storage.{store}.STREAM_ROWS", 4)
         monkeypatch.setattr(f"ledger.storage.{store}.TREE_ROWS", 3)
     assert verify_log(filled) is None
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
     assert (damage.position, damage.kind) == (Log(filled).store.tree_position(18), "tree altered")
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("DELETE FROM EVENTS WHERE POS = %s", [23])
     damage = verify_log(filled)
     assert damage is not None
@@ -151,7 +121,7 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
 
 
 def test_deleting_an_event_is_found_at_its_position(filled: Ledger, store_url: str) -> None:
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("DELETE FROM EVENTS WHERE POS = %s", [20])
     damage = verify_log(filled)
     assert damage is not None
@@ -160,7 +130,7 @@ def test_deleting_an_event_is_found_at_its_position(filled: Ledger, store_url: s
 
 def test_inserting_a_forged_event_is_found_at_its_position(filled: Ledger, store_url: str) -> None:
     last = filled.max_position()
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         row = run(
             "SELECT originator_id, originator_version, topic, state FROM EVENTS WHERE POS = %s",
             [last],
@@ -176,7 +146,7 @@ def test_inserting_a_forged_event_is_found_at_its_position(filled: Ledger, store
 
 
 def test_swapping_two_events_is_found_at_the_first(filled: Ledger, store_url: str) -> None:
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         a = run("SELECT state FROM EVENTS WHERE POS = %s", [12])[0][0]
         b = run("SELECT state FROM EVENTS WHERE POS = %s", [17])[0][0]
         run("UPDATE EVENTS SET state = %s WHERE POS = %s", [b, 12])
@@ -187,7 +157,7 @@ def test_swapping_two_events_is_found_at_the_first(filled: Ledger, store_url: st
 
 
 def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -> None:
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
@@ -200,7 +170,7 @@ def test_stored_hashes_cut_elsewhere_are_found_though_the_level_joins_the_same(
     filled: Ledger, store_url: str, level: int
 ) -> None:
     # The whole level is compared first as one string: this must not pass it.
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         left, right = (bytes(run("SELECT hash FROM NODES WHERE level = %s AND idx = %s",
                                  [level, idx])[0][0]) for idx in (4, 5))  # fmt: skip
         run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = 4", [left[:31], level])
@@ -228,7 +198,7 @@ def test_a_tree_read_out_of_order_is_compared_node_by_node(
 
     monkeypatch.setattr(recorder, "tree_levels", scrambled)
     assert verify_log(filled) is None
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
@@ -288,7 +258,7 @@ def test_a_rewrite_with_the_tree_recomputed_is_exposed_by_the_checkpoints(
     good = filled.max_position()
     append(filled, fine("TP-B", amount="2.00"))
     checkpoint(filled, private, verifier)
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         _flip_a_byte(run, good + 1)
         _recompute_tree(run)
     assert verify_log(filled) is None  # the tree alone now agrees with the events
@@ -302,7 +272,7 @@ def test_a_forged_checkpoint_is_refused(filled: Ledger, store_url: str, signer: 
 
     private, verifier = signer
     checkpoint(filled, private, verifier)
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         table = "checkpoints" if store_url.startswith("sqlite") else "ledger_checkpoints"
         note = run(f"SELECT note FROM {table}")[0][0]
         lines = note.split("\n")
@@ -317,7 +287,7 @@ def test_a_log_written_before_it_had_a_tree_gets_one_when_opened(
     filled: Ledger, store_url: str, open_ledger: Callable[[], Ledger]
 ) -> None:
     root = Log(filled).root()
-    with _sql(store_url) as run:
+    with behind_the_back(store_url) as run:
         run("DELETE FROM NODES")
     assert Log(filled).size() == 0
     reopened = open_ledger()
@@ -332,7 +302,7 @@ def test_a_writer_refuses_a_citizen_whose_stored_enrolment_names_someone_else(
     behind the ledger's back to name Li Wei stops an append for her, naming the
     citizen, and nothing is written."""
     head = filled.max_position()
-    with _sql(store_url) as sql:
+    with behind_the_back(store_url) as sql:
         rows = sql("SELECT POS, state FROM EVENTS WHERE topic LIKE %s", ["%Enrolled"])
         position, state = next(row for row in rows if WANG_FANG.encode() in bytes(row[1]))
         altered = bytes(state).replace(WANG_FANG.encode(), LI_WEI.encode())
@@ -352,7 +322,7 @@ def test_a_writer_refuses_a_citizen_whose_stored_history_skips_a_version(
     """An event deleted from the middle of Wang Fang's history behind the ledger's back
     stops an append for her, naming the gap, and nothing is written."""
     head = filled.max_position()
-    with _sql(store_url) as sql:
+    with behind_the_back(store_url) as sql:
         rows = sql("SELECT POS, state FROM EVENTS WHERE topic LIKE %s", ["%InfractionRecorded"])
         position = next(row[0] for row in rows if b"TP-3-1" in bytes(row[1]))
         sql("DELETE FROM EVENTS WHERE POS = %s", [position])
