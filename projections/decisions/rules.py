@@ -1,0 +1,203 @@
+"""Purposes and decision rules: TOML files shipped with the package, loaded as data.
+
+`projections/purposes.toml` names each purpose a relying party may ask for and the
+kinds of record it may take into account. Each file in `projections/decisions/` is a
+decision rule: its purpose, the scoring policy it reads, the scores from which it
+approves and refers, and conditions on kinds of record. A rule is proportionate by
+construction: one whose policy counts, or whose conditions look at, a kind outside its
+purpose is refused when it is loaded, with the kind named. As with policies, a rule is
+chosen by name among the shipped files, never by a path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from typing import Any
+
+from ledger.domain import records as r
+from ledger.errors import LedgerError
+from projections import policy as policies
+from projections.policy import Policy
+
+RULE_FOLDER: Traversable = files("projections").joinpath("decisions")
+PURPOSES: Traversable = files("projections").joinpath("purposes.toml")
+ALL_KINDS = frozenset(k for kinds in r.KINDS.values() for k in kinds)
+
+APPROVE, REFER, DENY = "approve", "refer", "deny"
+# From the most to the least favourable: a decision takes the least favourable of
+# what its score and its conditions say.
+OUTCOMES = (APPROVE, REFER, DENY)
+# A condition on a kind: some contribution of it must count on the day, or none may.
+COUNT, NOT_COUNT = "count", "not_count"
+
+
+class DecisionRuleError(LedgerError, ValueError):
+    """A purpose or decision rule file is missing, malformed or disproportionate."""
+
+    field = "rule"
+
+
+class UnknownRule(DecisionRuleError):
+    """The name is not one of the shipped decision rules."""
+
+
+class UnknownPurpose(DecisionRuleError):
+    """The name is not one of the purposes in purposes.toml."""
+
+    field = "purpose"
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    name: str
+    title: str
+    kinds: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`kind` must count (COUNT) or must not (NOT_COUNT) on the day decided for; when
+    it does not hold, the decision is at best `otherwise`."""
+
+    kind: str
+    must: str
+    otherwise: str
+
+    def words(self) -> str:
+        kind = self.kind.replace("_", " ")
+        return f"a {kind} in force" if self.must == COUNT else f"no {kind} counting"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRule:
+    name: str
+    version: int
+    title: str
+    purpose: Purpose
+    policy: Policy
+    approve_from: int
+    refer_from: int
+    conditions: tuple[Condition, ...]
+
+    def by_score(self, score: int) -> str:
+        if score >= self.approve_from:
+            return APPROVE
+        return REFER if score >= self.refer_from else DENY
+
+
+def purposes() -> dict[str, Purpose]:
+    """Every purpose in purposes.toml, by name."""
+    source = "purposes.toml"
+    data = _toml(PURPOSES.read_text(encoding="utf-8"), source)
+    found = {}
+    for name, entry in data.items():
+        where = f"{source}: {name}"
+        if not isinstance(entry, dict) or set(entry) != {"title", "kinds"}:
+            raise DecisionRuleError(f"{where}: must have a title and kinds, and nothing else")
+        kinds = entry["kinds"]
+        if not isinstance(entry["title"], str) or not isinstance(kinds, list) or not kinds:
+            raise DecisionRuleError(f"{where}: title must be text and kinds a non-empty list")
+        unknown = [k for k in kinds if k not in ALL_KINDS]
+        if unknown:
+            raise DecisionRuleError(f"{where}: {unknown[0]!r} is not a kind of record")
+        found[name] = Purpose(name, entry["title"], frozenset(kinds))
+    return found
+
+
+def purpose(name: str) -> Purpose:
+    known = purposes()
+    if name not in known:
+        raise UnknownPurpose(f"no purpose {name!r}; purposes: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def available() -> list[str]:
+    """The names of the shipped decision rules, sorted."""
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in RULE_FOLDER.iterdir()
+        if p.name.endswith(".toml") and p.is_file()
+    )
+
+
+def for_purpose(name: str) -> list[str]:
+    """The shipped rules made for a purpose, sorted (the last is the newest name)."""
+    return [rule for rule in available() if load(rule).purpose.name == name]
+
+
+def load(name: str) -> DecisionRule:
+    """Load and check the shipped decision rule called `name`."""
+    # Compared with the listing, never joined onto a path.
+    if name not in available():
+        raise UnknownRule(f"no decision rule {name!r}; rules: {', '.join(available())}")
+    source = f"{name}.toml"
+    rule = parse(_toml(RULE_FOLDER.joinpath(source).read_text(encoding="utf-8"), source), source)
+    if rule.name != name:
+        raise DecisionRuleError(f"{source}: name {rule.name!r} must match the file name")
+    return rule
+
+
+def parse(data: dict[str, Any], source: str) -> DecisionRule:
+    """Build a rule from decoded TOML, naming `source` and the key of anything wrong,
+    and refuse it if its policy or conditions reach outside its purpose."""
+    allowed = {"name", "version", "title", "purpose", "policy", "approve_from", "refer_from",
+               "conditions"}  # fmt: skip
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise DecisionRuleError(f"{source}: {extra[0]}: is not a decision rule setting")
+
+    def get(key: str, kind: type, entry: dict[str, Any] = data, prefix: str = "") -> Any:
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            raise DecisionRuleError(f"{source}: {prefix}{key}: must be {kind.__name__} "
+                                    "and is required")  # fmt: skip
+        return value
+
+    try:
+        chosen = purpose(get("purpose", str))
+        scoring = policies.load(get("policy", str))
+    except LedgerError as e:
+        raise DecisionRuleError(f"{source}: {e.message}") from None
+    counted = {*scoring.infractions, *scoring.payments, *scoring.verifications}
+    outside = sorted(counted - chosen.kinds)
+    if outside:
+        raise DecisionRuleError(
+            f"{source}: policy {scoring.name} counts {outside[0]}, which the purpose "
+            f"{chosen.name} may not take into account (it may: {', '.join(sorted(chosen.kinds))})"
+        )
+    approve_from, refer_from = get("approve_from", int), get("refer_from", int)
+    if refer_from > approve_from:
+        raise DecisionRuleError(f"{source}: refer_from must not be above approve_from")
+    conditions = []
+    for i, entry in enumerate(data.get("conditions", [])):
+        prefix = f"conditions[{i}]."
+        if not isinstance(entry, dict) or set(entry) != {"kind", "must", "otherwise"}:
+            raise DecisionRuleError(f"{source}: {prefix[:-1]}: must have kind, must and "
+                                    "otherwise, and nothing else")  # fmt: skip
+        condition = Condition(get("kind", str, entry, prefix), get("must", str, entry, prefix),
+                              get("otherwise", str, entry, prefix))  # fmt: skip
+        if condition.kind not in chosen.kinds:
+            raise DecisionRuleError(
+                f"{source}: {prefix}kind: {condition.kind}, which the purpose {chosen.name} "
+                "may not take into account"
+            )
+        if condition.kind not in counted:
+            raise DecisionRuleError(f"{source}: {prefix}kind: policy {scoring.name} does not "
+                                    f"count {condition.kind}")  # fmt: skip
+        if condition.must not in (COUNT, NOT_COUNT):
+            raise DecisionRuleError(f"{source}: {prefix}must: must be {COUNT} or {NOT_COUNT}")
+        if condition.otherwise not in (REFER, DENY):
+            raise DecisionRuleError(f"{source}: {prefix}otherwise: must be {REFER} or {DENY}")
+        conditions.append(condition)
+    return DecisionRule(get("name", str), get("version", int), get("title", str), chosen,
+                        scoring, approve_from, refer_from, tuple(conditions))  # fmt: skip
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DecisionRuleError(f"{source}: not valid TOML ({e})") from None
