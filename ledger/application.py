@@ -30,7 +30,16 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen
+from ledger.domain import (
+    PARTY_REGISTRY_ID,
+    REGISTRY_ID,
+    Authority,
+    AuthorityRegistry,
+    Citizen,
+    FileUsed,
+    Party,
+    PartyRegistry,
+)
 from ledger.domain import records as r
 from ledger.domain.identity import ResidentId, citizen_id, parse_resident_id
 from ledger.domain.records import Record, RecordKey
@@ -44,11 +53,12 @@ from ledger.errors import (
     NotEntitled,
     ReferenceConflict,
     RuleViolation,
+    StaleFile,
     TargetError,
     UnknownCitizen,
 )
 from ledger.garbage import fewer_collections
-from ledger.log import LogReader, UnreadableLog, stored_record
+from ledger.log import LogReader, UnreadableLog, stored_record, stored_use_time
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
@@ -215,6 +225,7 @@ class Ledger(Application[uuid.UUID]):
         self.reader = LogReader(self.store, url)
         self._citizens: OrderedDict[uuid.UUID, Citizen] = OrderedDict()
         self._registry_cache: AuthorityRegistry | None = None
+        self._party_cache: PartyRegistry | None = None
         self.patience = patience
 
     def construct_transcoder(self) -> Transcoder:
@@ -237,41 +248,72 @@ class Ledger(Application[uuid.UUID]):
         entitled_from: date | None = None,
     ) -> int:
         """Register an authority; returns the position of the registration."""
-        for _ in range(MAX_ATTEMPTS):
-            registry = self._registry()
-            now = self.clock.now()
-            if registry is None:
-                registry = AuthorityRegistry.open(now)
-            registry.register(authority_id, name, may_issue, entitled_from, now)
-            try:
-                recordings = self.save(registry)
-            except IntegrityError:
-                continue
-            return recordings[-1].notification.id
-        raise ConcurrencyConflict("the authority registry kept changing; try again")
+        return self._register(
+            REGISTRY_ID, AuthorityRegistry.open,
+            lambda registry, now: registry.register(
+                authority_id, name, may_issue, entitled_from, now),
+        )  # fmt: skip
+
+    def register_party(
+        self, party_id: str, name: str, purposes: list[str], entitled_from: date | None = None
+    ) -> int:
+        """Register a relying party for purposes; returns the position of the registration."""
+        return self._register(
+            PARTY_REGISTRY_ID, PartyRegistry.open,
+            lambda registry, now: registry.register(party_id, name, purposes, entitled_from, now),
+        )  # fmt: skip
 
     def authorities(self) -> list[Authority]:
         """Every registered authority, in the order registered."""
         registry = self._current_registry()
         return list(registry.authorities.values()) if registry else []
 
+    def parties(self) -> list[Party]:
+        """Every registered relying party, in the order registered."""
+        registry = self._party_cache = self._brought_up_to_date(
+            PARTY_REGISTRY_ID, self._party_cache
+        )
+        return list(registry.parties.values()) if registry else []
+
+    def party(self, party_id: str) -> Party:
+        """The registered relying party `party_id`; NotEntitled if there is none."""
+        for party in self.parties():
+            if party.party_id == party_id:
+                return party
+        raise NotEntitled(f"{party_id} is not a registered relying party", "party")
+
     def _current_registry(self) -> AuthorityRegistry | None:
         """The registry as stored now, to read from: the cached one brought up to date
         with whatever other processes registered since, in one query."""
-        registry = self._registry_cache
-        for stored in self.store.events_after({REGISTRY_ID: registry.version if registry else 0}):
-            event = self.mapper.to_domain_event(stored)
-            assert isinstance(event, AuthorityRegistry.Event)
-            registry = event.mutate(registry)
-        self._registry_cache = registry
-        return registry
+        self._registry_cache = self._brought_up_to_date(REGISTRY_ID, self._registry_cache)
+        return self._registry_cache
 
-    def _registry(self) -> AuthorityRegistry | None:
-        try:
-            registry: AuthorityRegistry = self.repository.get(REGISTRY_ID)
-        except AggregateNotFoundError:
-            return None
-        return registry
+    def _brought_up_to_date(self, registry_id: uuid.UUID, cached: R | None) -> R | None:
+        for stored in self.store.events_after({registry_id: cached.version if cached else 0}):
+            event = self.mapper.to_domain_event(stored)
+            assert isinstance(event, AuthorityRegistry.Event | PartyRegistry.Event)
+            cached = event.mutate(cached)
+        return cached
+
+    def _register(
+        self,
+        registry_id: uuid.UUID,
+        open_registry: Callable[[datetime], R],
+        act: Callable[[R, datetime], None],
+    ) -> int:
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock.now()
+            try:
+                registry: R = self.repository.get(registry_id)
+            except AggregateNotFoundError:
+                registry = open_registry(now)
+            act(registry, now)
+            try:
+                recordings = self.save(registry)
+            except IntegrityError:
+                continue
+            return recordings[-1].notification.id
+        raise ConcurrencyConflict("the registry kept changing; try again")
 
     # Appending
 
@@ -477,6 +519,16 @@ class Ledger(Application[uuid.UUID]):
                 key = cid if type(cid) is uuid.UUID else uuid.UUID(str(cid))
                 citizen = cached.get(key) if cached else None
                 resident = ResidentId(citizen.resident_id) if citizen is not None else None
+            used_at = stored_use_time(key, version, stored.topic, stored.state)
+            if used_at is not None:
+                if citizen is None:
+                    raise UnreadableLog(f"citizen {key}: a use of their file before the enrolment")
+                try:
+                    citizen.replay_use(version, used_at)
+                except ValueError as e:
+                    raise UnreadableLog(str(e)) from None
+                found[citizen.id] = citizen
+                continue
             record, at = stored_record(key, version, stored.topic, stored.state, resident)
             if citizen is None:
                 citizen = Citizen.reopened(record, at)
@@ -516,12 +568,32 @@ class Ledger(Application[uuid.UUID]):
             if known_at is None or e.recorded_at <= known_at
         ]
 
+    # Uses of a citizen's file by relying parties
+
+    def record_use(
+        self, citizen: uuid.UUID, after: int, used: type[FileUsed], **fields: Any
+    ) -> int:
+        """Record a relying party's use of a citizen's file, made from the file as it
+        stood at version `after`, as their next event; returns its position. StaleFile
+        if any other event of theirs came first: the use was made from an old file."""
+        if after < 1:
+            raise UnknownCitizen(f"{citizen} has no records in the ledger")
+        event = used(originator_id=citizen, originator_version=after + 1,
+                     timestamp=self.clock.now(), **fields)  # fmt: skip
+        try:
+            recordings = self.events.put([event])
+        except IntegrityError:
+            raise StaleFile(f"{citizen}'s file changed while it was read") from None
+        return recordings[0].notification.id
+
     def max_position(self) -> int:
         """The position of the last event in the log, 0 when it is empty."""
         return self.reader.head()
 
 
 T = TypeVar("T")
+# A registry: of the authorities or of the relying parties.
+R = TypeVar("R", AuthorityRegistry, PartyRegistry)
 
 
 def patiently(url: str, patience: float, step: Callable[[], T]) -> T:

@@ -60,8 +60,20 @@ class AuthorityExists(LedgerError):
     field = "authority"
 
 
+class PartyExists(LedgerError):
+    """A relying party is registered once; its id is never reused."""
+
+    field = "party"
+
+
 class ConcurrencyConflict(LedgerError):
     """Other writers kept changing the same citizens; the batch was not written."""
+
+
+class StaleFile(ConcurrencyConflict):
+    """A citizen's file changed after it was read for a use of it; read it again."""
+
+    field = "citizen"
 
 
 class StorageError(LedgerError):

@@ -28,7 +28,7 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
-from ledger.domain import RECORD_TYPE_OF_EVENT, Citizen
+from ledger.domain import RECORD_TYPE_OF_EVENT, USE_OF_EVENT, Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import ResidentId
 from ledger.domain.records import Record, RecordKey
@@ -42,6 +42,9 @@ from ledger.transparency.tree import leaf_data
 RECORD_TYPE_OF_TOPIC: Mapping[str, str] = {
     get_topic(cls): record_type for cls, record_type in RECORD_TYPE_OF_EVENT.items()
 }
+# What each use of a citizen's file is called, by its topic: uses are no records, so
+# the readers of records skip them as they skip the registries' events.
+USE_OF_TOPIC: Mapping[str, str] = {get_topic(cls): use for cls, use in USE_OF_EVENT.items()}
 CITIZEN_TOPIC_PREFIX = get_topic(Citizen) + "."
 # How often a wait looks at the head when nothing tells it of new records.
 SQLITE_POLL = 0.05
@@ -91,6 +94,34 @@ class Page:
         for logged in self.records:
             grouped.setdefault(logged.citizen_id, []).append(logged)
         return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedUse:
+    """A relying party's use of a citizen's file (an inquiry or a decision) as the log
+    holds it; `fields` are the event's own (party, purpose, as_of, the position it
+    read up to, and what it found), dates as ISO text."""
+
+    position: int
+    recorded_at: datetime
+    citizen_id: uuid.UUID
+    version: int
+    use: str
+    fields: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "recorded_at": self.recorded_at.isoformat(),
+                "use": self.use, **self.fields}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CitizenFile:
+    """Everything the log holds of one citizen, read at once: their records, the uses
+    of their file, and the version of their last event (0 when there is none)."""
+
+    records: list[LoggedRecord]
+    uses: list[LoggedUse]
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +243,30 @@ class LogReader:
     def citizen(self, citizen: uuid.UUID) -> list[LoggedRecord]:
         """One citizen's records in log order; empty when they have none."""
         return self.citizens([citizen]).get(citizen, [])
+
+    def file(self, citizen: uuid.UUID) -> CitizenFile:
+        """One citizen's records and the uses of their file, in log order, in one query."""
+        records: list[LoggedRecord] = []
+        uses: list[LoggedUse] = []
+        version = 0
+        resident: ResidentId | None = None
+        for position, _, version, topic, state in self.recorder.log_of([citizen], None):
+            fields = _fields(position, state)
+            use = USE_OF_TOPIC.get(topic)
+            if use is not None:
+                uses.append(_use(position, citizen, version, use, fields))
+                continue
+            record_type = _record_type(position, topic)
+            if record_type is None:
+                continue
+            if resident is None:
+                if record_type != r.ENROLLED:
+                    raise UnreadableLog(
+                        f"position {position}: citizen {citizen} has records before the enrolment"
+                    )
+                resident = ResidentId(fields["resident_id"])
+            records.append(_logged(position, citizen, version, record_type, resident, fields))
+        return CitizenFile(records, uses, version)
 
     def leaf(self, position: int) -> bytes:
         """The leaf document of the event at a position (see ledger.transparency.tree)."""
@@ -379,7 +434,11 @@ def record_from_payload(
 
 def _record_type(position: int, topic: str) -> str | None:
     record_type = RECORD_TYPE_OF_TOPIC.get(topic)
-    if record_type is None and topic.startswith(CITIZEN_TOPIC_PREFIX):
+    if (
+        record_type is None
+        and topic.startswith(CITIZEN_TOPIC_PREFIX)
+        and (topic not in USE_OF_TOPIC)
+    ):
         raise UnreadableLog(
             f"position {position}: {topic} is not a type of record this ledger knows"
         )
@@ -489,6 +548,36 @@ def stored_record(
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UnreadableLog(
             f"{where}: the stored {record_type} cannot be read ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _use(
+    position: int, cid: uuid.UUID, version: int, use: str, fields: dict[str, Any]
+) -> LoggedUse:
+    try:
+        recorded_at = datetime.fromisoformat(fields.pop("timestamp")["_data_"])
+        fields.pop("originator_topic", None)
+        shown = {k: v["_data_"] if type(v) is dict and "_data_" in v else v
+                 for k, v in fields.items()}  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnreadableLog(
+            f"position {position}: the stored {use} cannot be read ({type(e).__name__}: {e})"
+        ) from None
+    return LoggedUse(position, recorded_at, cid, version, use, shown)
+
+
+def stored_use_time(cid: uuid.UUID, version: int, topic: str, state: bytes) -> datetime | None:
+    """When a stored use of a citizen's file (an inquiry or a decision) was recorded;
+    None when the event is no use but a record. What a writer loading a citizen needs
+    of a use: it moves their version on, and nothing else."""
+    if topic not in USE_OF_TOPIC:
+        return None
+    try:
+        return datetime.fromisoformat(orjson.loads(state)["timestamp"]["_data_"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UnreadableLog(
+            f"citizen {cid} version {version}: the stored {USE_OF_TOPIC[topic]} cannot be "
+            f"read ({type(e).__name__}: {e})"
         ) from None
 
 

@@ -23,16 +23,19 @@ from eventsourcing.domain import Aggregate
 from ledger.domain import records as r
 from ledger.domain.facts import CitizenFacts, RecordFacts
 from ledger.domain.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
+from ledger.domain.purposes import purpose
 from ledger.domain.records import REFERENCE_PATTERN, Record, RecordKey
 from ledger.errors import (
     AuthorityExists,
     InvalidRecord,
     NotEntitled,
+    PartyExists,
     RuleViolation,
     TargetError,
 )
 
 REGISTRY_ID = uuid.uuid5(NAMESPACE, "authority-registry")
+PARTY_REGISTRY_ID = uuid.uuid5(NAMESPACE, "party-registry")
 AUTHORITY_ID = REFERENCE_PATTERN
 
 
@@ -176,6 +179,14 @@ class Citizen(Aggregate):
         self.version = version
         self.modified_on = at
 
+    def replay_use(self, version: int, at: datetime) -> None:
+        """Fold in a stored use of the file (see `FileUsed`): it moves the version on and
+        nothing else."""
+        if version != self.version + 1:
+            raise ValueError(f"citizen {self.id}: event {version} follows event {self.version}")
+        self.version = version
+        self.modified_on = at
+
     def check(self, record: Record) -> None:
         """Raise the rule a record of any type but enrolment breaks, if any."""
         if record.citizen.value != self.resident_id:
@@ -291,7 +302,39 @@ _TYPES: dict[type[Any], str] = {cls: t for t, (cls, _) in _EVENT_CLASSES.items()
 _RULES: dict[str, Callable[[Citizen, Record, Any], None]] = {
     t: getattr(Citizen, "_check_" + t.replace(".", "_")) for t in _EVENT_CLASSES
 }
+
+
+class FileUsed(Aggregate.Event):
+    """An event of a Citizen aggregate that is no record: a relying party's use of the
+    citizen's file for a purpose, reading the log up to `position`. Shown to the
+    citizen, never scored: its `apply` changes nothing. Defined outside `Citizen`,
+    whose nested events all carry a record's fields and fold it into the facts."""
+
+    party: str
+    purpose: str
+    as_of: date
+    position: int
+
+
+class Inquired(FileUsed):
+    """The party read a score under a policy."""
+
+    policy: str
+    score: int
+
+
+class Decided(FileUsed):
+    """The party asked for a decision under a rule, and this was its outcome."""
+
+    rule: str
+    outcome: str
+    score: int
+
+
 RECORD_TYPE_OF_EVENT: dict[type[Any], str] = {**_TYPES, Citizen.Enrolled: r.ENROLLED}
+# The uses of a citizen's file a relying party makes, by what they are called.
+INQUIRY, DECISION = "inquiry", "decision"
+USE_OF_EVENT: dict[type[Any], str] = {Inquired: INQUIRY, Decided: DECISION}
 
 
 def record_of(resident_id: str | ResidentId, event: Any) -> Record:
@@ -419,3 +462,73 @@ class AuthorityRegistry(Aggregate):
             may_issue=list(may_issue),
             entitled_from=entitled_from,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A registered relying party and the purposes it may ask for, from which date."""
+
+    party_id: str
+    name: str
+    purposes: tuple[str, ...]
+    entitled_from: date | None
+    registered_at: datetime
+
+    def check_entitled(self, asked: str, on: date) -> None:
+        """Raise `NotEntitled` unless this party may ask for `asked` on `on`."""
+        if asked not in self.purposes:
+            raise NotEntitled(
+                f"{self.party_id} is not registered for the purpose {asked!r} "
+                f"(it is for: {', '.join(self.purposes)})",
+                "purpose",
+            )
+        if self.entitled_from is not None and on < self.entitled_from:
+            raise NotEntitled(
+                f"{self.party_id} may ask for {asked!r} only from {self.entitled_from}", "purpose"
+            )
+
+
+class PartyRegistry(Aggregate):
+    """Every relying party ever registered, with its purposes."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class PartyRegistered(Aggregate.Event):
+        party_id: str
+        name: str
+        purposes: list[str]
+        entitled_from: date | None
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, PartyRegistry)
+            aggregate.parties[self.party_id] = Party(
+                self.party_id, self.name, tuple(self.purposes), self.entitled_from, self.timestamp
+            )
+
+    def __init__(self) -> None:
+        self.parties: dict[str, Party] = {}
+
+    @classmethod
+    def open(cls, at: datetime) -> PartyRegistry:
+        return cls._create(cls.Opened, id=PARTY_REGISTRY_ID, timestamp=at)
+
+    def register(
+        self, party_id: str, name: str, purposes: list[str], entitled_from: date | None,
+        at: datetime,
+    ) -> None:  # fmt: skip
+        """Register a new relying party; ids are never reused."""
+        if party_id in self.parties:
+            raise PartyExists(f"{party_id} is already registered")
+        if not AUTHORITY_ID.fullmatch(party_id):
+            raise InvalidRecord("must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -", "party")
+        if not 1 <= len(name) <= 200:
+            raise InvalidRecord("must be 1 to 200 characters", "name")
+        if not purposes:
+            raise InvalidRecord("must name at least one purpose", "purpose")
+        for asked in purposes:
+            purpose(asked)
+        self.trigger_event(
+            self.PartyRegistered, timestamp=at, party_id=party_id, name=name,
+            purposes=list(dict.fromkeys(purposes)), entitled_from=entitled_from,
+        )  # fmt: skip

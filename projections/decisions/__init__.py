@@ -10,15 +10,11 @@ from projections.decisions.rules import (
     Condition,
     DecisionRule,
     DecisionRuleError,
-    Purpose,
-    UnknownPurpose,
     UnknownRule,
     available,
     for_purpose,
     load,
     parse,
-    purpose,
-    purposes,
 )
 
 __all__ = [
@@ -31,15 +27,11 @@ __all__ = [
     "DecisionRule",
     "DecisionRuleError",
     "Notice",
-    "Purpose",
-    "UnknownPurpose",
     "UnknownRule",
     "available",
     "decide",
     "for_purpose",
     "load",
     "parse",
-    "purpose",
-    "purposes",
     "reason_words",
 ]

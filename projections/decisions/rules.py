@@ -1,7 +1,7 @@
 """Purposes and decision rules: TOML files shipped with the package, loaded as data.
 
-`projections/purposes.toml` names each purpose a relying party may ask for and the
-kinds of record it may take into account. Each file in `projections/decisions/` is a
+Each purpose (ledger.domain.purposes) names the kinds of record it may take into
+account. Each file in `projections/decisions/` is a
 decision rule: its purpose, the scoring policy it reads, the scores from which it
 approves and refers, and conditions on kinds of record. A rule is proportionate by
 construction: one whose policy counts, or whose conditions look at, a kind outside its
@@ -17,14 +17,12 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from ledger.domain import records as r
+from ledger.domain.purposes import Purpose, purpose
 from ledger.errors import LedgerError
 from projections import policy as policies
 from projections.policy import Policy
 
 RULE_FOLDER: Traversable = files("projections").joinpath("decisions")
-PURPOSES: Traversable = files("projections").joinpath("purposes.toml")
-ALL_KINDS = frozenset(k for kinds in r.KINDS.values() for k in kinds)
 
 APPROVE, REFER, DENY = "approve", "refer", "deny"
 # From the most to the least favourable: a decision takes the least favourable of
@@ -42,19 +40,6 @@ class DecisionRuleError(LedgerError, ValueError):
 
 class UnknownRule(DecisionRuleError):
     """The name is not one of the shipped decision rules."""
-
-
-class UnknownPurpose(DecisionRuleError):
-    """The name is not one of the purposes in purposes.toml."""
-
-    field = "purpose"
-
-
-@dataclass(frozen=True, slots=True)
-class Purpose:
-    name: str
-    title: str
-    kinds: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,32 +71,6 @@ class DecisionRule:
         if score >= self.approve_from:
             return APPROVE
         return REFER if score >= self.refer_from else DENY
-
-
-def purposes() -> dict[str, Purpose]:
-    """Every purpose in purposes.toml, by name."""
-    source = "purposes.toml"
-    data = _toml(PURPOSES.read_text(encoding="utf-8"), source)
-    found = {}
-    for name, entry in data.items():
-        where = f"{source}: {name}"
-        if not isinstance(entry, dict) or set(entry) != {"title", "kinds"}:
-            raise DecisionRuleError(f"{where}: must have a title and kinds, and nothing else")
-        kinds = entry["kinds"]
-        if not isinstance(entry["title"], str) or not isinstance(kinds, list) or not kinds:
-            raise DecisionRuleError(f"{where}: title must be text and kinds a non-empty list")
-        unknown = [k for k in kinds if k not in ALL_KINDS]
-        if unknown:
-            raise DecisionRuleError(f"{where}: {unknown[0]!r} is not a kind of record")
-        found[name] = Purpose(name, entry["title"], frozenset(kinds))
-    return found
-
-
-def purpose(name: str) -> Purpose:
-    known = purposes()
-    if name not in known:
-        raise UnknownPurpose(f"no purpose {name!r}; purposes: {', '.join(sorted(known))}")
-    return known[name]
 
 
 def available() -> list[str]:

@@ -97,7 +97,10 @@ def test_policy_option_when_a_path_then_exit_2_naming_the_available(
     for name in (str(elsewhere.with_suffix("")), f"{climb}{elsewhere.with_suffix('')}"):
         result = invoke(*command, "--policy", name, url=url)
         assert result.exit_code == 2, result.output
-        assert f"no policy {name!r}; available: finance-v1, national-v1" in result.output
+        assert (
+            f"no policy {name!r}; available: employment-v1, finance-v1, national-v1"
+            in result.output
+        )
     assert not (tmp_path / "ledger.db").exists()
 
 
@@ -107,7 +110,7 @@ def test_policy_promote_when_a_path_then_refused_and_the_default_kept(
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     result = invoke("policy", "promote", str(elsewhere.with_suffix("")), url=url)
     assert result.exit_code == 2, result.output
-    assert "available: finance-v1, national-v1" in result.output
+    assert "available: employment-v1, finance-v1, national-v1" in result.output
     listed = invoke("policy", "list", "--json", url=url)
     assert '"name": "evil"' not in listed.output
     assert '"name": "national-v1", "version": 1' in listed.output

@@ -63,7 +63,9 @@ def test_wheel_carries_every_data_file_of_the_packages(wheel: Path) -> None:
             assert archive.read(name) == (ROOT / name).read_bytes()
 
 
-def test_policies_load_from_the_unpacked_wheel_alone(wheel: Path, tmp_path: Path) -> None:
+def test_policies_and_decision_rules_load_from_the_unpacked_wheel_alone(
+    wheel: Path, tmp_path: Path
+) -> None:
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked)
@@ -71,14 +73,17 @@ def test_policies_load_from_the_unpacked_wheel_alone(wheel: Path, tmp_path: Path
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from projections import policy;"
         "print(policy.__file__); print(*policy.available());"
-        "print(*(policy.load(n).version for n in policy.available()))"
+        "print(*(policy.load(n).version for n in policy.available()));"
+        "from projections import decisions;"
+        "print(*(decisions.load(n).purpose.name for n in decisions.available()))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe, str(unpacked)],
         cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    where, names, versions = done.stdout.splitlines()
+    where, names, versions, purposes = done.stdout.splitlines()
     assert Path(where).is_relative_to(unpacked)
-    assert names == "finance-v1 national-v1"
-    assert versions == "1 1"
+    assert names == "employment-v1 finance-v1 national-v1"
+    assert versions == "1 1 1"
+    assert purposes == "consumer_loan licensed_employment mortgage"

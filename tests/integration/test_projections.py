@@ -242,7 +242,11 @@ def test_audit_history_shows_what_each_event_started_and_ended(
         f"E-{WANG_FANG}", "J-1", "TX-1", "TX-2", "TP-1"
     ]  # fmt: skip
     by_ref = {s.entry.record.reference: s for s in steps}
-    assert by_ref[f"E-{WANG_FANG}"].started == {"national-v1": [], "finance-v1": []}
+    assert by_ref[f"E-{WANG_FANG}"].started == {
+        "national-v1": [],
+        "finance-v1": [],
+        "employment-v1": [],
+    }
     assert [(c.rule, c.points) for c in by_ref["J-1"].started["national-v1"]] == [
         ("judgment_default.open", -100)
     ]

@@ -188,7 +188,7 @@ def test_a_policy_is_named_never_pathed_and_an_unknown_one_is_404(
         response = _call(client, "GET", f"/v1/citizens/{WANG_FANG}/explanation?policy={asked}",
                          None, issued["auditor"])  # fmt: skip
         assert response.status_code == 404
-        assert "available: finance-v1, national-v1" in response.json["detail"]
+        assert "available: employment-v1, finance-v1, national-v1" in response.json["detail"]
 
 
 def test_revoked_and_expired_tokens_are_refused(service: Any, clock: FixedClock) -> None:

@@ -98,11 +98,6 @@ class FreshStores:
             store.close()
 
 
-@pytest.fixture
-def fresh(store_url: str, clock: FixedClock) -> FreshStores:
-    return FreshStores(store_url, clock.at)
-
-
 # Random valid record sequences
 
 

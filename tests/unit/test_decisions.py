@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ledger.domain import records as r
+from ledger.domain.purposes import purpose
 from projections import decisions
 from projections.decisions import APPROVE, DENY, REFER, DecisionRuleError, decide
 from projections.explanation import explain
@@ -72,7 +73,7 @@ def test_every_shipped_rule_loads_and_its_policy_counts_only_what_its_purpose_al
 
 def test_no_credit_purpose_may_use_traffic_fines_or_convictions() -> None:
     for name in ("mortgage", "consumer_loan"):
-        assert {"traffic_fine", "criminal_conviction"}.isdisjoint(decisions.purpose(name).kinds)
+        assert {"traffic_fine", "criminal_conviction"}.isdisjoint(purpose(name).kinds)
 
 
 def test_a_rule_whose_policy_counts_a_kind_outside_its_purpose_is_refused_naming_it() -> None:

@@ -124,7 +124,10 @@ def test_band_of_when_national_then_the_spec_thresholds(points: int, band: str) 
 def test_load_when_no_such_policy_then_unknown_policy_naming_it_and_the_available() -> None:
     with pytest.raises(UnknownPolicy) as caught:
         load("national-v9")
-    assert str(caught.value) == "no policy 'national-v9'; available: finance-v1, national-v1"
+    assert (
+        str(caught.value)
+        == "no policy 'national-v9'; available: employment-v1, finance-v1, national-v1"
+    )
 
 
 # Names, never paths
@@ -140,7 +143,9 @@ def elsewhere(tmp_path: Path) -> Path:
 
 def test_load_when_a_path_to_a_valid_policy_elsewhere_then_refused(elsewhere: Path) -> None:
     for name in (str(elsewhere.with_suffix("")), str(elsewhere)):
-        with pytest.raises(UnknownPolicy, match=r"; available: finance-v1, national-v1$"):
+        with pytest.raises(
+            UnknownPolicy, match=r"; available: employment-v1, finance-v1, national-v1$"
+        ):
             load(name)
 
 
@@ -165,7 +170,7 @@ def test_register_then_the_policy_is_nameable(
     policy = load_file(elsewhere)
     register(policy)
     assert load("x") is policy
-    assert available() == ["finance-v1", "national-v1", "x"]
+    assert available() == ["employment-v1", "finance-v1", "national-v1", "x"]
 
 
 def test_register_when_a_shipped_name_then_refused(monkeypatch: pytest.MonkeyPatch) -> None:
