@@ -51,6 +51,7 @@ from ledger.errors import (
     LedgerError,
     NotEnrolled,
     NotEntitled,
+    PurposeRefused,
     ReferenceConflict,
     RuleViolation,
     StaleFile,
@@ -276,11 +277,11 @@ class Ledger(Application[uuid.UUID]):
         return list(registry.parties.values()) if registry else []
 
     def party(self, party_id: str) -> Party:
-        """The registered relying party `party_id`; NotEntitled if there is none."""
+        """The registered relying party `party_id`; PurposeRefused if there is none."""
         for party in self.parties():
             if party.party_id == party_id:
                 return party
-        raise NotEntitled(f"{party_id} is not a registered relying party", "party")
+        raise PurposeRefused(f"{party_id} is not a registered relying party", "party")
 
     def _current_registry(self) -> AuthorityRegistry | None:
         """The registry as stored now, to read from: the cached one brought up to date
@@ -572,19 +573,20 @@ class Ledger(Application[uuid.UUID]):
 
     def record_use(
         self, citizen: uuid.UUID, after: int, used: type[FileUsed], **fields: Any
-    ) -> int:
+    ) -> tuple[int, datetime]:
         """Record a relying party's use of a citizen's file, made from the file as it
-        stood at version `after`, as their next event; returns its position. StaleFile
+        stood at version `after`, as their next event: its position and time. StaleFile
         if any other event of theirs came first: the use was made from an old file."""
         if after < 1:
             raise UnknownCitizen(f"{citizen} has no records in the ledger")
-        event = used(originator_id=citizen, originator_version=after + 1,
-                     timestamp=self.clock.now(), **fields)  # fmt: skip
+        now = self.clock.now()
+        event = used(originator_id=citizen, originator_version=after + 1, timestamp=now,
+                     **fields)  # fmt: skip
         try:
             recordings = self.events.put([event])
         except IntegrityError:
             raise StaleFile(f"{citizen}'s file changed while it was read") from None
-        return recordings[0].notification.id
+        return recordings[0].notification.id, now
 
     def max_position(self) -> int:
         """The position of the last event in the log, 0 when it is empty."""

@@ -30,6 +30,12 @@ class NotEntitled(RuleViolation):
     field = "authority"
 
 
+class PurposeRefused(NotEntitled):
+    """The relying party is not registered, or not for this purpose, or not yet."""
+
+    field = "purpose"
+
+
 class NotEnrolled(RuleViolation):
     """A record about a citizen the ledger has never enrolled."""
 

@@ -22,6 +22,7 @@ from ledger.errors import (
     ConcurrencyConflict,
     DatabaseUnavailable,
     LedgerError,
+    PurposeRefused,
     ReferenceConflict,
     StorageError,
     UnknownCitizen,
@@ -106,6 +107,7 @@ _AWAY = Outcome(*_UNAVAILABLE, Exit.UNUSABLE, fixed(UNAVAILABLE_DETAIL),
 ERRORS: dict[type[BaseException], Outcome] = {
     LedgerError: Outcome(*_UNPROCESSABLE, Exit.USAGE, fields=True),
     ReferenceConflict: Outcome(*_CONFLICT, Exit.USAGE, message),
+    PurposeRefused: Outcome(403, "Forbidden", Exit.USAGE, message),
     UnknownCitizen: Outcome(*_NOT_FOUND, Exit.USAGE, message),
     ConcurrencyConflict: Outcome(*_CONFLICT, Exit.UNUSABLE, message),
     # The URL is the operator's, and its text may hold it: never shown to a client.

@@ -3,7 +3,10 @@
 A token reads `lt_<id>_<secret>`; the id finds the row, and the SHA-256 of the secret
 is compared in constant time. Roles: `service` (appends as its own authority),
 `reader` (scores, bands, lists), `auditor` (also histories, explanations, bundles and
-proofs), `admin` (tokens and authorities).
+proofs), `admin` (tokens and authorities), `party` (a relying party: decisions, and
+scores for a purpose it is registered for, each recorded on the citizen's file), and
+`citizen` (one citizen: their own file, and disputes of their records). A service,
+party or citizen token is bound to its authority, party or citizen.
 """
 
 from __future__ import annotations
@@ -23,14 +26,18 @@ from ledger.errors import LedgerError
 from ledger.storage import connect_postgres, environment
 from projections.store import ViewStore
 
-ROLES = ("service", "reader", "auditor", "admin")
+ROLES = ("service", "reader", "auditor", "admin", "party", "citizen")
 # What each role may do, by the capability an endpoint asks for.
 GRANTS: dict[str, frozenset[str]] = {
     "service": frozenset({"append"}),
     "reader": frozenset({"read"}),
     "auditor": frozenset({"read", "audit"}),
     "admin": frozenset({"read", "audit", "admin"}),
+    "party": frozenset({"decide", "inquire"}),
+    "citizen": frozenset({"own_file"}),
 }
+# The roles bound to someone, and what they are bound to.
+BOUND: dict[str, str] = {"service": "authority", "party": "party", "citizen": "citizen"}
 
 # Revocations are announced on this channel, with the schema as payload.
 CHANNEL = "ledger_tokens"
@@ -57,13 +64,27 @@ class TokenError(LedgerError):
 class Token:
     token_id: str
     role: str
-    authority: str | None
+    # The authority a service token appends for, the relying party a party token asks
+    # for, or the resident id of the citizen a citizen token reads; None for the others.
+    bound_to: str | None
     expires: date | None
     created_at: str
     revoked_at: str | None
 
     def may(self, capability: str) -> bool:
         return capability in GRANTS[self.role]
+
+    @property
+    def authority(self) -> str | None:
+        return self.bound_to if self.role == "service" else None
+
+    @property
+    def party(self) -> str | None:
+        return self.bound_to if self.role == "party" else None
+
+    @property
+    def citizen(self) -> str | None:
+        return self.bound_to if self.role == "citizen" else None
 
 
 class TokenStore:
@@ -88,25 +109,26 @@ class TokenStore:
             self._listener.close()
 
     def create(
-        self, role: str, authority: str | None, expires: date | None, now: datetime
+        self, role: str, bound_to: str | None, expires: date | None, now: datetime
     ) -> tuple[str, Token]:
-        """A new token: the secret text, shown once, and what is kept of it."""
+        """A new token: the secret text, shown once, and what is kept of it. `bound_to`
+        names the authority, party or citizen a service, party or citizen token is for."""
         if role not in ROLES:
             raise TokenError(f"must be one of {', '.join(ROLES)}", "role")
-        if role == "service" and not authority:
-            raise TokenError("a service token acts for one authority; name it", "authority")
-        if role != "service" and authority:
-            raise TokenError("only service tokens act for an authority", "authority")
+        if role in BOUND and not bound_to:
+            raise TokenError(f"a {role} token is for one {BOUND[role]}; name it", BOUND[role])
+        if role not in BOUND and bound_to:
+            raise TokenError(f"a {role} token is for nobody in particular", "role")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         with self.views.transaction() as tx:
             tx.execute(
                 "INSERT INTO api_tokens (id, digest, role, authority, expires, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [token_id, _digest(secret), role, authority,
+                [token_id, _digest(secret), role, bound_to,
                  expires.isoformat() if expires else None, now.isoformat()],
             )  # fmt: skip
-        return f"lt_{token_id}_{secret}", Token(token_id, role, authority, expires,
+        return f"lt_{token_id}_{secret}", Token(token_id, role, bound_to, expires,
                                                  now.isoformat(), None)  # fmt: skip
 
     def list(self) -> list[Token]:

@@ -30,6 +30,7 @@ from ledger.errors import (
     InvalidRecord,
     NotEntitled,
     PartyExists,
+    PurposeRefused,
     RuleViolation,
     TargetError,
 )
@@ -475,16 +476,15 @@ class Party:
     registered_at: datetime
 
     def check_entitled(self, asked: str, on: date) -> None:
-        """Raise `NotEntitled` unless this party may ask for `asked` on `on`."""
+        """Raise `PurposeRefused` unless this party may ask for `asked` on `on`."""
         if asked not in self.purposes:
-            raise NotEntitled(
+            raise PurposeRefused(
                 f"{self.party_id} is not registered for the purpose {asked!r} "
-                f"(it is for: {', '.join(self.purposes)})",
-                "purpose",
+                f"(it is for: {', '.join(self.purposes)})"
             )
         if self.entitled_from is not None and on < self.entitled_from:
-            raise NotEntitled(
-                f"{self.party_id} may ask for {asked!r} only from {self.entitled_from}", "purpose"
+            raise PurposeRefused(
+                f"{self.party_id} may ask for {asked!r} only from {self.entitled_from}"
             )
 
 

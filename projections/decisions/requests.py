@@ -1,28 +1,32 @@
-"""A relying party's request for a decision: checked against the party's purposes,
-decided from the citizen's file as the log holds it, and recorded on the citizen's
-aggregate before it is answered. A decision is made from the records themselves, not
-from a projection, and its event directly follows the last event it read (a file
-that changed meanwhile is read again), so replaying the file as known at the
-decision's recorded time gives the same decision.
+"""What a relying party asks of a citizen's file: a decision, or a score. Each request
+is checked against the party's purposes, answered from the citizen's file as the log
+holds it (the records themselves, not a projection), and recorded on the citizen's
+aggregate before it is answered. The recorded event directly follows the last event
+the answer read (a file that changed meanwhile is read again), so replaying the file
+as known at the event's time gives the same answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.application import CHINA_STANDARD_TIME, Ledger
-from ledger.domain import Decided
-from ledger.domain.identity import parse_resident_id
-from ledger.errors import StaleFile, UnknownCitizen
+from ledger.domain import Decided, FileUsed, Inquired
+from ledger.domain.identity import ResidentId, parse_resident_id
+from ledger.errors import PurposeRefused, StaleFile, UnknownCitizen
 from ledger.log import LoggedRecord
+from projections import policy as policies
 from projections.decisions.engine import Decision, decide
 from projections.decisions.rules import DecisionRule, DecisionRuleError, for_purpose, load
-from projections.scoring import contributions, fold
+from projections.policy import Policy
+from projections.scoring import Score, contributions, fold, score
 
-# A file that keeps changing under a decision is read again this often, then refused.
+# A file that keeps changing under a request is read again this often, then refused.
 ATTEMPTS = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,30 @@ class Answer:
             "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
             **self.decision.to_json(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRead:
+    """A score a party read for a purpose, and the inquiry that recorded it."""
+
+    resident_id: str
+    party: str
+    purpose: str
+    policy: Policy
+    as_of: date
+    score: Score
+    read_up_to: int
+    position: int
+    recorded_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "citizen": self.resident_id, "party": self.party, "purpose": self.purpose,
+            "policy": self.policy.name, "as_of": self.as_of.isoformat(),
+            "known_at": None, "score": self.score.score, "band": self.score.band,
+            "position": self.read_up_to, "inquiry_position": self.position,
+            "recorded_at": self.recorded_at.isoformat(),
+        }  # fmt: skip
 
 
 def rule_for(purpose: str, name: str | None) -> DecisionRule:
@@ -74,35 +102,97 @@ def request_decision(
     """Decide for `party_id`, asking for `purpose`, about `citizen` on `as_of` (today
     by default) and record it; with `known_at`, replay the decision as the file stood
     then, recording nothing (an auditor's check, not a party's use)."""
-    party = ledger.party(party_id)
-    party.check_entitled(purpose, ledger.today())
+    ledger.party(party_id).check_entitled(purpose, ledger.today())
     rule = rule_for(purpose, rule_name)
     resident = parse_resident_id(citizen)
-    cid = resident.citizen_id
     if as_of is None:
         as_of = (known_at.astimezone(CHINA_STANDARD_TIME).date() if known_at is not None
                  else ledger.today())  # fmt: skip
+    day = as_of
+    if known_at is not None:
+        records = [r for r in _records(ledger, resident) if r.recorded_at <= known_at]
+        if not records:
+            raise UnknownCitizen(f"{resident.value} had no records in the ledger by {known_at}")
+        decision = _decided(rule, resident.value, records, day)
+        return Answer(decision, party_id, resident.value, records[-1].position, None, None)
+
+    def decided(records: list[LoggedRecord]) -> tuple[Decision, dict[str, Any]]:
+        decision = _decided(rule, resident.value, records, day)
+        return decision, {"rule": rule.name, "outcome": decision.outcome,
+                          "score": decision.explanation.score.score}  # fmt: skip
+
+    decision, read_up_to, position, at = _recorded(
+        ledger, resident, Decided, party_id, purpose, day, decided
+    )
+    return Answer(decision, party_id, resident.value, read_up_to, position, at)
+
+
+def request_score(
+    ledger: Ledger,
+    party_id: str,
+    purpose: str,
+    citizen: str,
+    policy_name: str | None = None,
+    as_of: date | None = None,
+) -> ScoreRead:
+    """A citizen's score for `party_id`, asking for `purpose`, under a policy that counts
+    nothing outside the purpose (by default that of the purpose's rule), recorded as
+    an inquiry on their file."""
+    ledger.party(party_id).check_entitled(purpose, ledger.today())
+    rule = rule_for(purpose, None)
+    chosen = rule.policy if policy_name is None else policies.load(policy_name)
+    outside = sorted({*chosen.infractions, *chosen.payments, *chosen.verifications}
+                     - rule.purpose.kinds)  # fmt: skip
+    if outside:
+        raise PurposeRefused(f"policy {chosen.name} counts {outside[0]}, which the purpose "
+                             f"{purpose} may not take into account")  # fmt: skip
+    resident = parse_resident_id(citizen)
+    day = as_of or ledger.today()
+
+    def scored(records: list[LoggedRecord]) -> tuple[Score, dict[str, Any]]:
+        facts = fold(resident.value, [logged.record for logged in records])
+        found = score(contributions(facts, chosen), day, chosen)
+        return found, {"policy": chosen.name, "score": found.score}
+
+    found, read_up_to, position, at = _recorded(
+        ledger, resident, Inquired, party_id, purpose, day, scored
+    )
+    return ScoreRead(resident.value, party_id, purpose, chosen, day, found, read_up_to,
+                     position, at)  # fmt: skip
+
+
+def _recorded(
+    ledger: Ledger,
+    resident: ResidentId,
+    used: type[FileUsed],
+    party_id: str,
+    purpose: str,
+    day: date,
+    answer: Callable[[list[LoggedRecord]], tuple[T, dict[str, Any]]],
+) -> tuple[T, int, int, datetime]:
+    """`answer` of the citizen's records, recorded as a `used` event that follows the
+    last event it read: (the answer, the last record's position, the event's position
+    and time)."""
+    cid = resident.citizen_id
     for _ in range(ATTEMPTS):
         file = ledger.reader.file(cid)
-        records = [r for r in file.records if known_at is None or r.recorded_at <= known_at]
-        if not records:
+        if not file.records:
             raise UnknownCitizen(f"{resident.value} has no records in the ledger")
-        decision = _decided(rule, resident.value, records, as_of)
-        read_up_to = records[-1].position
-        if known_at is not None:
-            return Answer(decision, party.party_id, resident.value, read_up_to, None, None)
+        found, fields = answer(file.records)
+        read_up_to = file.records[-1].position
         try:
-            position = ledger.record_use(
-                cid, file.version, Decided, party=party.party_id, purpose=purpose,
-                as_of=as_of, position=read_up_to, rule=rule.name, outcome=decision.outcome,
-                score=decision.explanation.score.score,
+            position, at = ledger.record_use(
+                cid, file.version, used, party=party_id, purpose=purpose, as_of=day,
+                position=read_up_to, **fields,
             )  # fmt: skip
         except StaleFile:
             continue
-        used = next(u for u in ledger.reader.file(cid).uses if u.position == position)
-        return Answer(decision, party.party_id, resident.value, read_up_to, position,
-                      used.recorded_at)  # fmt: skip
+        return found, read_up_to, position, at
     raise StaleFile(f"{resident.value}'s file kept changing; ask again")
+
+
+def _records(ledger: Ledger, resident: ResidentId) -> list[LoggedRecord]:
+    return ledger.reader.file(resident.citizen_id).records
 
 
 def _decided(rule: DecisionRule, resident: str, records: list[LoggedRecord], day: date) -> Decision:

@@ -4,7 +4,14 @@
 its commands on `main` when imported here.
 """
 
-from scripts.cli import parties, proofs, reading, records, service  # noqa: F401 - they register commands
+from scripts.cli import (  # noqa: F401 - they register commands
+    citizens,
+    parties,
+    proofs,
+    reading,
+    records,
+    service,
+)
 from scripts.cli.base import (
     Unusable,
     db_option,

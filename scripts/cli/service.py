@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ledger.domain.identity import parse_resident_id
 from scripts.cli.base import (
     answer_or_exit,
     db_option,
@@ -24,7 +25,7 @@ from scripts.cli.base import (
     open_views,
     parse_date,
 )
-from scripts.tokens import ROLES, TokenStore
+from scripts.tokens import BOUND, ROLES, TokenStore
 
 
 @main.group()
@@ -38,18 +39,34 @@ _audit_log = logging.getLogger("ledger.tokens")
 @token.command("create")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--authority", help="The authority a service token appends for.")
+@click.option("--party", "party_id", help="The relying party a party token asks for.")
+@click.option("--citizen", help="The resident id of the citizen a citizen token reads.")
 @click.option("--expires", callback=parse_date, help="The last day it is accepted.")
 @db_option
-def token_create(role: str, authority: str | None, expires: date | None, url: str) -> None:
+def token_create(
+    role: str, authority: str | None, party_id: str | None, citizen: str | None,
+    expires: date | None, url: str,
+) -> None:  # fmt: skip
     """Create a token and print it, once, alone on one line; only its hash is kept."""
+    named = {"authority": authority, "party": party_id, "citizen": citizen}
+    given = {what: value for what, value in named.items() if value}
+    if len(given) > 1:
+        raise click.UsageError(f"name one of --{' or --'.join(given)}, not both")
+    bound_to = next(iter(given.values()), None)
+    if bound_to is not None and BOUND.get(role) != next(iter(given)):
+        raise click.UsageError(f"a {role} token cannot be for a {next(iter(given))}")
     with open_ledger(url) as app, open_views(url) as views:
         if authority and authority not in {a.authority_id for a in app.authorities()}:
             raise click.UsageError(f"authority: {authority} is not a registered authority")
+        if party_id:
+            answer_or_exit(lambda: app.party(party_id))
+        if citizen:
+            bound_to = answer_or_exit(lambda: parse_resident_id(citizen).value)
         secret, made = answer_or_exit(
-            lambda: TokenStore(views).create(role, authority, expires, app.clock.now())
+            lambda: TokenStore(views).create(role, bound_to, expires, app.clock.now())
         )
     _audit_log.warning(json.dumps({"event": "token_created", "token": made.token_id,
-                                   "role": role, "authority": authority}))  # fmt: skip
+                                   "role": role, "bound_to": bound_to}))  # fmt: skip
     click.echo(secret)
 
 
@@ -60,15 +77,17 @@ def token_list(as_json: bool, url: str) -> None:
     """Every token: id, role, authority, expiry, and whether revoked (never the secret)."""
     with open_views(url) as views:
         kept = TokenStore(views).list()
-    rows = [{"id": t.token_id, "role": t.role, "authority": t.authority,
+    rows = [{"id": t.token_id, "role": t.role, "authority": t.authority, "party": t.party,
+             "citizen": t.citizen,
              "expires": t.expires.isoformat() if t.expires else None,
              "created_at": t.created_at, "revoked_at": t.revoked_at} for t in kept]  # fmt: skip
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "role", "authority", "expires", "created", "revoked")
-    columns = ("id", "role", "authority", "expires", "created_at", "revoked_at")
+    table = Table("id", "role", "for", "expires", "created", "revoked")
+    columns = ("id", "role", "for", "expires", "created_at", "revoked_at")
     for row in rows:
+        row["for"] = row["authority"] or row["party"] or row["citizen"]
         table.add_row(*(str(row[k] or "") for k in columns))
     Console(width=160).print(table)
 

@@ -13,34 +13,39 @@ database was lost, so the service starts, and answers 503, while the database is
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
-from datetime import date
-from decimal import Decimal
-from functools import cache, wraps
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask.json.provider import JSONProvider
-from flask_smorest import Blueprint, abort
-from marshmallow import EXCLUDE, Schema, ValidationError
+from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import http_date
 
 from ledger.application import AppendReport, Rejection
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
 from ledger.transparency.audit import Log
 from projections.bundle import make_bundle
+from projections.decisions.requests import request_score
 from scripts.errors import rejected_as
+from scripts.service.access import (
+    answer,
+    as_json,
+    authorize,
+    documented,
+    dumps,
+    ledger_parts,
+    query,
+    refused,
+    requires,
+)
+from scripts.service.parties import parties_blueprint
 from scripts.service.problems import UNAVAILABLE, Problem, problem, unavailable
-from scripts.service.resources import READY_OPEN_WAIT, Opener, Parts, Probe
+from scripts.service.resources import READY_OPEN_WAIT, Opener, Probe
 from scripts.service.schemas import (
     BundleSchema,
     CheckpointSchema,
@@ -54,16 +59,14 @@ from scripts.service.schemas import (
     KnownAtQuery,
     LedgerApi,
     PageQuery,
+    PartyScoreQuery,
     ReportSchema,
     ScoreQuery,
     ScoreSchema,
     SizeQuery,
     problems,
 )
-from scripts.tokens import Token, TokenError
-
-F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
+from scripts.tokens import Token
 
 MAX_BODY = 256 * 1024 * 1024
 # How long create_app waits for the database before serving 503 until it answers.
@@ -71,8 +74,7 @@ STARTUP_WAIT = 10.0
 # Bytes read at a time from an NDJSON body.
 BUFFER = 1024 * 1024
 SCORE_QUERY = ScoreQuery()
-ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-log = logging.getLogger("ledger.service")
+PARTY_SCORE_QUERY = PartyScoreQuery()
 
 
 def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
@@ -100,6 +102,7 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     api = LedgerApi(app)
     api.register_blueprint(_blueprint())
     api.register_blueprint(_health())
+    api.register_blueprint(parties_blueprint())
 
     @app.errorhandler(Problem)
     def answered(error: Problem) -> Response:
@@ -129,32 +132,14 @@ class OrjsonProvider(JSONProvider):
     leaves to it (dates, decimals, dataclasses) comes out as Flask writes it."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return _dumps(obj).decode()
+        return dumps(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return orjson.loads(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        body = _dumps(self._prepare_response_obj(args, kwargs))
+        body = dumps(self._prepare_response_obj(args, kwargs))
         return Response(body, mimetype="application/json")
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, default=_plain, option=ORJSON_OPTIONS)
-    except TypeError:
-        # orjson refuses integers beyond 64 bits, which a query may echo back.
-        return json.dumps(value, default=_plain, separators=(",", ":")).encode()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, date):
-        return http_date(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def close_app(app: Flask) -> None:
@@ -165,90 +150,6 @@ def close_app(app: Flask) -> None:
 def wsgi(url: str, max_body: int = MAX_BODY) -> Flask:
     """The application a WSGI server serves for the ledger at `url`."""
     return create_app(url, max_body=max_body)
-
-
-def _parts() -> Parts:
-    opener: Opener = current_app.extensions["ledger"]
-    return opener.get()
-
-
-def requires(capability: str) -> Callable[[F], F]:
-    """Only bearers whose role grants `capability`; 401 without a token, 403 otherwise."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            _authorize(capability)
-            return view(*args, **kwargs)
-
-        return guarded  # type: ignore[return-value]
-
-    return decorate
-
-
-def _authorize(capability: str) -> Token:
-    """The bearer's token, kept in `g.token`, if its role grants `capability`."""
-    parts = _parts()
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        _refused(401, "no bearer token")
-        raise Problem(401, "Unauthorized", "send Authorization: Bearer TOKEN")
-    try:
-        token = parts.tokens.check(header.removeprefix("Bearer ").strip(), parts.ledger.today())
-    except TokenError as e:
-        _refused(401, e.message)
-        raise problem(e) from None
-    if not token.may(capability):
-        _refused(403, f"role {token.role} may not {capability}", token)
-        raise Problem(403, "Forbidden", f"a {token.role} token may not {capability}")
-    g.token = token
-    return token
-
-
-def documented(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
-    """The view runs as written, documented as if flask-smorest's `decorators` wrapped
-    it: the OpenAPI document is made from them, but no request goes through their
-    layers. For the busiest routes, where webargs' parsing and a schema's dump of what
-    already has the schema's shape took a third of a score read's time."""
-
-    def decorate(view: F) -> F:
-        shown: Any = view
-        for decorator in reversed(decorators):
-            shown = decorator(shown)
-        view._apidoc = shown._apidoc  # type: ignore[attr-defined]
-        return view
-
-    return decorate
-
-
-def _query(schema: Schema) -> dict[str, Any]:
-    """The query string loaded by `schema`, as flask-smorest's arguments would give it;
-    422 with the field errors when it does not load."""
-    if not request.args:
-        return dict(_defaults(schema))
-    try:
-        loaded: dict[str, Any] = schema.load(request.args.to_dict(), unknown=EXCLUDE)
-    except ValidationError as e:
-        abort(422, exc=e, messages={"query": e.messages})
-    return loaded
-
-
-@cache
-def _defaults(schema: Schema) -> dict[str, Any]:
-    loaded: dict[str, Any] = schema.load({})
-    return loaded
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(_dumps(body), status=status, mimetype="application/json")
-
-
-def _refused(status: int, reason: str, token: Token | None = None) -> None:
-    log.warning(json.dumps({
-        "event": "request_refused", "status": status, "reason": reason,
-        "method": request.method, "path": request.path,
-        "token": token.token_id if token else None, "remote": request.remote_addr,
-    }))  # fmt: skip
 
 
 def _blueprint() -> Blueprint:
@@ -263,13 +164,13 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_explanation(args: dict[str, Any], citizen: str) -> Any:
         """Ranked reasons and every counting contribution."""
-        scores = _parts().scores
+        scores = ledger_parts().scores
 
         def explained() -> dict[str, Any]:
             answer, explanation = scores.explain(citizen, **args)
             return {**answer.to_json(), **explanation.to_json()}
 
-        return _answer(explained)
+        return answer(explained)
 
     @blp.route("/citizens/<citizen>/history")
     @blp.arguments(KnownAtQuery(), location="query")
@@ -279,8 +180,8 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_history(args: dict[str, Any], citizen: str, pagination_parameters: Any) -> Any:
         """The citizen's records in the order received, a page at a time (X-Pagination)."""
-        ledger = _parts().ledger
-        entries = _answer(lambda: ledger.history(citizen, args["known_at"]))
+        ledger = ledger_parts().ledger
+        entries = answer(lambda: ledger.history(citizen, args["known_at"]))
         pagination_parameters.item_count = len(entries)
         first = pagination_parameters.first_item
         return [e.to_json() for e in entries[first : first + pagination_parameters.page_size]]
@@ -292,8 +193,8 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_bundle(args: dict[str, Any], citizen: str) -> Any:
         """An audit bundle to check offline with `ledger verify-bundle`."""
-        scores = _parts().scores
-        return _answer(lambda: make_bundle(scores, citizen, **args))
+        scores = ledger_parts().scores
+        return answer(lambda: make_bundle(scores, citizen, **args))
 
     @blp.route("/lists/enforcement")
     @blp.arguments(PageQuery(), location="query")
@@ -302,10 +203,10 @@ def _blueprint() -> Blueprint:
     @requires("read")
     def enforcement(args: dict[str, Any]) -> Any:
         """The defaulter list on a day, a page at a time."""
-        parts = _parts()
+        parts = ledger_parts()
         ledger, scores = parts.ledger, parts.scores
         day = args["as_of"] or ledger.today()
-        listed = _answer(lambda: scores.enforcement(day))
+        listed = answer(lambda: scores.enforcement(day))
         start = (args["page"] - 1) * args["per_page"]
         return {
             "as_of": day.isoformat(), "page": args["page"], "per_page": args["per_page"],
@@ -319,7 +220,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def latest_checkpoint() -> Any:
         """The latest signed checkpoint."""
-        ledger = _parts().ledger
+        ledger = ledger_parts().ledger
         kept = Log(ledger).store.checkpoints()
         if not kept:
             raise Problem(404, "Not Found", "no checkpoint has been signed yet")
@@ -333,8 +234,8 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def inclusion(args: dict[str, Any], position: int) -> Any:
         """An inclusion proof for the event at a position."""
-        ledger = _parts().ledger
-        return _answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
+        ledger = ledger_parts().ledger
+        return answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
 
     @blp.route("/proofs/consistency")
     @blp.arguments(ConsistencyQuery(), location="query")
@@ -343,8 +244,8 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def consistency(args: dict[str, Any]) -> Any:
         """A consistency proof between two tree sizes."""
-        ledger = _parts().ledger
-        return _answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
+        ledger = ledger_parts().ledger
+        return answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
 
     return blp
 
@@ -360,31 +261,54 @@ def _busiest(blp: Blueprint) -> None:
     )
     def append_records() -> Any:
         """Append one record, a JSON array of records, or NDJSON."""
-        token = _authorize("append")
+        token = authorize("append")
         if request.mimetype == "application/x-ndjson":
             return _stream_ndjson(token)
         records, single = _records()
         authority = token.authority
         for number, record in enumerate(records, start=1):
             if isinstance(record, dict) and record.get("authority") != authority:
-                _refused(403, "record of another authority", token)
+                refused(403, "record of another authority", token)
                 detail = f"record {number}: this token appends only for {authority}"
                 raise Problem(403, "Forbidden", detail)
-        report = _parts().group_commit.append(records)
+        report = ledger_parts().group_commit.append(records)
         return _report_response(report, single)
 
     @blp.route("/citizens/<citizen>/score")
     @documented(
-        blp.arguments(SCORE_QUERY, location="query"),
+        blp.arguments(PartyScoreQuery(), location="query"),
         blp.response(200, ScoreSchema),
-        problems(blp, 401, 403, 404, 503),
+        problems(blp, 401, 403, 404, 409, 422, 503),
     )
     def citizen_score(citizen: str) -> Any:
-        """The citizen's score and band."""
-        args = _query(SCORE_QUERY)
-        _authorize("read")
-        scores = _parts().scores
-        return _json(_answer(lambda: scores.score(citizen, **args).to_json()))
+        """The citizen's score and band. A relying party names the purpose of its read
+        (`purpose`), which it must be registered for; the score is then under a policy
+        proportionate to that purpose, and the read is recorded on the citizen's file."""
+        token = authorize("read", "inquire")
+        if token.party is not None:
+            return _party_score(token, citizen)
+        args = query(SCORE_QUERY)
+        scores = ledger_parts().scores
+        return as_json(answer(lambda: scores.score(citizen, **args).to_json()))
+
+
+def _party_score(token: Token, citizen: str) -> Any:
+    args = query(PARTY_SCORE_QUERY)
+    if args["purpose"] is None:
+        refused(403, "a party's read without a purpose", token)
+        raise Problem(403, "Forbidden", "a relying party names the purpose of its read: "
+                      "?purpose=...")  # fmt: skip
+    if args["known_at"] is not None:
+        raise Problem(422, "Unprocessable Content", "a relying party reads the file as it "
+                      "stands now; known_at is for auditors")  # fmt: skip
+    ledger, party = ledger_parts().ledger, str(token.party)
+    return as_json(
+        answer(
+            lambda: request_score(
+                ledger, party, args["purpose"], citizen, args["policy"], args["as_of"]
+            ).to_json()
+        )
+    )
 
 
 def _health() -> Blueprint:
@@ -460,12 +384,4 @@ def _report_response(report: AppendReport, single: bool) -> Response:
         errors = [{"line": 1, "field": rejection.field, "error": rejection.error}]
         refusal = rejected_as(rejection.field, rejection.error)
         raise problem(refusal(rejection.error, rejection.field), errors)
-    return _json(report.to_json(), 201 if report.appended else 200)
-
-
-def _answer(ask: Callable[[], T]) -> T:
-    """Ask; whatever refuses the query is answered as the error map says."""
-    try:
-        return ask()
-    except Exception as e:  # noqa: BLE001 - the map answers 500 for what it does not know
-        raise problem(e, query=True) from None
+    return as_json(report.to_json(), 201 if report.appended else 200)

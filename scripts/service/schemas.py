@@ -199,3 +199,71 @@ class ConsistencySchema(Schema):
 class HealthSchema(Schema):
     status = fields.String()
     lag = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class PartyScoreQuery(ScoreQuery):
+    purpose = fields.String(load_default=None)
+
+
+class DecisionRequestSchema(Schema):
+    citizen = fields.String(required=True)
+    purpose = fields.String(required=True)
+    rule = fields.String(load_default=None)
+    as_of = fields.Date(load_default=None)
+
+
+class ReasonSchema(ItemSchema):
+    words = fields.String()
+
+
+class NoticeSchema(Schema):
+    outcome = fields.String()
+    reasons = fields.List(fields.String())
+    sources = fields.List(fields.String())
+    rights = fields.List(fields.String())
+
+
+class DecisionSchema(Schema):
+    citizen = fields.String(required=True)
+    party = fields.String(required=True)
+    read_up_to = fields.Integer(required=True)
+    position = fields.Integer(allow_none=True)
+    recorded_at = fields.String(allow_none=True)
+    outcome = fields.String(required=True)
+    as_of = fields.String()
+    rule = fields.String()
+    rule_version = fields.Integer()
+    purpose = fields.String()
+    policy = fields.String()
+    policy_version = fields.Integer()
+    score = fields.Integer()
+    band = fields.String()
+    approve_from = fields.Integer()
+    refer_from = fields.Integer()
+    conditions_unmet = fields.List(fields.String())
+    reasons = fields.List(fields.Nested(ReasonSchema))
+    notice = fields.Nested(NoticeSchema, allow_none=True)
+
+
+class FileSchema(Schema):
+    citizen = fields.String(required=True)
+    as_of = fields.String(required=True)
+    read_up_to = fields.Integer(required=True)
+    records = fields.List(fields.Dict())
+    scores = fields.List(fields.Dict())
+    inquiries_and_decisions = fields.List(fields.Dict())
+    against = fields.List(fields.Dict())
+
+
+class FileQuery(Schema):
+    as_of = fields.Date(load_default=None)
+
+
+class TargetSchema(Schema):
+    authority = fields.String(required=True)
+    reference = fields.String(required=True)
+
+
+class DisputeRequestSchema(Schema):
+    target = fields.Nested(TargetSchema, required=True)
+    statement = fields.String(required=True, validate=validate.Length(min=1, max=500))

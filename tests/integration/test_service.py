@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from ledger.application import FixedClock, Ledger
+from ledger.domain.disputes import CITIZEN_CHANNEL
 from ledger.transparency.audit import checkpoint
 from ledger.transparency.checkpoint import init_key, load_signer
 from projections import policy
@@ -40,6 +41,8 @@ def service(ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Any) ->
     checkpoint(ledger, *load_signer(tmp_path / "ledger.key"))
     views = ViewStore(store_url)
     catch_up(ledger, views, [policy.load(n) for n in policy.available()])
+    ledger.register_party("bank-a", "Bank A", ["mortgage"])
+    ledger.register_authority(CITIZEN_CHANNEL, "Citizens", ["record.disputed"])
     tokens = TokenStore(views)
     now = clock.now()
     issued = {
@@ -47,6 +50,8 @@ def service(ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Any) ->
         "reader": tokens.create("reader", None, None, now)[0],
         "auditor": tokens.create("auditor", None, None, now)[0],
         "admin": tokens.create("admin", None, None, now)[0],
+        "party": tokens.create("party", "bank-a", None, now)[0],
+        "citizen": tokens.create("citizen", WANG_FANG, None, now)[0],
     }
     app = create_app(store_url, clock=clock, max_body=200_000)
     yield app.test_client(), issued, tokens
@@ -60,30 +65,36 @@ FINE = {
     "amount": "10.00",
 }  # fmt: skip
 
-# (method, path, body) and the status each of none/service/reader/auditor/admin gets.
+ROLES = ("none", "service", "reader", "auditor", "admin", "party", "citizen")
+DECISION = {"citizen": WANG_FANG, "purpose": "mortgage"}
+DISPUTE = {"target": {"authority": "peoples-court", "reference": "J-1"},
+           "statement": "I paid this judgment in full"}  # fmt: skip
+
+
+def roles(*statuses: int) -> dict[str, int]:
+    return dict(zip(ROLES, statuses, strict=True))
+
+
+# (method, path, body) and the status each role (in ROLES' order) gets.
 TABLE: list[tuple[str, str, Any, dict[str, int]]] = [
-    ("POST", "/v1/records", FINE,
-     {"none": 401, "service": 201, "reader": 403, "auditor": 403, "admin": 403}),
-    ("GET", f"/v1/citizens/{WANG_FANG}/score", None,
-     {"none": 401, "service": 403, "reader": 200, "auditor": 200, "admin": 200}),
+    ("POST", "/v1/records", FINE, roles(401, 201, 403, 403, 403, 403, 403)),
+    ("GET", f"/v1/citizens/{WANG_FANG}/score", None, roles(401, 403, 200, 200, 200, 403, 403)),
+    ("GET", f"/v1/citizens/{WANG_FANG}/score?purpose=mortgage", None,
+     roles(401, 403, 200, 200, 200, 200, 403)),
     ("GET", f"/v1/citizens/{WANG_FANG}/explanation", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
-    ("GET", f"/v1/citizens/{WANG_FANG}/history", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
-    ("GET", f"/v1/citizens/{WANG_FANG}/bundle", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
+     roles(401, 403, 403, 200, 200, 403, 403)),
+    ("GET", f"/v1/citizens/{WANG_FANG}/history", None, roles(401, 403, 403, 200, 200, 403, 403)),
+    ("GET", f"/v1/citizens/{WANG_FANG}/bundle", None, roles(401, 403, 403, 200, 200, 403, 403)),
     ("GET", "/v1/lists/enforcement?as_of=2025-06-01", None,
-     {"none": 401, "service": 403, "reader": 200, "auditor": 200, "admin": 200}),
-    ("GET", "/v1/checkpoints/latest", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
-    ("GET", "/v1/proofs/inclusion/3", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
-    ("GET", "/v1/proofs/consistency?from=2", None,
-     {"none": 401, "service": 403, "reader": 403, "auditor": 200, "admin": 200}),
-    ("GET", "/healthz", None,
-     {"none": 200, "service": 200, "reader": 200, "auditor": 200, "admin": 200}),
-    ("GET", "/readyz", None,
-     {"none": 200, "service": 200, "reader": 200, "auditor": 200, "admin": 200}),
+     roles(401, 403, 200, 200, 200, 403, 403)),
+    ("GET", "/v1/checkpoints/latest", None, roles(401, 403, 403, 200, 200, 403, 403)),
+    ("GET", "/v1/proofs/inclusion/3", None, roles(401, 403, 403, 200, 200, 403, 403)),
+    ("GET", "/v1/proofs/consistency?from=2", None, roles(401, 403, 403, 200, 200, 403, 403)),
+    ("POST", "/v1/decisions", DECISION, roles(401, 403, 403, 403, 403, 201, 403)),
+    ("GET", "/v1/me/report", None, roles(401, 403, 403, 403, 403, 403, 200)),
+    ("POST", "/v1/me/disputes", DISPUTE, roles(401, 403, 403, 403, 403, 403, 201)),
+    ("GET", "/healthz", None, roles(200, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/readyz", None, roles(200, 200, 200, 200, 200, 200, 200)),
 ]  # fmt: skip
 
 
@@ -95,13 +106,13 @@ def _call(client: FlaskClient, method: str, path: str, body: Any, token: str | N
 
 
 @pytest.mark.parametrize(("method", "path", "body", "expected"), TABLE,
-                         ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in TABLE])  # fmt: skip
+                         ids=[f"{m} {p}" for m, p, _, _ in TABLE])  # fmt: skip
 def test_every_role_gets_exactly_what_the_table_says(
     service: Any, method: str, path: str, body: Any, expected: dict[str, int]
 ) -> None:
     client, issued, _ = service
     seen = {}
-    for role in ("none", "service", "reader", "auditor", "admin"):
+    for role in ROLES:
         response = _call(client, method, path, body, issued.get(role))
         seen[role] = response.status_code
         if response.status_code >= 400:
