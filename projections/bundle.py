@@ -3,10 +3,11 @@ auditor checks with no access to the database.
 
 A bundle holds, for each event: its leaf document (the canonical content that was
 hashed into the log), an inclusion proof against the latest signed checkpoint, and
-the scores just after it; plus the checkpoint note, the policy's name, and the
-explanation on the day asked. `verify_bundle` recomputes every leaf from its
-document, checks every proof and the signature, and replays the records to
-recompute every score and the explanation.
+the scores just after it; the same leaf and proof for every inquiry and decision made
+about the citizen; plus the checkpoint note, the policy's name, and the explanation on
+the day asked. `verify_bundle` recomputes every leaf from its document, checks every
+proof and the signature, replays the records to recompute every score and the
+explanation, and replays every decision from the records it read.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from typing import Any
 
 import orjson
 
+from ledger.domain import DECISION
 from ledger.domain.identity import parse_resident_id
 from ledger.domain.records import Record
 from ledger.errors import LedgerError
-from ledger.log import record_from_payload, record_type_of_topic
+from ledger.log import USE_OF_TOPIC, record_from_payload, record_type_of_topic
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log
 from ledger.transparency.checkpoint import CheckpointError, Verifier, open_note
+from projections import decisions
 from projections import policy as policies
 from projections.explanation import explain
 from projections.queries import Scores
-from projections.scoring import CitizenFacts, contributions, score
+from projections.scoring import CitizenFacts, contributions, fold, score
 
 FORMAT = "social-credit-ledger/audit-bundle/v1"
 
@@ -69,6 +72,16 @@ def make_bundle(
             "as_of": step.as_of.isoformat(),
             "score": {"score": step.scores[chosen.name][0], "band": step.scores[chosen.name][1]},
         })  # fmt: skip
+    uses = []
+    for use in scores.ledger.reader.file(parse_resident_id(citizen).citizen_id).uses:
+        if known_at is not None and use.recorded_at > known_at:
+            continue
+        if use.position > last:
+            raise BundleError(f"position {use.position} is after the latest checkpoint; "
+                              "run `ledger checkpoint`", "checkpoint")  # fmt: skip
+        proof = log.inclusion(use.position, size)
+        uses.append({"leaf": orjson.loads(scores.log.leaf(use.position)), "index": proof.index,
+                     "proof": [h.hex() for h in proof.proof]})  # fmt: skip
     answer, explanation = scores.explain(citizen, chosen.name, day, known_at or _far_future())
     return {
         "format": FORMAT,
@@ -79,6 +92,7 @@ def make_bundle(
         "known_at": known_at.isoformat() if known_at else None,
         "checkpoint": note,
         "events": events,
+        "uses": uses,
         "score": {"score": answer.score, "band": answer.band},
         "explanation": explanation.to_json(),
     }
@@ -92,6 +106,7 @@ def _far_future() -> datetime:
 class BundleCheck:
     events: int
     size: int
+    uses: int = 0
 
 
 def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
@@ -107,6 +122,7 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
         raise BundleError("the policy version differs from the bundle's", "policy_version")
     resident = parse_resident_id(bundle["citizen"])
     facts = CitizenFacts(resident.value)
+    read: list[tuple[Any, Record]] = []
     for number, event in enumerate(bundle["events"], start=1):
         where = f"event {number}"
         data = orjson.dumps(event["leaf"], option=orjson.OPT_SORT_KEYS)
@@ -119,6 +135,7 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
             raise BundleError(f"{where} (position {event['leaf'].get('position')}): {e}",
                               "proof") from None  # fmt: skip
         record = _record(event["leaf"], resident.value)
+        read.append((event["leaf"].get("position"), record))
         facts.apply(record)
         result = score(contributions(facts, chosen), date.fromisoformat(event["as_of"]), chosen)
         if {"score": result.score, "band": result.band} != event["score"]:
@@ -130,7 +147,43 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
         raise BundleError("the score on the day asked does not replay", "score")
     if orjson.loads(orjson.dumps(explanation.to_json())) != bundle["explanation"]:
         raise BundleError("the explanation does not replay", "explanation")
-    return BundleCheck(len(bundle["events"]), signed.size)
+    uses = bundle.get("uses", [])
+    for number, use in enumerate(uses, start=1):
+        _check_use(use, f"use {number}", signed, resident.value, read)
+    return BundleCheck(len(bundle["events"]), signed.size, len(uses))
+
+
+def _check_use(
+    use: dict[str, Any], where: str, signed: Any, resident: str, read: list[tuple[Any, Record]]
+) -> None:
+    """An inquiry's or decision's leaf is in the log; a decision replays from the
+    bundle's records up to the position it read as its recorded outcome and score."""
+    leaf = use["leaf"]
+    data = orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)
+    try:
+        merkle.verify_inclusion(merkle.leaf_hash(data), use["index"], signed.size,
+                                [bytes.fromhex(h) for h in use["proof"]], signed.root)  # fmt: skip
+    except (merkle.ProofError, ValueError) as e:
+        raise BundleError(f"{where} (position {leaf.get('position')}): {e}", "proof") from None
+    kind = USE_OF_TOPIC.get(leaf.get("type")) if isinstance(leaf.get("type"), str) else None
+    if kind is None:
+        raise BundleError(f"{where}: {leaf.get('type')!r} is not a use of a file", "uses")
+    if kind != DECISION:
+        return
+    payload = leaf.get("payload")
+    try:
+        if not isinstance(payload, dict):
+            raise TypeError(payload)
+        rule = decisions.load(str(payload["rule"]))
+        upto, day = int(payload["position"]), date.fromisoformat(payload["as_of"])
+    except (KeyError, TypeError, ValueError, LedgerError):
+        raise BundleError(f"{where}: the payload is not a decision's", "uses") from None
+    facts = fold(resident, [record for position, record in read if position <= upto])
+    made = decisions.decide(rule, facts, contributions(facts, rule.policy), day)
+    if (made.outcome, made.explanation.score.score) != (payload["outcome"], payload["score"]):
+        raise BundleError(f"{where}: the decision replays as {made.outcome} at "
+                          f"{made.explanation.score.score}, not {payload['outcome']} at "
+                          f"{payload['score']}", "uses")  # fmt: skip
 
 
 def _record(leaf: dict[str, Any], resident: str) -> Record:

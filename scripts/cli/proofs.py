@@ -223,6 +223,7 @@ def verify_bundle_command(bundle_file: str, public_key: str) -> None:
         click.echo(f"the bundle does not hold: {e}", err=True)
         sys.exit(EXIT_REJECTED)
     click.echo(
-        f"the bundle holds: {checked.events} events, each in the log of {checked.size} "
-        "signed by the key, every score replayed"
+        f"the bundle holds: {checked.events} events and {checked.uses} inquiry or decision "
+        f"records, each in the log of {checked.size} signed by the key, every score and "
+        "decision replayed"
     )

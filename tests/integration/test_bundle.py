@@ -15,9 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from ledger.application import FixedClock, Ledger
+from ledger.domain import Decided
+from ledger.domain.identity import citizen_id
 from ledger.transparency import merkle
 from ledger.transparency.checkpoint import Checkpoint, load_signer, load_verifier, sign
 from projections.bundle import BundleError, verify_bundle
+from projections.decisions.requests import request_decision
 from scripts.cli import main
 from tests.builders import (
     LI_WEI,
@@ -187,3 +190,54 @@ def test_a_bundle_naming_another_module_is_refused_without_importing_it(
         verify_bundle(data, verifier)
     assert "tests_evil_bundle_topic" not in sys.modules
     assert not mark.exists()
+
+
+def _decided_bundle(
+    ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Path, outcome: str | None
+) -> dict[str, Any]:
+    """Wang Fang with a judgment default, and a bank's mortgage decision about her: made
+    by the rule, or (with `outcome`) recorded with that outcome instead."""
+    register_authorities(ledger)
+    append(ledger, enrolled(WANG_FANG), record("infraction.recorded", "J-1",
+           kind="judgment_default", amount="900.00", occurred_on="2024-05-01"))  # fmt: skip
+    ledger.register_party("bank-a", "Bank A", ["mortgage"])
+    if outcome is None:
+        request_decision(ledger, "bank-a", "mortgage", WANG_FANG)
+    else:
+        file = ledger.reader.file(citizen_id(WANG_FANG))
+        ledger.record_use(citizen_id(WANG_FANG), file.version, Decided, party="bank-a",
+                          purpose="mortgage", as_of=ledger.today(),
+                          position=file.records[-1].position, rule="mortgage-v1",
+                          outcome=outcome, score=550)  # fmt: skip
+    key = str(tmp_path / "ledger.key")
+    assert invoke(clock, "keys", "init", "--key", key)[0] == 0
+    assert invoke(clock, "checkpoint", "--key", key, "--db", store_url)[0] == 0
+    path = tmp_path / "bundle.json"
+    code, out = invoke(clock, "audit", WANG_FANG, "--bundle", str(path), "--db", store_url)
+    assert code == 0, out
+    return {"data": json.loads(path.read_text()), "folder": tmp_path, "key": f"{key}.pub"}
+
+
+def test_a_bundle_holds_the_decisions_and_replays_them(
+    ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    made = _decided_bundle(ledger, store_url, clock, tmp_path, None)
+    (use,) = made["data"]["uses"]
+    assert (use["leaf"]["payload"]["outcome"], use["leaf"]["payload"]["rule"]) == (
+        "deny", "mortgage-v1")  # fmt: skip
+    code, out = _check(clock, made, made["data"])
+    assert code == 0, out
+    assert "1 inquiry or decision" in out
+    changed = copy.deepcopy(made["data"])
+    changed["uses"][0]["leaf"]["payload"]["outcome"] = "approve"
+    code, out = _check(clock, made, changed)
+    assert (code, "use 1 (position" in out) == (1, True), out
+
+
+def test_a_decision_logged_against_its_rule_fails_the_bundle(
+    ledger: Ledger, store_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    made = _decided_bundle(ledger, store_url, clock, tmp_path, "approve")
+    code, out = _check(clock, made, made["data"])
+    assert code == 1, out
+    assert "use 1: the decision replays as deny at 550, not approve at 550" in out

@@ -77,3 +77,32 @@ def test_a_party_may_ask_only_for_its_purposes_from_its_date(ledger: Ledger) -> 
         party.check_entitled("licensed_employment", date(2025, 12, 31))
     with pytest.raises(NotEntitled, match="nobody is not a registered relying party"):
         ledger.party("nobody")
+
+
+def test_party_and_citizen_tokens_are_bound_to_a_registered_party_and_a_valid_citizen(
+    cli: Any, store_url: str
+) -> None:
+    assert cli("party", "add", "bank-a", "--name", "Bank A", "--purpose", "mortgage",
+               "--db", store_url).exit_code == 0  # fmt: skip
+    made = cli("token", "create", "--role", "party", "--party", "bank-a", "--db", store_url)
+    assert made.exit_code == 0, made.output
+    assert made.stdout.startswith("lt_")
+    citizen = cli("token", "create", "--role", "citizen", "--citizen", "11010519491231002x",
+                  "--db", store_url)  # fmt: skip
+    assert citizen.exit_code == 0, citizen.output
+    listed = json.loads(cli("token", "list", "--json", "--db", store_url).stdout)
+    assert [(t["role"], t["party"], t["citizen"]) for t in listed] == [
+        ("party", "bank-a", None), ("citizen", None, "11010519491231002X"),
+    ]  # fmt: skip
+    for args, message in (
+        (["--role", "party"], "a party token is for one party"),
+        (["--role", "party", "--party", "nobody"], "nobody is not a registered relying party"),
+        (["--role", "reader", "--party", "bank-a"], "a reader token cannot be for a party"),
+        (["--role", "citizen", "--citizen", "110105194912310021"], "citizen"),
+        (["--role", "party", "--party", "bank-a", "--citizen", "11010519491231002X"],
+         "not both"),
+    ):  # fmt: skip
+        refused = cli("token", "create", *args, "--db", store_url)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert message in refused.output
+    assert len(json.loads(cli("token", "list", "--json", "--db", store_url).stdout)) == 2
