@@ -64,8 +64,10 @@ class Decision:
                 "You may have a free copy of your file: every record about you with the "
                 "authority that sent it, your scores with their reasons, and every inquiry "
                 "and decision made about you.",
-                "You may dispute any record you believe is wrong; a record whose dispute is "
-                f"not resolved within {grace} days stops counting until it is.",
+                "You may dispute any record you believe is wrong: send a dispute naming its "
+                "authority and reference, with your statement, from your own file (POST "
+                "/v1/me/disputes) or to the dispute office; a record whose dispute is not "
+                f"resolved within {grace} days stops counting until it is.",
                 "You may ask for this decision to be looked at again by a person.",
             ],
         )  # fmt: skip
