@@ -54,12 +54,11 @@ from ledger.errors import (
     PurposeRefused,
     ReferenceConflict,
     RuleViolation,
-    StaleFile,
     TargetError,
     UnknownCitizen,
 )
 from ledger.garbage import fewer_collections
-from ledger.log import LogReader, UnreadableLog, stored_record, stored_use_time
+from ledger.log import CitizenFile, LogReader, UnreadableLog, stored_record, stored_use_time
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
@@ -572,21 +571,34 @@ class Ledger(Application[uuid.UUID]):
     # Uses of a citizen's file by relying parties
 
     def record_use(
-        self, citizen: uuid.UUID, after: int, used: type[FileUsed], **fields: Any
-    ) -> tuple[int, datetime]:
-        """Record a relying party's use of a citizen's file, made from the file as it
-        stood at version `after`, as their next event: its position and time. StaleFile
-        if any other event of theirs came first: the use was made from an old file."""
-        if after < 1:
-            raise UnknownCitizen(f"{citizen} has no records in the ledger")
-        now = self.clock.now()
-        event = used(originator_id=citizen, originator_version=after + 1, timestamp=now,
-                     **fields)  # fmt: skip
-        try:
-            recordings = self.events.put([event])
-        except IntegrityError:
-            raise StaleFile(f"{citizen}'s file changed while it was read") from None
-        return recordings[0].notification.id, now
+        self, citizen: uuid.UUID, use: Callable[[CitizenFile], tuple[T, Used]]
+    ) -> tuple[T, CitizenFile, int, datetime]:
+        """Use a citizen's file and record the use as their next event: load, act, save.
+        `use` is given the file as the log holds it and returns what it found and the
+        event to record (its class and fields). A file that changed before the event was
+        saved is read and used again; after OPTIMISTIC_ATTEMPTS, holding the writers'
+        gate alone, so that it cannot change. Returns what `use` found, the file it
+        found it in, and the event's position and time."""
+        attempt = 0
+        while True:
+            exclusive = attempt >= OPTIMISTIC_ATTEMPTS
+            with self.store.exclusive_writer() if exclusive else nullcontext():
+                file = self.reader.file(citizen)
+                if not file.records:
+                    raise UnknownCitizen(f"{citizen} has no records in the ledger")
+                found, (used, fields) = use(file)
+                now = self.clock.now()
+                event = used(originator_id=citizen, originator_version=file.version + 1,
+                             timestamp=now, **fields)  # fmt: skip
+                try:
+                    recordings = self.events.put([event], exclusive=exclusive)
+                except IntegrityError:
+                    if exclusive:
+                        raise
+                    attempt += 1
+                    time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter
+                    continue
+            return found, file, recordings[0].notification.id, now
 
     def max_position(self) -> int:
         """The position of the last event in the log, 0 when it is empty."""
@@ -594,6 +606,8 @@ class Ledger(Application[uuid.UUID]):
 
 
 T = TypeVar("T")
+# A use of a citizen's file as its event: the event's class and its own fields.
+Used = tuple[type[FileUsed], dict[str, Any]]
 # A registry: of the authorities or of the relying parties.
 R = TypeVar("R", AuthorityRegistry, PartyRegistry)
 

@@ -76,12 +76,6 @@ class ConcurrencyConflict(LedgerError):
     """Other writers kept changing the same citizens; the batch was not written."""
 
 
-class StaleFile(ConcurrencyConflict):
-    """A citizen's file changed after it was read for a use of it; read it again."""
-
-    field = "citizen"
-
-
 class StorageError(LedgerError):
     """The database URL cannot be used."""
 

@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from ledger.application import CHINA_STANDARD_TIME, Ledger
+from ledger.application import CHINA_STANDARD_TIME, Ledger, Used
 from ledger.domain import Decided, FileUsed, Inquired
 from ledger.domain.identity import ResidentId, parse_resident_id
-from ledger.errors import PurposeRefused, StaleFile, UnknownCitizen
-from ledger.log import LoggedRecord
+from ledger.errors import PurposeRefused, UnknownCitizen
+from ledger.log import CitizenFile, LoggedRecord
 from projections import policy as policies
 from projections.decisions.engine import Decision, decide
 from projections.decisions.rules import DecisionRule, DecisionRuleError, for_purpose, load
 from projections.policy import Policy
 from projections.scoring import Score, contributions, fold, score
 
-# A file that keeps changing under a request is read again this often, then refused.
-ATTEMPTS = 5
 T = TypeVar("T")
 
 
@@ -173,22 +171,20 @@ def _recorded(
     """`answer` of the citizen's records, recorded as a `used` event that follows the
     last event it read: (the answer, the last record's position, the event's position
     and time)."""
-    cid = resident.citizen_id
-    for _ in range(ATTEMPTS):
-        file = ledger.reader.file(cid)
-        if not file.records:
-            raise UnknownCitizen(f"{resident.value} has no records in the ledger")
+
+    def use(file: CitizenFile) -> tuple[tuple[T, int], Used]:
         found, fields = answer(file.records)
         read_up_to = file.records[-1].position
-        try:
-            position, at = ledger.record_use(
-                cid, file.version, used, party=party_id, purpose=purpose, as_of=day,
-                position=read_up_to, **fields,
-            )  # fmt: skip
-        except StaleFile:
-            continue
-        return found, read_up_to, position, at
-    raise StaleFile(f"{resident.value}'s file kept changing; ask again")
+        return (found, read_up_to), (
+            used,
+            {"party": party_id, "purpose": purpose, "as_of": day, "position": read_up_to, **fields},
+        )
+
+    try:
+        (found, read_up_to), _, position, at = ledger.record_use(resident.citizen_id, use)
+    except UnknownCitizen:
+        raise UnknownCitizen(f"{resident.value} has no records in the ledger") from None
+    return found, read_up_to, position, at
 
 
 def _records(ledger: Ledger, resident: ResidentId) -> list[LoggedRecord]:

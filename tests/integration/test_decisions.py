@@ -5,6 +5,7 @@ by replaying the file as known at their time."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from typing import Any
 
 import pytest
@@ -165,3 +166,53 @@ def test_ledger_decide_prints_the_outcome_and_the_notice(
     refused = cli("decide", WANG_FANG, "--party", "bank-a", "--purpose", "licensed_employment")
     assert refused.exit_code == 2
     assert "bank-a is not registered for the purpose 'licensed_employment'" in refused.output
+
+
+def _decider(url: str, start: Any, count: int) -> None:
+    ledger = Ledger(url)
+    start.wait()
+    for _ in range(count):
+        request_decision(ledger, "bank-a", "consumer_loan", WANG_FANG)
+    ledger.close()
+
+
+def _appender(url: str, start: Any, count: int) -> None:
+    ledger = Ledger(url)
+    start.wait()
+    for n in range(count):
+        report = append(ledger, record("payment.recorded", f"TX-{n}", kind="tax_paid_on_time",
+                                       amount="10.00", occurred_on="2025-09-01"))  # fmt: skip
+        assert report.rejected == [], report.rejected
+    ledger.close()
+
+
+def test_decisions_and_appends_from_many_processes_each_follow_what_they_read(
+    filed: Ledger, store_url: str
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    workers = [
+        context.Process(target=_decider, args=(store_url, start, 8)),
+        context.Process(target=_decider, args=(store_url, start, 8)),
+        context.Process(target=_appender, args=(store_url, start, 16)),
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    file = filed.reader.file(CID)
+    assert len(file.records) == 2 + 16
+    assert len(file.uses) == 16
+    versions = sorted([r.version for r in file.records] + [u.version for u in file.uses])
+    assert versions == list(range(1, len(versions) + 1))
+    for use in file.uses:
+        read = [r for r in file.records if r.version < use.version]
+        # Made from exactly the records before it: the last it read, and its score.
+        assert use.fields["position"] == read[-1].position
+        replayed = request_decision(filed, "bank-a", "consumer_loan", WANG_FANG,
+                                    known_at=use.recorded_at)  # fmt: skip
+        assert replayed.read_up_to == read[-1].position
+        assert (replayed.decision.outcome, replayed.decision.explanation.score.score) == (
+            use.fields["outcome"], use.fields["score"])  # fmt: skip
+    assert verify_log(filed) is None

@@ -13,9 +13,10 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.application import Ledger
+from ledger.application import Ledger, Used
 from ledger.domain import Decided, Inquired
 from ledger.domain.identity import parse_resident_id
+from ledger.log import CitizenFile
 from projections.queries import Scores
 from projections.runner import catch_up
 from tests.property.test_projection_properties import (
@@ -37,16 +38,18 @@ def record_uses(ledger: Ledger, citizens: list[str], data: st.DataObject) -> int
     made = 0
     for citizen in data.draw(st.lists(st.sampled_from(citizens), max_size=3), label="used"):
         cid = parse_resident_id(citizen).citizen_id
-        file = ledger.reader.file(cid)
-        if not file.records:
+        if not ledger.reader.file(cid).records:
             continue
-        fields = {"party": "bank-a", "purpose": "mortgage", "as_of": date(2026, 1, 1),
-                  "position": file.records[-1].position, "score": 1}  # fmt: skip
-        if data.draw(st.booleans(), label="decided"):
-            ledger.record_use(cid, file.version, Decided, rule="mortgage-v1", outcome="deny",
-                              **fields)  # fmt: skip
-        else:
-            ledger.record_use(cid, file.version, Inquired, policy="finance-v1", **fields)
+        decided = data.draw(st.booleans(), label="decided")
+
+        def use(file: CitizenFile, decided: bool = decided) -> tuple[None, Used]:
+            fields = {"party": "bank-a", "purpose": "mortgage", "as_of": date(2026, 1, 1),
+                      "position": file.records[-1].position, "score": 1}  # fmt: skip
+            if decided:
+                return None, (Decided, {**fields, "rule": "mortgage-v1", "outcome": "deny"})
+            return None, (Inquired, {**fields, "policy": "finance-v1"})
+
+        ledger.record_use(cid, use)
         made += 1
     return made
 
