@@ -20,9 +20,10 @@ from contextlib import suppress
 from typing import Any, cast
 
 import orjson
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, send_from_directory
 from flask.json.provider import JSONProvider
 from flask_smorest import Blueprint
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from ledger.application import AppendReport, Rejection
@@ -74,6 +75,7 @@ STARTUP_WAIT = 10.0
 # Bytes read at a time from an NDJSON body.
 BUFFER = 1024 * 1024
 SCORE_QUERY = ScoreQuery()
+SWAGGER_ASSETS = "/docs/assets"
 PARTY_SCORE_QUERY = PartyScoreQuery()
 
 
@@ -88,7 +90,9 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's files come with the package (swagger-ui-bundle), never from a
+        # CDN: a ledger runs on networks without access to the internet.
+        OPENAPI_SWAGGER_UI_URL=f"{SWAGGER_ASSETS}/",
         MAX_CONTENT_LENGTH=max_body,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -103,6 +107,11 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     api.register_blueprint(_blueprint())
     api.register_blueprint(_health())
     api.register_blueprint(parties_blueprint())
+
+    @app.route(f"{SWAGGER_ASSETS}/<path:name>")
+    def swagger_assets(name: str) -> Response:
+        """Swagger UI's scripts and styles, for /docs."""
+        return send_from_directory(swagger_ui_path, name, max_age=86_400)
 
     @app.errorhandler(Problem)
     def answered(error: Problem) -> Response:

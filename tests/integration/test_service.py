@@ -4,6 +4,7 @@ every role, the errors, and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,9 +227,25 @@ def test_the_openapi_document_describes_every_route(service: Any) -> None:
         "/v1/citizens/{citizen}/history", "/v1/citizens/{citizen}/bundle",
         "/v1/lists/enforcement", "/v1/checkpoints/latest",
         "/v1/proofs/inclusion/{position}", "/v1/proofs/consistency", "/healthz", "/readyz",
+        "/v1/decisions", "/v1/me/report", "/v1/me/disputes",
     }  # fmt: skip
-    assert client.get("/docs").status_code == 200
     validate(document)  # raises on any departure from the OpenAPI 3.0 specification
+
+
+def test_the_docs_page_needs_nothing_from_outside_the_service(service: Any) -> None:
+    client, _, _ = service
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "http" not in html  # no address elsewhere
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources, html
+    for source in sources:
+        assert source.startswith("/docs/assets/"), source  # no CDN, no external font
+        asset = client.get(source)
+        assert asset.status_code == 200, source
+        assert len(asset.get_data()) > 10_000
+    assert client.get("/docs/assets/../../app.py").status_code == 404
 
 
 def test_ndjson_lines_for_another_authority_are_rejected_alone(service: Any) -> None:
