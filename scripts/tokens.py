@@ -137,7 +137,7 @@ class TokenStore:
                 "SELECT id, role, authority, expires, created_at, revoked_at FROM api_tokens "
                 "ORDER BY created_at, id"
             )
-        return [_token(row) for row in rows]
+        return [token_of_row(row) for row in rows]
 
     def revoke(self, token_id: str, now: datetime) -> None:
         with self.views.transaction() as tx:
@@ -183,7 +183,7 @@ class TokenStore:
         digest = rows[0][6] if rows else _digest("")
         if not hmac.compare_digest(digest, _digest(parts[2])) or not rows:
             raise TokenError("is not a valid token")
-        token = _token(rows[0][:6])
+        token = token_of_row(rows[0][:6])
         if token.revoked_at is not None:
             raise TokenError("has been revoked")
         return token
@@ -240,7 +240,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _token(row: tuple[object, ...]) -> Token:
+def token_of_row(row: tuple[object, ...]) -> Token:
     token_id, role, authority, expires, created_at, revoked_at = row
     return Token(
         str(token_id), str(role), str(authority) if authority else None,

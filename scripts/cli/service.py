@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.domain.identity import parse_resident_id
+from ledger.transparency.checkpoint import load_verifier
 from scripts.cli.base import (
     answer_or_exit,
     db_option,
@@ -114,6 +115,9 @@ def token_revoke(token_id: str, url: str) -> None:
 @click.option("--access-log", is_flag=True,
               help="Log a line for every request answered (costs a read about a tenth "
                    "of its time).")  # fmt: skip
+@click.option("--public-key", envvar="LEDGER_PUBLIC_KEY",
+              help="The log's verifier key (or a file holding it), which the console's "
+                   "pages check checkpoints against.")  # fmt: skip
 @db_option
 def serve(
     host: str,
@@ -122,6 +126,7 @@ def serve(
     max_body_mb: int,
     with_runner: bool,
     access_log: bool,
+    public_key: str | None,
     url: str,
 ) -> None:
     """Run the HTTP service: granian worker processes, each running the app in threads.
@@ -136,6 +141,8 @@ def serve(
         pass  # fails early, with exit 2, when the database cannot be used
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_PARENT_PID": str(os.getpid()),
            "LEDGER_MAX_BODY": str(max_body_mb * 1024 * 1024)}  # fmt: skip
+    if public_key:
+        env["LEDGER_PUBLIC_KEY"] = answer_or_exit(lambda: load_verifier(public_key)).vkey()
     children = []
     if with_runner:
         children.append(subprocess.Popen(

@@ -14,6 +14,7 @@ database was lost, so the service starts, and answers 503, while the database is
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
@@ -30,6 +31,7 @@ from ledger.application import AppendReport, Rejection
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
 from ledger.transparency.audit import Log
+from ledger.transparency.checkpoint import load_verifier
 from projections.bundle import make_bundle
 from projections.decisions.requests import request_score
 from scripts.errors import rejected_as
@@ -44,6 +46,7 @@ from scripts.service.access import (
     refused,
     requires,
 )
+from scripts.service.console import console_blueprint
 from scripts.service.parties import parties_blueprint
 from scripts.service.problems import UNAVAILABLE, Problem, problem, unavailable
 from scripts.service.resources import READY_OPEN_WAIT, Opener, Probe
@@ -79,8 +82,12 @@ SWAGGER_ASSETS = "/docs/assets"
 PARTY_SCORE_QUERY = PartyScoreQuery()
 
 
-def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
-    """The WSGI application over the ledger at `url`."""
+def create_app(
+    url: str, clock: Any = None, max_body: int = MAX_BODY, public_key: str | None = None
+) -> Flask:
+    """The WSGI application over the ledger at `url`. `public_key` (by default
+    LEDGER_PUBLIC_KEY: the verifier key, or a file holding it) is what the console's
+    pages check the log's checkpoints against."""
     app = Flask("ledger")
     app.json = OrjsonProvider(app)
     app.config.update(
@@ -107,6 +114,9 @@ def create_app(url: str, clock: Any = None, max_body: int = MAX_BODY) -> Flask:
     api.register_blueprint(_blueprint())
     api.register_blueprint(_health())
     api.register_blueprint(parties_blueprint())
+    app.register_blueprint(console_blueprint())
+    key = public_key or os.environ.get("LEDGER_PUBLIC_KEY")
+    app.extensions["verifier"] = load_verifier(key).vkey() if key else None
 
     @app.route(f"{SWAGGER_ASSETS}/<path:name>")
     def swagger_assets(name: str) -> Response:

@@ -1,0 +1,127 @@
+// Checks, in the browser, that every record on the page is in the signed log: the
+// latest checkpoint's Ed25519 signature against the public key the page was given,
+// then each record's RFC 9162 inclusion proof up to that checkpoint's root, hashing
+// the leaf document the server sent (SHA-256 through WebCrypto).
+"use strict";
+
+const utf8 = new TextEncoder();
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) { out.set(part, at); at += part.length; }
+  return out;
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+function same(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+  return response.json();
+}
+
+// The signed checkpoint: origin, size and root, if the verifier key signed it.
+async function signedCheckpoint(vkey) {
+  // name+id+key: the key's base64 may hold "+" too, so only the first two split.
+  const first = vkey.indexOf("+");
+  const second = vkey.indexOf("+", first + 1);
+  const [name, keyId, encoded] = [vkey.slice(0, first), vkey.slice(first + 1, second),
+    vkey.slice(second + 1)];
+  const raw = fromBase64(encoded);
+  if (raw.length !== 33 || raw[0] !== 1) throw new Error("the public key is not Ed25519");
+  const publicKey = raw.slice(1);
+  const id = (await sha256(concat(utf8.encode(name + "\n"), raw))).slice(0, 4);
+  if (hex(id) !== keyId) throw new Error("the public key's id does not match it");
+  const { note } = await getJson("/console/data/checkpoint");
+  const cut = note.indexOf("\n\n");
+  if (cut < 0) throw new Error("the checkpoint has no signature");
+  const body = note.slice(0, cut + 1);
+  const [origin, size, root] = body.split("\n");
+  const line = note.slice(cut + 2).split("\n").find((l) => l.startsWith(`\u2014 ${name} `));
+  if (!line) throw new Error("the checkpoint is not signed by this key");
+  const signed = fromBase64(line.split(" ")[2]);
+  if (!same(signed.slice(0, 4), id)) throw new Error("the signature's key id is not this key's");
+  const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+  const holds = await crypto.subtle.verify({ name: "Ed25519" }, key, signed.slice(4), utf8.encode(body));
+  if (!holds) throw new Error("the checkpoint's signature does not hold");
+  return { origin, size: Number(size), root: fromBase64(root) };
+}
+
+// RFC 9162 section 2.1.3.2: the root an inclusion proof leads to from a leaf hash.
+async function rootFromProof(index, size, leafHash, proof) {
+  if (index >= size) throw new Error("the leaf is outside the tree");
+  let fn = index;
+  let sn = size - 1;
+  let r = leafHash;
+  for (const p of proof) {
+    if (sn === 0) throw new Error("the proof is too long");
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(concat(Uint8Array.of(1), p, r));
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      r = await sha256(concat(Uint8Array.of(1), r, p));
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  if (sn !== 0) throw new Error("the proof is too short");
+  return r;
+}
+
+async function proveInclusion(position, checkpoint) {
+  const found = await getJson(`/console/data/proof/${position}?size=${checkpoint.size}`);
+  const leafHash = await sha256(concat(Uint8Array.of(0), fromBase64(found.leaf)));
+  const root = await rootFromProof(found.index, checkpoint.size, leafHash,
+    found.proof.map(fromBase64));
+  if (!same(root, checkpoint.root)) throw new Error("the record does not lead to the signed root");
+}
+
+function mark(cell, ok, words) {
+  cell.textContent = words;
+  cell.classList.remove("unchecked");
+  cell.classList.add(ok ? "verified" : "failed");
+}
+
+async function checkPage() {
+  const cells = Array.from(document.querySelectorAll("[data-proof]"));
+  const meta = document.querySelector('meta[name="ledger-verifier"]');
+  if (!cells.length) return;
+  if (!meta || !meta.content) {
+    cells.forEach((c) => mark(c, false, "not checked: the console has no public key"));
+    return;
+  }
+  let checkpoint;
+  try {
+    checkpoint = await signedCheckpoint(meta.content);
+  } catch (error) {
+    cells.forEach((c) => mark(c, false, `failed: ${error.message}`));
+    return;
+  }
+  for (const cell of cells) {
+    try {
+      await proveInclusion(cell.dataset.position, checkpoint);
+      mark(cell, true, `verified in the log of ${checkpoint.size}`);
+    } catch (error) {
+      mark(cell, false, `failed: ${error.message}`);
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  checkPage().finally(() => { document.body.dataset.proofs = "done"; });
+});

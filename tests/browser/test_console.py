@@ -1,0 +1,203 @@
+"""The console, served by `ledger serve` and used in headless Chromium: the chart, the
+replay controls, the proofs the page checks itself, and who may see what."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from ledger.application import Ledger
+from ledger.transparency.audit import checkpoint
+from ledger.transparency.checkpoint import init_key, load_signer
+from projections import policy
+from projections.runner import catch_up
+from projections.scoring import contributions, fold, score
+from projections.store import ViewStore
+from scripts.tokens import TokenStore
+from tests.behind import behind_the_back
+from tests.builders import (
+    LI_WEI,
+    WANG_FANG,
+    append,
+    enrolled,
+    fine,
+    record,
+    register_authorities,
+    target,
+)
+from tests.served import Service
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where the tests' screenshots go: LEDGER_SCREENSHOTS (the README's are made with
+    LEDGER_SCREENSHOTS=docs), else the test's own folder."""
+    folder = Path(os.environ.get("LEDGER_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(params=["sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/ledger.db"
+
+
+@pytest.fixture
+def console(store_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A ledger with two citizens' histories and a signed checkpoint, served with its
+    public key; tokens for an auditor and for Li Wei."""
+    ledger = Ledger(store_url)
+    register_authorities(ledger)
+    report = append(
+        ledger, enrolled(WANG_FANG), enrolled(LI_WEI),
+        record("infraction.recorded", "J-1", kind="judgment_default", amount="900.00",
+               occurred_on="2024-05-01"),
+        fine("TP-1", occurred_on="2025-06-01"),
+        record("infraction.settled", "TP-2", target=target("traffic-police", "TP-1"),
+               amount="200.00", occurred_on="2025-07-01"),
+        record("payment.recorded", "TX-1", kind="tax_paid_on_time", amount="10.00",
+               occurred_on="2025-03-01"),
+        fine("TP-9", citizen=LI_WEI),
+    )  # fmt: skip
+    assert report.rejected == [], report.rejected
+    init_key(tmp_path / "ledger.key")
+    checkpoint(ledger, *load_signer(tmp_path / "ledger.key"))
+    views = ViewStore(store_url)
+    catch_up(ledger, views, [policy.load(n) for n in policy.available()])
+    tokens = TokenStore(views)
+    now = ledger.clock.now()
+    made = {
+        "auditor": tokens.create("auditor", None, None, now)[0],
+        "citizen": tokens.create("citizen", LI_WEI, None, now)[0],
+    }
+    service = Service(store_url, env={"LEDGER_PUBLIC_KEY": str(tmp_path / "ledger.key.pub")})
+    try:
+        yield {"base": service.base, "tokens": made, "ledger": ledger, "url": store_url}
+    finally:
+        service.stop()
+        views.close()
+        ledger.close()
+
+
+def sign_in(page: Page, base: str, token: str) -> None:
+    page.goto(f"{base}/console/")
+    page.get_by_label("Bearer token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def score_changes(ledger: Ledger, citizen: str, name: str) -> int:
+    """How often the score changes, day by day from the first record until well after
+    the last contribution ends: the replay, counted the slow way."""
+    chosen = policy.load(name)
+    history = ledger.history(citizen)
+    items = contributions(fold(citizen, (e.record for e in history)), chosen)
+    day = min(e.record.occurred_on for e in history)
+    end = max([c.counts_until or c.counts_from for c in items] + [day]) + timedelta(days=2)
+    changes, last = 0, score(items, day, chosen).score
+    while day <= end:
+        now = score(items, day, chosen).score
+        changes += now != last
+        last, day = now, day + timedelta(days=1)
+    return changes
+
+
+def checked(page: Page) -> None:
+    expect(page.locator("body[data-proofs=done]")).to_have_count(1, timeout=20_000)
+
+
+def test_an_auditor_sees_the_replays_steps_and_every_record_verified(
+    console: dict[str, Any], page: Page, tmp_path: Path
+) -> None:
+    sign_in(page, console["base"], console["tokens"]["auditor"])
+    page.get_by_label("Resident identity number").fill(WANG_FANG)
+    page.get_by_role("button", name="Open").click()
+    for name in policy.available():
+        steps = page.locator(f"svg.chart[data-policy='{name}'] [data-step]")
+        expect(steps).to_have_count(score_changes(console["ledger"], WANG_FANG, name))
+    checked(page)
+    proofs = page.locator("td.proof")
+    expect(proofs).to_have_count(len(console["ledger"].history(WANG_FANG)))
+    expect(page.locator("td.proof.verified")).to_have_count(proofs.count())
+    shot = screenshots(tmp_path) / "console-citizen.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    serious = [v for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+    assert serious == [], serious
+
+
+def test_moving_as_of_back_shows_the_replays_score(console: dict[str, Any], page: Page) -> None:
+    sign_in(page, console["base"], console["tokens"]["auditor"])
+    page.goto(f"{console['base']}/console/citizens/{WANG_FANG}")
+    page.get_by_label("As of").fill("2024-06-01")
+    page.get_by_role("button", name="Show").click()
+    ledger = console["ledger"]
+    for name in policy.available():
+        chosen = policy.load(name)
+        items = contributions(fold(WANG_FANG, (e.record for e in ledger.history(WANG_FANG))),
+                              chosen)  # fmt: skip
+        expected = score(items, date(2024, 6, 1), chosen).score
+        expect(page.locator(f"p.score[data-policy='{name}']")).to_have_attribute(
+            "data-score", str(expected))  # fmt: skip
+
+
+def test_a_record_altered_behind_the_services_back_is_marked_failed(
+    console: dict[str, Any], page: Page
+) -> None:
+    ledger = console["ledger"]
+    altered = next(e for e in ledger.history(WANG_FANG) if e.record.reference == "J-1")
+    with behind_the_back(console["url"]) as run:
+        state = bytes(run("SELECT state FROM EVENTS WHERE POS = %s", [altered.position])[0][0])
+        run("UPDATE EVENTS SET state = %s WHERE POS = %s",
+            [state.replace(b"900.00", b"100.00"), altered.position])  # fmt: skip
+    sign_in(page, console["base"], console["tokens"]["auditor"])
+    page.goto(f"{console['base']}/console/citizens/{WANG_FANG}")
+    checked(page)
+    bad = page.locator(f"td.proof[data-position='{altered.position}']")
+    expect(bad).to_have_class("proof failed")
+    expect(bad).to_contain_text("failed")
+    expect(page.locator("td.proof.verified")).to_have_count(
+        len(ledger.history(WANG_FANG)) - 1)  # fmt: skip
+
+
+def test_a_citizen_sees_only_their_own_file_and_signing_out_ends_the_session(
+    console: dict[str, Any], page: Page
+) -> None:
+    base = console["base"]
+    sign_in(page, base, console["tokens"]["citizen"])
+    expect(page.get_by_role("heading", level=1)).to_have_text(LI_WEI)
+    checked(page)
+    expect(page.locator("td.proof.failed")).to_have_count(0)
+    other = page.goto(f"{base}/console/citizens/{WANG_FANG}")
+    assert other is not None
+    assert other.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("only their own file")
+    own_proof = page.request.get(f"{base}/console/data/proof/1")  # the registry's, not hers
+    assert own_proof.status == 403
+    page.goto(f"{base}/console/citizens/{LI_WEI}")
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{base}/console/citizens/{LI_WEI}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    page.set_viewport_size({"width": 360, "height": 740})
+    sign_in(page, base, console["tokens"]["citizen"])
+    expect(page.get_by_role("heading", level=1)).to_have_text(LI_WEI)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the page is {width} px wide at 360"
+
+
+def test_the_sign_in_page_has_no_serious_accessibility_violations(
+    console: dict[str, Any], page: Page
+) -> None:
+    page.goto(f"{console['base']}/console/")
+    serious = [v for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+    assert serious == [], serious
+    bad = page.goto(f"{console['base']}/console/")
+    assert bad is not None
+    assert "default-src 'self'" in (bad.headers.get("content-security-policy") or "")
