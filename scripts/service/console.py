@@ -43,6 +43,8 @@ COOKIE = "ledger_console"
 CSP = ("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
        "form-action 'self'")  # fmt: skip
 CONSOLE_ROLES = frozenset({"auditor", "admin", "citizen"})
+# Rows of the enforcement list a page.
+LIST_PAGE = 50
 # The chart's drawing area, in the SVG's own units (it scales with the page).
 WIDTH, HEIGHT, MARGIN = 640, 220, 36
 
@@ -129,8 +131,40 @@ def console_blueprint() -> Blueprint:
         return render_template("console/citizen.html", token=token, page=page,
                                verifier=current_app.extensions.get("verifier"))  # fmt: skip
 
+    _log_routes(blp)
     _data_routes(blp)
     return blp
+
+
+def _log_routes(blp: Blueprint) -> None:
+    """The log page: the signed checkpoints, and the enforcement list a page at a time."""
+
+    @blp.get("/log")
+    def log_page() -> Any:
+        token = _signed_in()
+        if token is None:
+            return redirect(url_for("console.home"))
+        if token.citizen is not None:
+            return render_template("console/error.html", token=token, title="Forbidden",
+                                   message="the log page is for auditors"), 403  # fmt: skip
+        parts = ledger_parts()
+        try:
+            page_number = max(1, int(request.args.get("page", "1")))
+            as_of = _date(request.args.get("as_of"))
+        except ValueError as e:
+            return render_template("console/error.html", token=token, title="Bad request",
+                                   message=str(e)), 400  # fmt: skip
+        day = as_of or parts.ledger.today()
+        listed = parts.scores.enforcement(day)
+        start = (page_number - 1) * LIST_PAGE
+        kept = Log(parts.ledger).store.checkpoints()
+        return render_template(
+            "console/log.html", token=token, verifier=current_app.extensions.get("verifier"),
+            checkpoints=[{"size": size, "created_at": at, "root": note.split("\n")[2]}
+                         for size, note, at in kept],
+            listed=listed[start : start + LIST_PAGE], page=page_number, as_of=day,
+            pages=max(1, -(-len(listed) // LIST_PAGE)), total=len(listed),
+        )  # fmt: skip
 
 
 def _data_routes(blp: Blueprint) -> None:
@@ -146,6 +180,28 @@ def _data_routes(blp: Blueprint) -> None:
             abort(404)
         size, note, _ = kept[-1]
         return jsonify({"size": size, "note": note})
+
+    @blp.get("/data/checkpoints")
+    def every_checkpoint() -> Any:
+        """Every signed checkpoint, oldest first, for the log page to check."""
+        token = _signed_in()
+        if token is None or token.citizen is not None:
+            abort(403)
+        kept = Log(ledger_parts().ledger).store.checkpoints()
+        return jsonify([{"size": size, "note": note} for size, note, _ in kept])
+
+    @blp.get("/data/consistency")
+    def consistency() -> Any:
+        """A consistency proof between two tree sizes, for the log page to check."""
+        token = _signed_in()
+        if token is None or token.citizen is not None:
+            abort(403)
+        try:
+            found = Log(ledger_parts().ledger).consistency(int(request.args["from"]),
+                                                          int(request.args["to"]))  # fmt: skip
+        except (KeyError, ValueError, LedgerError):
+            abort(404)
+        return jsonify({"proof": [base64.b64encode(h).decode() for h in found.proof]})
 
     @blp.get("/data/proof/<int:position>")
     def proof(position: int) -> Any:

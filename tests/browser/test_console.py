@@ -67,7 +67,10 @@ def console(store_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     )  # fmt: skip
     assert report.rejected == [], report.rejected
     init_key(tmp_path / "ledger.key")
-    checkpoint(ledger, *load_signer(tmp_path / "ledger.key"))
+    signer = load_signer(tmp_path / "ledger.key")
+    checkpoint(ledger, *signer)
+    assert append(ledger, fine("TP-8", citizen=LI_WEI, occurred_on="2025-08-01")).appended == 1
+    checkpoint(ledger, *signer)
     views = ViewStore(store_url)
     catch_up(ledger, views, [policy.load(n) for n in policy.available()])
     tokens = TokenStore(views)
@@ -201,3 +204,26 @@ def test_the_sign_in_page_has_no_serious_accessibility_violations(
     bad = page.goto(f"{console['base']}/console/")
     assert bad is not None
     assert "default-src 'self'" in (bad.headers.get("content-security-policy") or "")
+
+
+def test_the_log_page_checks_every_checkpoint_and_that_each_extends_the_last(
+    console: dict[str, Any], page: Page, tmp_path: Path
+) -> None:
+    base = console["base"]
+    sign_in(page, base, console["tokens"]["auditor"])
+    page.get_by_role("link", name="The log").click()
+    checked(page)
+    expect(page.locator("[data-signature].verified")).to_have_count(2)
+    expect(page.locator("[data-consistency].verified")).to_have_count(1)
+    expect(page.locator("[data-consistency]")).to_contain_text("extends the log of")
+    expect(page.get_by_role("link", name=WANG_FANG)).to_have_count(1)  # her judgment default
+    shot = screenshots(tmp_path) / "console-log.png"
+    page.screenshot(path=str(shot), full_page=True)
+    serious = [v for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+    assert serious == [], serious
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, console["tokens"]["citizen"])
+    refused = page.goto(f"{base}/console/log")
+    assert refused is not None
+    assert refused.status == 403

@@ -35,31 +35,104 @@ async function getJson(path) {
   return response.json();
 }
 
-// The signed checkpoint: origin, size and root, if the verifier key signed it.
-async function signedCheckpoint(vkey) {
-  // name+id+key: the key's base64 may hold "+" too, so only the first two split.
+// The verifier key's name, id and Ed25519 key, from its text: name+id+key, where the
+// key's base64 may hold "+" too, so only the first two split.
+async function verifierKey(vkey) {
   const first = vkey.indexOf("+");
   const second = vkey.indexOf("+", first + 1);
   const [name, keyId, encoded] = [vkey.slice(0, first), vkey.slice(first + 1, second),
     vkey.slice(second + 1)];
   const raw = fromBase64(encoded);
   if (raw.length !== 33 || raw[0] !== 1) throw new Error("the public key is not Ed25519");
-  const publicKey = raw.slice(1);
   const id = (await sha256(concat(utf8.encode(name + "\n"), raw))).slice(0, 4);
   if (hex(id) !== keyId) throw new Error("the public key's id does not match it");
-  const { note } = await getJson("/console/data/checkpoint");
+  const key = await crypto.subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false,
+    ["verify"]);
+  return { name, id, key };
+}
+
+// A checkpoint note's origin, size and root, if the verifier's signature on it holds.
+async function openNote(note, verifier) {
   const cut = note.indexOf("\n\n");
   if (cut < 0) throw new Error("the checkpoint has no signature");
   const body = note.slice(0, cut + 1);
   const [origin, size, root] = body.split("\n");
-  const line = note.slice(cut + 2).split("\n").find((l) => l.startsWith(`\u2014 ${name} `));
+  const line = note.slice(cut + 2).split("\n")
+    .find((l) => l.startsWith(`\u2014 ${verifier.name} `));
   if (!line) throw new Error("the checkpoint is not signed by this key");
   const signed = fromBase64(line.split(" ")[2]);
-  if (!same(signed.slice(0, 4), id)) throw new Error("the signature's key id is not this key's");
-  const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
-  const holds = await crypto.subtle.verify({ name: "Ed25519" }, key, signed.slice(4), utf8.encode(body));
+  if (!same(signed.slice(0, 4), verifier.id)) throw new Error("the signature's key id is not this key's");
+  const holds = await crypto.subtle.verify({ name: "Ed25519" }, verifier.key, signed.slice(4),
+    utf8.encode(body));
   if (!holds) throw new Error("the checkpoint's signature does not hold");
   return { origin, size: Number(size), root: fromBase64(root) };
+}
+
+// The latest signed checkpoint, if the verifier key signed it.
+async function signedCheckpoint(vkey) {
+  const { note } = await getJson("/console/data/checkpoint");
+  return openNote(note, await verifierKey(vkey));
+}
+
+// RFC 9162 section 2.1.4.2: a consistency proof from an old tree to a new one.
+async function checkConsistency(first, second, proof) {
+  const [m, n] = [first.size, second.size];
+  if (m > n) throw new Error("the later checkpoint is smaller");
+  if (m === n) {
+    if (proof.length || !same(first.root, second.root)) throw new Error("same size, other root");
+    return;
+  }
+  if (!proof.length) throw new Error("the proof is empty");
+  const path = (m & (m - 1)) === 0 ? [first.root, ...proof] : proof.slice();
+  let fn = m - 1;
+  let sn = n - 1;
+  while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) throw new Error("the proof is too long");
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await sha256(concat(Uint8Array.of(1), c, fr));
+      sr = await sha256(concat(Uint8Array.of(1), c, sr));
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      sr = await sha256(concat(Uint8Array.of(1), sr, c));
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  if (sn !== 0 || !same(fr, first.root) || !same(sr, second.root)) {
+    throw new Error("the later log does not extend the earlier one");
+  }
+}
+
+async function checkLog(vkey) {
+  const signatures = Array.from(document.querySelectorAll("[data-signature]"));
+  const links = Array.from(document.querySelectorAll("[data-consistency]"));
+  if (!signatures.length) return;
+  const verifier = await verifierKey(vkey);
+  const notes = await getJson("/console/data/checkpoints");
+  const opened = [];
+  for (const [i, cell] of signatures.entries()) {
+    try {
+      opened[i] = await openNote(notes[i].note, verifier);
+      mark(cell, true, "signed by the key");
+    } catch (error) {
+      mark(cell, false, `failed: ${error.message}`);
+    }
+  }
+  for (const cell of links) {
+    const i = Number(cell.dataset.index);
+    try {
+      if (!opened[i - 1] || !opened[i]) throw new Error("a checkpoint's signature failed");
+      const { proof } = await getJson(
+        `/console/data/consistency?from=${opened[i - 1].size}&to=${opened[i].size}`);
+      await checkConsistency(opened[i - 1], opened[i], proof.map(fromBase64));
+      mark(cell, true, `extends the log of ${opened[i - 1].size}`);
+    } catch (error) {
+      mark(cell, false, `failed: ${error.message}`);
+    }
+  }
 }
 
 // RFC 9162 section 2.1.3.2: the root an inclusion proof leads to from a leaf hash.
@@ -98,13 +171,15 @@ function mark(cell, ok, words) {
 }
 
 async function checkPage() {
-  const cells = Array.from(document.querySelectorAll("[data-proof]"));
   const meta = document.querySelector('meta[name="ledger-verifier"]');
-  if (!cells.length) return;
   if (!meta || !meta.content) {
-    cells.forEach((c) => mark(c, false, "not checked: the console has no public key"));
+    document.querySelectorAll(".proof.unchecked").forEach(
+      (c) => mark(c, false, "not checked: the console has no public key"));
     return;
   }
+  await checkLog(meta.content);
+  const cells = Array.from(document.querySelectorAll("[data-proof]"));
+  if (!cells.length) return;
   let checkpoint;
   try {
     checkpoint = await signedCheckpoint(meta.content);
