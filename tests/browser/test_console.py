@@ -110,6 +110,13 @@ def score_changes(ledger: Ledger, citizen: str, name: str) -> int:
     return changes
 
 
+def accessible(page: Page) -> None:
+    """axe-core finds no serious or critical violation on the page."""
+    serious = [v for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+    assert serious == [], serious
+
+
 def checked(page: Page) -> None:
     expect(page.locator("body[data-proofs=done]")).to_have_count(1, timeout=20_000)
 
@@ -130,9 +137,7 @@ def test_an_auditor_sees_the_replays_steps_and_every_record_verified(
     shot = screenshots(tmp_path) / "console-citizen.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    serious = [v for v in Axe().run(page).response["violations"]
-               if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert serious == [], serious
+    accessible(page)
 
 
 def test_moving_as_of_back_shows_the_replays_score(console: dict[str, Any], page: Page) -> None:
@@ -181,6 +186,7 @@ def test_a_citizen_sees_only_their_own_file_and_signing_out_ends_the_session(
     assert other is not None
     assert other.status == 403
     expect(page.get_by_role("alert")).to_contain_text("only their own file")
+    accessible(page)
     own_proof = page.request.get(f"{base}/console/data/proof/1")  # the registry's, not hers
     assert own_proof.status == 403
     page.goto(f"{base}/console/citizens/{LI_WEI}")
@@ -194,13 +200,14 @@ def test_a_citizen_sees_only_their_own_file_and_signing_out_ends_the_session(
     assert width <= 360, f"the page is {width} px wide at 360"
 
 
-def test_the_sign_in_page_has_no_serious_accessibility_violations(
+def test_the_sign_in_and_home_pages_have_no_serious_accessibility_violations(
     console: dict[str, Any], page: Page
 ) -> None:
     page.goto(f"{console['base']}/console/")
-    serious = [v for v in Axe().run(page).response["violations"]
-               if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert serious == [], serious
+    accessible(page)
+    sign_in(page, console["base"], console["tokens"]["auditor"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Open a citizen's file")
+    accessible(page)
     bad = page.goto(f"{console['base']}/console/")
     assert bad is not None
     assert "default-src 'self'" in (bad.headers.get("content-security-policy") or "")
@@ -219,9 +226,7 @@ def test_the_log_page_checks_every_checkpoint_and_that_each_extends_the_last(
     expect(page.get_by_role("link", name=WANG_FANG)).to_have_count(1)  # her judgment default
     shot = screenshots(tmp_path) / "console-log.png"
     page.screenshot(path=str(shot), full_page=True)
-    serious = [v for v in Axe().run(page).response["violations"]
-               if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert serious == [], serious
+    accessible(page)
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, console["tokens"]["citizen"])
     refused = page.goto(f"{base}/console/log")
