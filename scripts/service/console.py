@@ -40,8 +40,7 @@ from scripts.service.sessions import Sessions
 from scripts.tokens import Token, TokenError
 
 COOKIE = "ledger_console"
-CSP = ("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
-       "form-action 'self'")  # fmt: skip
+CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 CONSOLE_ROLES = frozenset({"auditor", "admin", "citizen"})
 # Rows of the enforcement list a page.
 LIST_PAGE = 50
@@ -283,6 +282,7 @@ class Chart:
     steps: list[dict[str, Any]]
     bands: list[dict[str, Any]]
     today_x: float
+    shown_x: float | None
     expiries: list[dict[str, Any]]
     first: date
     last: date
@@ -316,7 +316,7 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
                 "policy": policy,
                 "explanation": explanation,
                 "steps": steps,
-                "chart": _chart(policy.name, policy.bands, steps, day, ahead),
+                "chart": _chart(policy.name, policy.bands, steps, today, day, ahead),
             }
         )
     uses = [u for u in ledger.reader.file(parse_resident_id(resident).citizen_id).uses
@@ -338,9 +338,11 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
     }  # fmt: skip
 
 
-def _chart(name: str, bands: Any, steps: list[Step], today: date, ahead: list[date]) -> Chart:
+def _chart(
+    name: str, bands: Any, steps: list[Step], today: date, shown: date, ahead: list[date]
+) -> Chart:
     first = steps[0].day
-    last = max([today, *ahead, steps[-1].day]) + timedelta(days=180)
+    last = max([today, shown, *ahead, steps[-1].day]) + timedelta(days=180)
     low = min(s.score for s in steps) - 40
     high = max(s.score for s in steps) + 40
     span = (last - first).days or 1
@@ -366,4 +368,5 @@ def _chart(name: str, bands: Any, steps: list[Step], today: date, ahead: list[da
             shaded.append({"band": band.band, "y": y(top), "height": round(y(bottom) - y(top), 1),
                            "even": n % 2 == 0})  # fmt: skip
     marks = [{"day": d, "x": x(d)} for d in ahead]
-    return Chart(name, laid, shaded, x(today), marks, first, last)
+    return Chart(name, laid, shaded, x(today), x(shown) if shown != today else None, marks,
+                 first, last)  # fmt: skip

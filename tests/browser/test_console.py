@@ -130,6 +130,10 @@ def test_an_auditor_sees_the_replays_steps_and_every_record_verified(
     for name in policy.available():
         steps = page.locator(f"svg.chart[data-policy='{name}'] [data-step]")
         expect(steps).to_have_count(score_changes(console["ledger"], WANG_FANG, name))
+    first = page.locator("svg.chart[data-policy='finance-v1'] [data-step]").first
+    first.focus()  # by keyboard, a step names the record that moved the score
+    expect(first).to_be_focused()
+    expect(first).to_have_attribute("aria-label", "2024-05-01: 550 (very poor), peoples-court/J-1")
     checked(page)
     proofs = page.locator("td.proof")
     expect(proofs).to_have_count(len(console["ledger"].history(WANG_FANG)))
