@@ -104,3 +104,10 @@ def open_ledger(store_url: str, clock: FixedClock) -> Iterator[Callable[[], Ledg
 @pytest.fixture
 def ledger(open_ledger: Callable[[], Ledger]) -> Ledger:
     return open_ledger()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser's tests last: Playwright's sync API keeps an event loop running from
+    its first test to the end of the session, and tests that start their own loop
+    (asyncio.run) cannot run beside it."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))
