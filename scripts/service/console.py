@@ -20,7 +20,6 @@ from flask import (
     Response,
     abort,
     current_app,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -231,10 +230,11 @@ def _data_routes(blp: Blueprint) -> None:
 
 
 def _sessions() -> Sessions:
+    """The sessions over the ledger's parts now open (made again when they are)."""
     parts = ledger_parts()
-    if "sessions" not in g:
-        g.sessions = Sessions(parts.views, parts.tokens)
-    sessions: Sessions = g.sessions
+    sessions: Sessions | None = current_app.extensions.get("console_sessions")
+    if sessions is None or sessions.views is not parts.views:
+        sessions = current_app.extensions["console_sessions"] = Sessions(parts.views, parts.tokens)
     return sessions
 
 

@@ -1,7 +1,8 @@
 """The console's sessions, kept in the ledger's database beside the tokens: a session
 is a random id in an HttpOnly, SameSite=Strict cookie, standing for the token it was
 opened with. Every request looks the token up again, so revoking it, or its expiry,
-ends the session at once; signing out deletes it."""
+ends the session at once; signing out deletes it, and opening one deletes those that
+have lapsed."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Sessions:
         token = self.tokens.check(presented, now.date())
         session_id = secrets.token_urlsafe(32)
         with self.views.transaction() as tx:
+            tx.execute("DELETE FROM console_sessions WHERE expires < ?", [now.isoformat()])
             tx.execute("INSERT INTO console_sessions (id, token_id, expires) VALUES (?, ?, ?)",
                        [session_id, token.token_id, (now + LIFETIME).isoformat()])  # fmt: skip
         return session_id, token
