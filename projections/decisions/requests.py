@@ -20,7 +20,13 @@ from ledger.errors import PurposeRefused, UnknownCitizen
 from ledger.log import CitizenFile, LoggedRecord
 from projections import policy as policies
 from projections.decisions.engine import Decision, decide
-from projections.decisions.rules import DecisionRule, DecisionRuleError, for_purpose, load
+from projections.decisions.rules import (
+    DecisionRule,
+    DecisionRuleError,
+    for_purpose,
+    load,
+    outside_purpose,
+)
 from projections.policy import Policy
 from projections.scoring import Score, contributions, fold, score
 
@@ -103,10 +109,8 @@ def request_decision(
     ledger.party(party_id).check_entitled(purpose, ledger.today())
     rule = rule_for(purpose, rule_name)
     resident = parse_resident_id(citizen)
-    if as_of is None:
-        as_of = (known_at.astimezone(CHINA_STANDARD_TIME).date() if known_at is not None
-                 else ledger.today())  # fmt: skip
-    day = as_of
+    day = as_of or (known_at.astimezone(CHINA_STANDARD_TIME).date() if known_at is not None
+                    else ledger.today())  # fmt: skip
     if known_at is not None:
         records = [r for r in _records(ledger, resident) if r.recorded_at <= known_at]
         if not records:
@@ -139,8 +143,7 @@ def request_score(
     ledger.party(party_id).check_entitled(purpose, ledger.today())
     rule = rule_for(purpose, None)
     chosen = rule.policy if policy_name is None else policies.load(policy_name)
-    outside = sorted({*chosen.infractions, *chosen.payments, *chosen.verifications}
-                     - rule.purpose.kinds)  # fmt: skip
+    outside = outside_purpose(chosen, rule.purpose)
     if outside:
         raise PurposeRefused(f"policy {chosen.name} counts {outside[0]}, which the purpose "
                              f"{purpose} may not take into account")  # fmt: skip

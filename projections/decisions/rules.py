@@ -120,8 +120,8 @@ def parse(data: dict[str, Any], source: str) -> DecisionRule:
         scoring = policies.load(get("policy", str))
     except LedgerError as e:
         raise DecisionRuleError(f"{source}: {e.message}") from None
-    counted = {*scoring.infractions, *scoring.payments, *scoring.verifications}
-    outside = sorted(counted - chosen.kinds)
+    counted = counted_kinds(scoring)
+    outside = outside_purpose(scoring, chosen)
     if outside:
         raise DecisionRuleError(
             f"{source}: policy {scoring.name} counts {outside[0]}, which the purpose "
@@ -153,6 +153,17 @@ def parse(data: dict[str, Any], source: str) -> DecisionRule:
         conditions.append(condition)
     return DecisionRule(get("name", str), get("version", int), get("title", str), chosen,
                         scoring, approve_from, refer_from, tuple(conditions))  # fmt: skip
+
+
+def counted_kinds(policy: Policy) -> set[str]:
+    """Every kind of record the policy gives points for."""
+    return {*policy.infractions, *policy.payments, *policy.verifications}
+
+
+def outside_purpose(policy: Policy, purpose: Purpose) -> list[str]:
+    """The kinds the policy counts that the purpose may not take into account, sorted:
+    a policy with any is never used for that purpose."""
+    return sorted(counted_kinds(policy) - purpose.kinds)
 
 
 def _toml(text: str, source: str) -> dict[str, Any]:
