@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, Protocol
 
 import psycopg
@@ -122,8 +123,13 @@ class PostgresLock:
             raise LockLost("the projector lock's connection ended") from None
 
     def close(self) -> None:
-        conn, self._conn, self._held = self._conn, None, False
+        conn, held, self._conn, self._held = self._conn, self._held, None, False
         if conn is not None:
+            if held:
+                # Released here, not when the server notices the session ended: another
+                # projector may ask for the lock the moment this returns.
+                with suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", [self.key])
             conn.close()
 
 
