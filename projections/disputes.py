@@ -13,7 +13,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.records import RecordKey
 from projections import policy as policies
-from projections.scoring import fold
+from projections.scoring import CitizenFacts, fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +33,24 @@ class Pending:
 def pending_disputes(ledger: Ledger, due_within: int | None = None) -> list[Pending]:
     """Open disputes by deadline (the earliest first); with `due_within`, only those due
     within that many days of today (the overdue included)."""
-    grace = min(policies.load(name).dispute_grace_days for name in policies.available())
     latest = None if due_within is None else ledger.today() + timedelta(days=due_within)
-    found = [p for p in _open(ledger, timedelta(days=grace)) if latest is None or p.due <= latest]
+    found = [
+        pending
+        for _, records in ledger.reader.by_citizen(ledger.reader.head())
+        for pending in open_disputes(
+            fold(records[0].record.citizen.value, (logged.record for logged in records))
+        )
+        if latest is None or pending.due <= latest
+    ]
     return sorted(found, key=lambda p: (p.due, p.citizen, str(p.dispute)))
 
 
-def _open(ledger: Ledger, grace: timedelta) -> Iterator[Pending]:
-    for _, records in ledger.reader.by_citizen(ledger.reader.head()):
-        resident = records[0].record.citizen.value
-        facts = fold(resident, (logged.record for logged in records))
-        for record in facts.records.values():
-            for dispute in record.disputes:
-                if dispute.resolved_on is None:
-                    yield Pending(resident, dispute.key, record.key, dispute.opened_on,
-                                  dispute.opened_on + grace)  # fmt: skip
+def open_disputes(facts: CitizenFacts) -> Iterator[Pending]:
+    """A citizen's disputes still open, each due the shortest grace of any policy after
+    it was opened."""
+    grace = timedelta(days=min(policies.load(n).dispute_grace_days for n in policies.available()))
+    for record in facts.records.values():
+        for dispute in record.disputes:
+            if dispute.resolved_on is None:
+                yield Pending(facts.resident_id, dispute.key, record.key, dispute.opened_on,
+                              dispute.opened_on + grace)  # fmt: skip

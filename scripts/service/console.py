@@ -31,6 +31,7 @@ from ledger.application import CHINA_STANDARD_TIME
 from ledger.domain.identity import parse_resident_id
 from ledger.errors import LedgerError
 from ledger.transparency.audit import Log
+from projections.disputes import open_disputes
 from projections.explanation import explain
 from projections.scoring import contributions, fold
 from projections.timeline import Step, score_steps
@@ -303,9 +304,7 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
     facts = fold(resident, [logged.record for logged in records])
     first = min(logged.record.occurred_on for logged in records)
     policies = []
-    chosen = scores.all_policies()
-    grace = timedelta(days=min(policy.dispute_grace_days for policy in chosen))
-    for policy in chosen:
+    for policy in scores.all_policies():
         items = contributions(facts, policy)
         explanation = explain(facts, items, day, policy)
         steps = score_steps(items, policy, first)
@@ -321,11 +320,7 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
         )
     uses = [u for u in ledger.reader.file(parse_resident_id(resident).citizen_id).uses
             if known_at is None or u.recorded_at <= known_at]  # fmt: skip
-    disputes = [
-        {"record": record.key, "dispute": d.key, "opened_on": d.opened_on,
-         "due": d.opened_on + grace}
-        for record in facts.records.values() for d in record.disputes if d.resolved_on is None
-    ]  # fmt: skip
+    disputes = list(open_disputes(facts))
     names = {a.authority_id: a.name for a in ledger.authorities()}
     parties = {p.party_id: p.name for p in ledger.parties()}
     return {
