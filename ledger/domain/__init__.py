@@ -325,11 +325,13 @@ class Inquired(FileUsed):
 
 
 class Decided(FileUsed):
-    """The party asked for a decision under a rule, and this was its outcome."""
+    """The party asked for a decision under a rule, and this was its outcome; `request`
+    is the party's idempotency key for it, if it sent one."""
 
     rule: str
     outcome: str
     score: int
+    request: str | None
 
 
 RECORD_TYPE_OF_EVENT: dict[type[Any], str] = {**_TYPES, Citizen.Enrolled: r.ENROLLED}

@@ -14,10 +14,10 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from ledger.application import CHINA_STANDARD_TIME, Ledger, Used
-from ledger.domain import Decided, FileUsed, Inquired
+from ledger.domain import DECISION, Decided, FileUsed, Inquired
 from ledger.domain.identity import ResidentId, parse_resident_id
-from ledger.errors import PurposeRefused, UnknownCitizen
-from ledger.log import CitizenFile, LoggedRecord
+from ledger.errors import PurposeRefused, ReferenceConflict, UnknownCitizen
+from ledger.log import CitizenFile, LoggedRecord, LoggedUse
 from projections import policy as policies
 from projections.decisions.engine import Decision, decide
 from projections.decisions.rules import (
@@ -44,6 +44,8 @@ class Answer:
     read_up_to: int
     position: int | None
     recorded_at: datetime | None
+    # Answered again for a request already decided (its idempotency key), not recorded.
+    repeated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,10 +104,15 @@ def request_decision(
     rule_name: str | None = None,
     as_of: date | None = None,
     known_at: datetime | None = None,
+    request: str | None = None,
 ) -> Answer:
     """Decide for `party_id`, asking for `purpose`, about `citizen` on `as_of` (today
     by default) and record it; with `known_at`, replay the decision as the file stood
-    then, recording nothing (an auditor's check, not a party's use)."""
+    then, recording nothing (an auditor's check, not a party's use).
+
+    `request` is the party's idempotency key: asked again with a key its earlier
+    decision about this citizen carries, the answer is that decision (replayed from
+    the records it read), and nothing new is recorded."""
     ledger.party(party_id).check_entitled(purpose, ledger.today())
     rule = rule_for(purpose, rule_name)
     resident = parse_resident_id(citizen)
@@ -118,15 +125,32 @@ def request_decision(
         decision = _decided(rule, resident.value, records, day)
         return Answer(decision, party_id, resident.value, records[-1].position, None, None)
 
-    def decided(records: list[LoggedRecord]) -> tuple[Decision, dict[str, Any]]:
-        decision = _decided(rule, resident.value, records, day)
-        return decision, {"rule": rule.name, "outcome": decision.outcome,
-                          "score": decision.explanation.score.score}  # fmt: skip
+    def decided(records: list[LoggedRecord], on: date) -> tuple[Decision, dict[str, Any]]:
+        decision = _decided(rule, resident.value, records, on)
+        return decision, {
+            "rule": rule.name,
+            "outcome": decision.outcome,
+            "score": decision.explanation.score.score,
+            "request": request,
+        }
 
-    decision, read_up_to, position, at = _recorded(
-        ledger, resident, Decided, party_id, purpose, day, decided
+    def earlier(file: CitizenFile) -> LoggedUse | None:
+        for prior in file.uses:
+            if (request is not None and prior.use == DECISION
+                    and prior.fields.get("party") == party_id
+                    and prior.fields.get("request") == request):  # fmt: skip
+                if (prior.fields.get("purpose"), prior.fields.get("rule")) != (purpose, rule.name):
+                    raise RequestConflict(
+                        f"request {request} was a {prior.fields.get('purpose')} decision "
+                        f"under {prior.fields.get('rule')}; send a new key for another"
+                    )
+                return prior
+        return None
+
+    decision, read_up_to, position, at, repeated = _recorded(
+        ledger, resident, Decided, party_id, purpose, day, decided, earlier
     )
-    return Answer(decision, party_id, resident.value, read_up_to, position, at)
+    return Answer(decision, party_id, resident.value, read_up_to, position, at, repeated)
 
 
 def request_score(
@@ -150,16 +174,30 @@ def request_score(
     resident = parse_resident_id(citizen)
     day = as_of or ledger.today()
 
-    def scored(records: list[LoggedRecord]) -> tuple[Score, dict[str, Any]]:
+    def scored(records: list[LoggedRecord], on: date) -> tuple[Score, dict[str, Any]]:
         facts = fold(resident.value, [logged.record for logged in records])
-        found = score(contributions(facts, chosen), day, chosen)
+        found = score(contributions(facts, chosen), on, chosen)
         return found, {"policy": chosen.name, "score": found.score}
 
-    found, read_up_to, position, at = _recorded(
+    found, read_up_to, position, at, _ = _recorded(
         ledger, resident, Inquired, party_id, purpose, day, scored
     )
     return ScoreRead(resident.value, party_id, purpose, chosen, day, found, read_up_to,
                      position, at)  # fmt: skip
+
+
+class RequestConflict(ReferenceConflict):
+    """An idempotency key sent again with another request than its first."""
+
+    field = "request"
+
+
+class _Repeated(Exception):
+    """The use asked for is already on the file (found by its idempotency key)."""
+
+    def __init__(self, prior: LoggedUse, file: CitizenFile) -> None:
+        super().__init__(prior.position)
+        self.prior, self.file = prior, file
 
 
 def _recorded(
@@ -169,14 +207,20 @@ def _recorded(
     party_id: str,
     purpose: str,
     day: date,
-    answer: Callable[[list[LoggedRecord]], tuple[T, dict[str, Any]]],
-) -> tuple[T, int, int, datetime]:
-    """`answer` of the citizen's records, recorded as a `used` event that follows the
-    last event it read: (the answer, the last record's position, the event's position
-    and time)."""
+    answer: Callable[[list[LoggedRecord], date], tuple[T, dict[str, Any]]],
+    earlier: Callable[[CitizenFile], LoggedUse | None] = lambda _: None,
+) -> tuple[T, int, int, datetime, bool]:
+    """`answer` of the citizen's records on `day`, recorded as a `used` event that
+    follows the last event it read: (the answer, the last record's position, the
+    event's position and time, and whether it was already recorded). A use `earlier`
+    finds on the file is answered again from the records it read, and not recorded
+    twice."""
 
     def use(file: CitizenFile) -> tuple[tuple[T, int], Used]:
-        found, fields = answer(file.records)
+        prior = earlier(file)
+        if prior is not None:
+            raise _Repeated(prior, file)
+        found, fields = answer(file.records, day)
         read_up_to = file.records[-1].position
         return (found, read_up_to), (
             used,
@@ -187,7 +231,12 @@ def _recorded(
         (found, read_up_to), _, position, at = ledger.record_use(resident.citizen_id, use)
     except UnknownCitizen:
         raise UnknownCitizen(f"{resident.value} has no records in the ledger") from None
-    return found, read_up_to, position, at
+    except _Repeated as repeated:
+        prior = repeated.prior
+        read = [r for r in repeated.file.records if r.version < prior.version]
+        found, _ = answer(read, date.fromisoformat(str(prior.fields["as_of"])))
+        return found, read[-1].position, prior.position, prior.recorded_at, True
+    return found, read_up_to, position, at, False
 
 
 def _records(ledger: Ledger, resident: ResidentId) -> list[LoggedRecord]:

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 
 from ledger.domain.identity import parse_resident_id
+from ledger.domain.records import REFERENCE_PATTERN
 from ledger.errors import LedgerError
 from projections.decisions.requests import request_decision
 from projections.report import citizen_report
@@ -50,19 +51,31 @@ def parties_blueprint() -> Blueprint:
     @documented(
         blp.arguments(DecisionRequestSchema()),
         blp.response(201, DecisionSchema),
+        blp.alt_response(
+            200,
+            schema=DecisionSchema,
+            description="Decided before, under the same Idempotency-Key",
+            success=True,
+        ),
         problems(blp, 400, 401, 403, 404, 409, 422),
     )
     def decisions() -> Any:
         """A decision about a citizen for a purpose the party is registered for, under
-        the purpose's rule; recorded on the citizen's file before it is answered."""
+        the purpose's rule; recorded on the citizen's file before it is answered. Sent
+        again with the same Idempotency-Key, the same decision is answered (200) and
+        nothing new is recorded."""
         token = authorize("decide")
         asked = _body(DECISION_REQUEST)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not REFERENCE_PATTERN.fullmatch(key):
+            raise Problem(422, "Unprocessable Content", "Idempotency-Key: must be 1 to 64 "
+                          "characters of A-Z a-z 0-9 . _ : / -")  # fmt: skip
         ledger = ledger_parts().ledger
         made = answer(lambda: request_decision(
             ledger, str(token.party), asked["purpose"], asked["citizen"], asked["rule"],
-            asked["as_of"],
+            asked["as_of"], request=key,
         ))  # fmt: skip
-        return as_json(made.to_json(), 201)
+        return as_json(made.to_json(), 200 if made.repeated else 201)
 
     @blp.route("/me/report")
     @documented(

@@ -207,7 +207,7 @@ def _decided_bundle(
         ledger.record_use(citizen_id(WANG_FANG), lambda file: (None, (Decided, {
             "party": "bank-a", "purpose": "mortgage", "as_of": ledger.today(),
             "position": file.records[-1].position, "rule": "mortgage-v1", "outcome": outcome,
-            "score": 550})))  # fmt: skip
+            "score": 550, "request": None})))  # fmt: skip
     key = str(tmp_path / "ledger.key")
     assert invoke(clock, "keys", "init", "--key", key)[0] == 0
     assert invoke(clock, "checkpoint", "--key", key, "--db", store_url)[0] == 0

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from ledger.application import FixedClock, Ledger
 from ledger.domain.identity import citizen_id
-from ledger.errors import NotEntitled
+from ledger.errors import NotEntitled, ReferenceConflict
 from ledger.transparency.audit import verify_log
 from projections.decisions import APPROVE, DENY, DecisionRuleError
 from projections.decisions.requests import request_decision
@@ -53,7 +53,8 @@ def test_a_decision_is_recorded_on_the_file_as_an_event_that_is_no_record(filed:
     assert (use.position, use.version, use.use) == (answer.position, 3, "decision")
     assert use.fields == {"party": "bank-a", "purpose": "mortgage", "rule": "mortgage-v1",
                           "outcome": "deny", "score": answer.decision.explanation.score.score,
-                          "as_of": filed.today().isoformat(), "position": last_record}  # fmt: skip
+                          "as_of": filed.today().isoformat(), "position": last_record,
+                          "request": None}  # fmt: skip
     assert file.version == 3
     assert [e.record.reference for e in filed.history(WANG_FANG)] == [f"E-{WANG_FANG}", "J-1"]
     assert verify_log(filed) is None  # in the Merkle tree like every event
@@ -216,3 +217,13 @@ def test_decisions_and_appends_from_many_processes_each_follow_what_they_read(
         assert (replayed.decision.outcome, replayed.decision.explanation.score.score) == (
             use.fields["outcome"], use.fields["score"])  # fmt: skip
     assert verify_log(filed) is None
+
+
+def test_a_key_sent_again_for_another_purpose_is_a_conflict(filed: Ledger) -> None:
+    first = request_decision(filed, "bank-a", "mortgage", WANG_FANG, request="k-1")
+    again = request_decision(filed, "bank-a", "mortgage", WANG_FANG, request="k-1")
+    assert (again.repeated, again.position, again.decision.to_json()) == (
+        True, first.position, first.decision.to_json())  # fmt: skip
+    with pytest.raises(ReferenceConflict, match="request k-1 was a mortgage decision"):
+        request_decision(filed, "bank-a", "consumer_loan", WANG_FANG, request="k-1")
+    assert len(filed.reader.file(CID).uses) == 1

@@ -153,3 +153,34 @@ def test_a_citizens_dispute_stops_a_record_counting_on_day_31_unresolved(served:
     refused = post(client, "/v1/me/disputes", other, token)
     assert refused.status_code == 422
     assert refused.json["errors"][0]["field"] == "target"
+
+
+def test_a_decision_sent_again_with_its_idempotency_key_is_answered_not_recorded_again(
+    served: Any,
+) -> None:
+    client, issued, ledger = served
+    headers = {"Authorization": f"Bearer {issued['party']}", "Idempotency-Key": "loan-77"}
+    body = {"citizen": WANG_FANG, "purpose": "mortgage"}
+    first = client.post("/v1/decisions", json=body, headers=headers)
+    assert first.status_code == 201, first.json
+    # The citizen's file changes before the retry; the retry still gets the first answer.
+    append(ledger, record("infraction.recorded", "J-2", kind="court_judgment", amount="10.00",
+                          occurred_on="2025-01-01"))  # fmt: skip
+    again = client.post("/v1/decisions", json=body, headers=headers)
+    assert again.status_code == 200, again.json
+    assert again.json == first.json
+    assert [u.fields["request"] for u in ledger.reader.file(CID).uses] == ["loan-77"]
+    other = client.post("/v1/decisions", json=dict(body, rule="mortgage-v1"),
+                        headers={**headers, "Idempotency-Key": "loan-78"})  # fmt: skip
+    assert other.status_code == 201
+    assert other.json["position"] != first.json["position"]
+    misused = client.post(
+        "/v1/decisions",
+        json={"citizen": WANG_FANG, "purpose": "mortgage", "rule": "consumer-loan-v1"},
+        headers=headers,
+    )
+    assert misused.status_code == 422  # a consumer-loan rule is not for mortgages
+    bad = client.post("/v1/decisions", json=body, headers={**headers, "Idempotency-Key": "a b"})
+    assert bad.status_code == 422
+    assert "Idempotency-Key" in bad.json["detail"]
+    assert len(ledger.reader.file(CID).uses) == 2

@@ -46,7 +46,10 @@ def record_uses(ledger: Ledger, citizens: list[str], data: st.DataObject) -> int
             fields = {"party": "bank-a", "purpose": "mortgage", "as_of": date(2026, 1, 1),
                       "position": file.records[-1].position, "score": 1}  # fmt: skip
             if decided:
-                return None, (Decided, {**fields, "rule": "mortgage-v1", "outcome": "deny"})
+                return None, (
+                    Decided,
+                    {**fields, "rule": "mortgage-v1", "outcome": "deny", "request": None},
+                )
             return None, (Inquired, {**fields, "policy": "finance-v1"})
 
         ledger.record_use(cid, use)
