@@ -119,7 +119,8 @@ def request_decision(
     day = as_of or (known_at.astimezone(CHINA_STANDARD_TIME).date() if known_at is not None
                     else ledger.today())  # fmt: skip
     if known_at is not None:
-        records = [r for r in _records(ledger, resident) if r.recorded_at <= known_at]
+        file = ledger.reader.file(resident.citizen_id)
+        records = [r for r in file.records if r.recorded_at <= known_at]
         if not records:
             raise UnknownCitizen(f"{resident.value} had no records in the ledger by {known_at}")
         decision = _decided(rule, resident.value, records, day)
@@ -237,10 +238,6 @@ def _recorded(
         found, _ = answer(read, date.fromisoformat(str(prior.fields["as_of"])))
         return found, read[-1].position, prior.position, prior.recorded_at, True
     return found, read_up_to, position, at, False
-
-
-def _records(ledger: Ledger, resident: ResidentId) -> list[LoggedRecord]:
-    return ledger.reader.file(resident.citizen_id).records
 
 
 def _decided(rule: DecisionRule, resident: str, records: list[LoggedRecord], day: date) -> Decision:

@@ -279,14 +279,12 @@ def _instant(text: str | None) -> datetime | None:
 class Chart:
     """One policy's score over time, laid out for the SVG."""
 
-    policy: str
     steps: list[dict[str, Any]]
     bands: list[dict[str, Any]]
     today_x: float
     shown_x: float | None
     expiries: list[dict[str, Any]]
     first: date
-    last: date
 
 
 def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) -> Any:
@@ -315,7 +313,7 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
                 "policy": policy,
                 "explanation": explanation,
                 "steps": steps,
-                "chart": _chart(policy.name, policy.bands, steps, today, day, ahead),
+                "chart": _chart(policy.bands, steps, today, day, ahead),
             }
         )
     uses = [u for u in ledger.reader.file(parse_resident_id(resident).citizen_id).uses
@@ -333,9 +331,7 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
     }  # fmt: skip
 
 
-def _chart(
-    name: str, bands: Any, steps: list[Step], today: date, shown: date, ahead: list[date]
-) -> Chart:
+def _chart(bands: Any, steps: list[Step], today: date, shown: date, ahead: list[date]) -> Chart:
     first = steps[0].day
     last = max([today, shown, *ahead, steps[-1].day]) + timedelta(days=180)
     low = min(s.score for s in steps) - 40
@@ -363,5 +359,4 @@ def _chart(
             shaded.append({"band": band.band, "y": y(top), "height": round(y(bottom) - y(top), 1),
                            "even": n % 2 == 0})  # fmt: skip
     marks = [{"day": d, "x": x(d)} for d in ahead]
-    return Chart(name, laid, shaded, x(today), x(shown) if shown != today else None, marks,
-                 first, last)  # fmt: skip
+    return Chart(laid, shaded, x(today), x(shown) if shown != today else None, marks, first)
