@@ -135,6 +135,24 @@ class AppendReport:
     duplicates: list[Duplicate] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     retries: int = 0
+    # On a partitioned ledger, the partition of each line: its positions are that
+    # partition's.
+    partitions: dict[int, int] = field(default_factory=dict)
+
+    def merge(self, part: AppendReport) -> None:
+        """Take in the report of a part of the same append."""
+        self.appended += part.appended
+        self.positions.extend(part.positions)
+        self.duplicates.extend(part.duplicates)
+        self.rejected.extend(part.rejected)
+        self.retries += part.retries
+        self.partitions.update(part.partitions)
+
+    def sort(self) -> None:
+        """Every list by line, as the parts of an append come in any order."""
+        self.rejected.sort(key=lambda x: x.line)
+        self.positions.sort()
+        self.duplicates.sort(key=lambda d: d.line)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,9 +161,15 @@ class AppendReport:
             "rejected": [
                 {"line": x.line, "field": x.field, "error": x.error} for x in self.rejected
             ],
-            "positions": [{"line": ln, "position": p} for ln, p in self.positions],
-            "duplicate_of": [{"line": d.line, "position": d.position} for d in self.duplicates],
+            "positions": [self._where(ln, p) for ln, p in self.positions],
+            "duplicate_of": [self._where(d.line, d.position) for d in self.duplicates],
         }
+
+    def _where(self, line: int, position: int) -> dict[str, int]:
+        partition = self.partitions.get(line)
+        if partition is None:
+            return {"line": line, "position": position}
+        return {"line": line, "partition": partition, "position": position}
 
     def summary(self) -> str:
         return (
@@ -214,10 +238,15 @@ class Ledger(Application[uuid.UUID]):
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
         patience: float = 0.0,
+        registries: Ledger | None = None,
     ) -> None:
         """`patience`: seconds an append waits for a database that stopped answering to
-        come back, retrying its batch, before it gives up with DatabaseUnavailable."""
-        super().__init__(env={**environment(url), **(env or {})})
+        come back, retrying its batch, before it gives up with DatabaseUnavailable.
+        `registries`: the ledger whose registries of authorities and relying parties this
+        one checks against and registers in (a partition's, its catalog), else its own."""
+        # A partition's ledger is one of many in its process: a small pool each.
+        pool = PARTITION_POOL if registries is not None else {}
+        super().__init__(env={**environment(url), **pool, **(env or {})})
         self.url = url
         self.clock: Clock = clock or SystemClock()
         self.store = ledger_recorder(self.recorder)
@@ -227,6 +256,7 @@ class Ledger(Application[uuid.UUID]):
         self._registry_cache: AuthorityRegistry | None = None
         self._party_cache: PartyRegistry | None = None
         self.patience = patience
+        self._registries = registries
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -248,6 +278,10 @@ class Ledger(Application[uuid.UUID]):
         entitled_from: date | None = None,
     ) -> int:
         """Register an authority; returns the position of the registration."""
+        if self._registries is not None:
+            return self._registries.register_authority(
+                authority_id, name, may_issue, entitled_from
+            )
         return self._register(
             REGISTRY_ID, AuthorityRegistry.open,
             lambda registry, now: registry.register(
@@ -258,6 +292,8 @@ class Ledger(Application[uuid.UUID]):
         self, party_id: str, name: str, purposes: list[str], entitled_from: date | None = None
     ) -> int:
         """Register a relying party for purposes; returns the position of the registration."""
+        if self._registries is not None:
+            return self._registries.register_party(party_id, name, purposes, entitled_from)
         return self._register(
             PARTY_REGISTRY_ID, PartyRegistry.open,
             lambda registry, now: registry.register(party_id, name, purposes, entitled_from, now),
@@ -270,6 +306,8 @@ class Ledger(Application[uuid.UUID]):
 
     def parties(self) -> list[Party]:
         """Every registered relying party, in the order registered."""
+        if self._registries is not None:
+            return self._registries.parties()
         registry = self._party_cache = self._brought_up_to_date(
             PARTY_REGISTRY_ID, self._party_cache
         )
@@ -285,6 +323,8 @@ class Ledger(Application[uuid.UUID]):
     def _current_registry(self) -> AuthorityRegistry | None:
         """The registry as stored now, to read from: the cached one brought up to date
         with whatever other processes registered since, in one query."""
+        if self._registries is not None:
+            return self._registries._current_registry()
         self._registry_cache = self._brought_up_to_date(REGISTRY_ID, self._registry_cache)
         return self._registry_cache
 
@@ -606,6 +646,7 @@ class Ledger(Application[uuid.UUID]):
 
 
 T = TypeVar("T")
+PARTITION_POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
 # A use of a citizen's file as its event: the event's class and its own fields.
 Used = tuple[type[FileUsed], dict[str, Any]]
 # A registry: of the authorities or of the relying parties.
@@ -624,9 +665,13 @@ def patiently(url: str, patience: float, step: Callable[[], T]) -> T:
             outage.wait(error)
 
 
-def open_patiently(url: str, clock: Clock | None = None, patience: float = 0.0) -> Ledger:
+def open_patiently(
+    url: str, clock: Clock | None = None, patience: float = 0.0, registries: Ledger | None = None
+) -> Ledger:
     """A ledger opened once the database answers, waiting up to `patience` seconds."""
-    return patiently(url, patience, lambda: Ledger(url, clock=clock, patience=patience))
+    return patiently(
+        url, patience, lambda: Ledger(url, clock=clock, patience=patience, registries=registries)
+    )
 
 
 def _holds(citizens: Mapping[uuid.UUID, Citizen], resident_id: str, key: RecordKey) -> bool:

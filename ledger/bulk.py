@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from ledger.application import BATCH_SIZE, AppendReport, Clock, Line, open_patiently
+from ledger.application import BATCH_SIZE, AppendReport, Clock, Ledger, Line, open_patiently
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import end_with_parent
 from ledger.storage import is_in_memory, redact_text, unavailable_as_ledger_error
@@ -94,23 +94,32 @@ def shard_of(line: Line, shards: int) -> int:
 
 
 def _writer(
-    url: str, clock: Clock | None, patience: float, parent: int, inbox: Any, outbox: Connection
-) -> None:
+    url: str, clock: Clock | None, patience: float, parent: int, inbox: Any, outbox: Connection,
+    catalog: str | None,
+) -> None:  # fmt: skip
+    """A writer's loop: batches as (the URL of the ledger to append to, lines). With a
+    `catalog`, each ledger checks records against the catalog's registries."""
     end_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone decides how writers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    ledgers: dict[str, Ledger] = {}
     try:
         with unavailable_as_ledger_error(url):
-            ledger = open_patiently(url, clock, patience)
+            registries = None if catalog is None else open_patiently(catalog, clock, patience)
             try:
-                while (batch := inbox.get()) is not None:
+                while (item := inbox.get()) is not None:
+                    target, batch = item
+                    ledger = ledgers.get(target)
+                    if ledger is None:
+                        ledger = ledgers[target] = open_patiently(
+                            target, clock, patience, registries
+                        )
                     outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
-            except BaseException:
-                with suppress(Exception):
-                    ledger.close()  # the error to report is the one above
-                raise
-            ledger.close()
+            finally:
+                for opened in [*ledgers.values(), *([registries] if registries else [])]:
+                    with suppress(Exception):
+                        opened.close()  # an error to report is the one above
     except Exception as e:  # noqa: BLE001 - every failure must reach the parent
         outbox.send(("error", 0, _failure(e, url)))
         return
@@ -194,9 +203,10 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-class _Writers:
+class Writers:
     """The writer processes of one append: fed batches, watched for reports, errors
-    and deaths, and always ended with it."""
+    and deaths, and always ended with it. With a `catalog` URL, their ledgers check
+    records against the catalog's registries (a partitioned ledger's partitions)."""
 
     def __init__(
         self,
@@ -206,6 +216,7 @@ class _Writers:
         report: AppendReport,
         progress: Callable[[int], None] | None,
         patience: float = 0.0,
+        catalog: str | None = None,
     ) -> None:
         context = get_context("spawn")
         self.report = report
@@ -225,7 +236,7 @@ class _Writers:
                     receiver, sender = context.Pipe(duplex=False)
                     process = context.Process(
                         target=_writer,
-                        args=(url, clock, patience, os.getpid(), inbox, sender),
+                        args=(url, clock, patience, os.getpid(), inbox, sender, catalog),
                         daemon=True,
                     )
                     self.inboxes.append(inbox)
@@ -238,8 +249,9 @@ class _Writers:
             self.stop()
             raise
 
-    def send(self, shard: int, batch: Lines | None) -> None:
-        """Hand a batch (None: the end) to a shard's writer, taking what writers sent."""
+    def send(self, shard: int, batch: tuple[str, Lines] | None) -> None:
+        """Hand a batch (the URL to append it to, and its lines; None: the end) to a
+        shard's writer, taking what writers sent."""
         while True:
             self.take(0)
             try:
@@ -277,7 +289,7 @@ class _Writers:
             if kind == "done":
                 self.done.add(shard)
             else:
-                _merge(self.report, payload)
+                self.report.merge(payload)
                 if self.progress is not None:
                     self.progress(size)
         code = self.processes[shard].exitcode
@@ -330,7 +342,7 @@ def append_sharded(
     before the error is raised: none outlives the call.
     """
     report = AppendReport()
-    writers = _Writers(url, clock, workers, report, progress, patience)
+    writers = Writers(url, clock, workers, report, progress, patience)
     try:
         buffers: list[Lines] = [[] for _ in range(workers)]
         for number, line in lines:
@@ -338,23 +350,13 @@ def append_sharded(
             shard = shard_of(data, workers)
             buffers[shard].append((number, data))
             if len(buffers[shard]) >= batch_size:
-                writers.send(shard, buffers[shard])
+                writers.send(shard, (url, buffers[shard]))
                 buffers[shard] = []
         for shard, batch in enumerate(buffers):
             if batch:
-                writers.send(shard, batch)
+                writers.send(shard, (url, batch))
         writers.finish()
     finally:
         writers.stop()
-    report.rejected.sort(key=lambda x: x.line)
-    report.positions.sort()
-    report.duplicates.sort(key=lambda d: d.line)
+    report.sort()
     return report
-
-
-def _merge(report: AppendReport, part: AppendReport) -> None:
-    report.appended += part.appended
-    report.positions.extend(part.positions)
-    report.duplicates.extend(part.duplicates)
-    report.rejected.extend(part.rejected)
-    report.retries += part.retries

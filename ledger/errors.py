@@ -72,6 +72,12 @@ class PartyExists(LedgerError):
     field = "party"
 
 
+class PlacementError(LedgerError):
+    """A change of a partitioned ledger's shard map that the map's rules refuse."""
+
+    field = "shards"
+
+
 class ConcurrencyConflict(LedgerError):
     """Other writers kept changing the same citizens; the batch was not written."""
 

@@ -1,0 +1,172 @@
+"""A partitioned ledger as its users see it: one ledger, each citizen's records in
+the partition their id hashes to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain, islice
+from datetime import date, datetime
+from typing import Any
+
+from ledger.application import (
+    BATCH_SIZE,
+    AppendReport,
+    Clock,
+    HistoryEntry,
+    Ledger,
+    Line,
+    open_patiently,
+)
+from ledger.domain import Authority, Party
+from ledger.domain.identity import citizen_id, parse_resident_id
+from ledger.domain.shards import partition_of
+from ledger.bulk import SHARDING_THRESHOLD, WRITERS, Writers, decoded
+from ledger.garbage import fewer_collections
+from ledger.partitioned.catalog import Catalog
+
+
+class PartitionedLedger:
+    """The catalog's registries and every partition's ledger, opened as first needed."""
+
+    def __init__(
+        self, catalog: Ledger, clock: Clock | None = None, patience: float = 0.0
+    ) -> None:
+        self.catalog = catalog
+        self.clock = clock
+        self.patience = patience
+        shard_map = Catalog(catalog).shard_map()
+        self.partitions = shard_map.partitions
+        self.urls = [shard_map.partition_url(p) for p in range(self.partitions)]
+        self._open: dict[int, Ledger] = {}
+
+    @property
+    def url(self) -> str:
+        return self.catalog.url
+
+    def partition(self, number: int) -> Ledger:
+        """Partition `number`'s own ledger, checking records against the catalog."""
+        found = self._open.get(number)
+        if found is None:
+            found = self._open[number] = open_patiently(
+                self.urls[number], self.clock, self.patience, registries=self.catalog
+            )
+        return found
+
+    def partition_of_resident(self, resident_id: str) -> int:
+        """The partition of the citizen with this identity number (checked first)."""
+        return partition_of(parse_resident_id(resident_id).citizen_id, self.partitions)
+
+    def for_resident(self, resident_id: str) -> Ledger:
+        return self.partition(self.partition_of_resident(resident_id))
+
+    def close(self) -> None:
+        opened, self._open = self._open, {}
+        for ledger in opened.values():
+            ledger.close()
+        self.catalog.close()
+
+    # The catalog's registries
+
+    def register_authority(
+        self, authority_id: str, name: str, may_issue: list[str], entitled_from: date | None = None
+    ) -> int:
+        return self.catalog.register_authority(authority_id, name, may_issue, entitled_from)
+
+    def register_party(
+        self, party_id: str, name: str, purposes: list[str], entitled_from: date | None = None
+    ) -> int:
+        return self.catalog.register_party(party_id, name, purposes, entitled_from)
+
+    def authorities(self) -> list[Authority]:
+        return self.catalog.authorities()
+
+    def parties(self) -> list[Party]:
+        return self.catalog.parties()
+
+    # Records
+
+    def append_lines(
+        self,
+        lines: Iterable[tuple[int, Line]],
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> AppendReport:
+        """Append numbered NDJSON lines, each to its citizen's partition, in this process;
+        within a citizen in the order given (ledger.bulk writes partitions in parallel)."""
+        report = AppendReport()
+        buffers: dict[int, list[tuple[int, Line]]] = {}
+        with fewer_collections():
+            for number, line in lines:
+                data = decoded(line)
+                partition = partition_of_line(data, self.partitions)
+                report.partitions[number] = partition
+                buffer = buffers.setdefault(partition, [])
+                buffer.append((number, data))
+                if len(buffer) >= batch_size:
+                    self._append(partition, buffers.pop(partition), report, progress)
+            for partition, buffer in sorted(buffers.items()):
+                self._append(partition, buffer, report, progress)
+        report.sort()
+        return report
+
+    def _append(
+        self, partition: int, batch: list[tuple[int, Line]], report: AppendReport,
+        progress: Callable[[int], None] | None,
+    ) -> None:  # fmt: skip
+        report.merge(self.partition(partition).append_lines(batch, len(batch)))
+        if progress is not None:
+            progress(len(batch))
+
+    def append_feed(
+        self,
+        lines: Iterable[tuple[int, Line]],
+        progress: Callable[[int], None] | None = None,
+        writers: int = WRITERS,
+        batch_size: int = BATCH_SIZE,
+    ) -> AppendReport:
+        """Append a feed: in this process when it is short, else with `writers` processes,
+        each writing the partitions that fall to it. As with one database, when a writer
+        fails every writer is ended before the error is raised, what was acknowledged
+        stays stored, and the same feed sent again is safe."""
+        rest = iter(lines)
+        head = list(islice(rest, SHARDING_THRESHOLD))
+        if writers <= 1 or len(head) < SHARDING_THRESHOLD:
+            return self.append_lines(head, batch_size, progress)
+        workers = min(writers, self.partitions)
+        report = AppendReport()
+        started = Writers(
+            self.url, self.clock, workers, report, progress, self.patience, self.url
+        )
+        try:
+            buffers: dict[int, list[tuple[int, Line]]] = {}
+            for number, line in chain(head, rest):
+                data = decoded(line)
+                partition = partition_of_line(data, self.partitions)
+                report.partitions[number] = partition
+                buffer = buffers.setdefault(partition, [])
+                buffer.append((number, data))
+                if len(buffer) >= batch_size:
+                    started.send(partition % workers, (self.urls[partition], buffer))
+                    del buffers[partition]
+            for partition, buffer in sorted(buffers.items()):
+                started.send(partition % workers, (self.urls[partition], buffer))
+            started.finish()
+        finally:
+            started.stop()
+        report.sort()
+        return report
+
+    def append_records(self, records: Iterable[Mapping[str, Any]]) -> AppendReport:
+        return self.append_lines(enumerate(records, start=1))
+
+    def history(self, resident_id: str, known_at: datetime | None = None) -> list[HistoryEntry]:
+        return self.for_resident(resident_id).history(resident_id, known_at)
+
+
+def partition_of_line(line: Line, partitions: int) -> int:
+    """The partition of a decoded line's citizen; a line without a readable citizen
+    goes to partition 0, where it is rejected with the reason."""
+    resident = line.get("citizen") if isinstance(line, Mapping) else None
+    if not isinstance(resident, str):
+        return 0
+    return partition_of(citizen_id(resident), partitions)
