@@ -279,9 +279,7 @@ class Ledger(Application[uuid.UUID]):
     ) -> int:
         """Register an authority; returns the position of the registration."""
         if self._registries is not None:
-            return self._registries.register_authority(
-                authority_id, name, may_issue, entitled_from
-            )
+            return self._registries.register_authority(authority_id, name, may_issue, entitled_from)
         return self._register(
             REGISTRY_ID, AuthorityRegistry.open,
             lambda registry, now: registry.register(

@@ -10,7 +10,7 @@ from eventsourcing.persistence import IntegrityError
 from psycopg import sql
 
 from ledger.application import MAX_ATTEMPTS, Clock, Ledger
-from ledger.domain.shards import SHARD_MAP_ID, ShardMap, partition_schema
+from ledger.domain.shards import SHARD_MAP_ID, ShardMap
 from ledger.errors import ConcurrencyConflict, PlacementError
 from ledger.storage import connect_postgres, environment
 
@@ -95,7 +95,6 @@ class Catalog:
 def create_partition(url: str) -> None:
     """A partition's schema on its shard, and its ledger's tables in it."""
     schema = environment(url)["POSTGRES_SCHEMA"]
-    with connect_postgres(url.split("?")[0]) as conn:
+    with connect_postgres(url.split("?", maxsplit=1)[0]) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     Ledger(url).close()
-

@@ -4,8 +4,8 @@ the partition their id hashes to."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from itertools import chain, islice
 from datetime import date, datetime
+from itertools import chain, islice
 from typing import Any
 
 from ledger.application import (
@@ -17,10 +17,10 @@ from ledger.application import (
     Line,
     open_patiently,
 )
+from ledger.bulk import SHARDING_THRESHOLD, WRITERS, Writers, decoded
 from ledger.domain import Authority, Party
 from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.shards import partition_of
-from ledger.bulk import SHARDING_THRESHOLD, WRITERS, Writers, decoded
 from ledger.garbage import fewer_collections
 from ledger.partitioned.catalog import Catalog
 
@@ -28,9 +28,7 @@ from ledger.partitioned.catalog import Catalog
 class PartitionedLedger:
     """The catalog's registries and every partition's ledger, opened as first needed."""
 
-    def __init__(
-        self, catalog: Ledger, clock: Clock | None = None, patience: float = 0.0
-    ) -> None:
+    def __init__(self, catalog: Ledger, clock: Clock | None = None, patience: float = 0.0) -> None:
         self.catalog = catalog
         self.clock = clock
         self.patience = patience
@@ -134,9 +132,7 @@ class PartitionedLedger:
             return self.append_lines(head, batch_size, progress)
         workers = min(writers, self.partitions)
         report = AppendReport()
-        started = Writers(
-            self.url, self.clock, workers, report, progress, self.patience, self.url
-        )
+        started = Writers(self.url, self.clock, workers, report, progress, self.patience, self.url)
         try:
             buffers: dict[int, list[tuple[int, Line]]] = {}
             for number, line in chain(head, rest):
