@@ -8,8 +8,10 @@ the same pure fold, so both ways give the same answer for the same knowledge.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
 from ledger.application import CHINA_STANDARD_TIME, Ledger
@@ -268,4 +270,12 @@ class Scores:
         return dict(counts)
 
 
-__all__ = ["Listing", "NotProjected", "ScoreAnswer", "Scores", "UnknownCitizen"]
+def merged(lists: Iterable[list[Listing]]) -> list[Listing]:
+    """Lists of several partitions as one, in the order each one is in."""
+    return sorted(
+        chain.from_iterable(lists),
+        key=lambda x: (x.listed_on, x.citizen, x.authority, x.reference),
+    )
+
+
+__all__ = ["Listing", "NotProjected", "ScoreAnswer", "Scores", "UnknownCitizen", "merged"]

@@ -57,10 +57,14 @@ class PartitionedLedger:
     def for_resident(self, resident_id: str) -> Ledger:
         return self.partition(self.partition_of_resident(resident_id))
 
-    def close(self) -> None:
+    def close_partitions(self) -> None:
+        """Close every partition's ledger opened (the catalog's stays open)."""
         opened, self._open = self._open, {}
         for ledger in opened.values():
             ledger.close()
+
+    def close(self) -> None:
+        self.close_partitions()
         self.catalog.close()
 
     # The catalog's registries

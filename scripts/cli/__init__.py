@@ -11,6 +11,7 @@ from scripts.cli import (  # noqa: F401 - they register commands
     reading,
     records,
     service,
+    shards,
 )
 from scripts.cli.base import (
     Unusable,

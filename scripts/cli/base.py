@@ -12,6 +12,7 @@ import click
 
 from ledger.application import Clock, Ledger, open_patiently
 from ledger.errors import LedgerError
+from ledger.partitioned import PartitionedLedger, is_partitioned
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
 from projections.queries import Scores
@@ -68,6 +69,41 @@ def refusals_as_exits(url: str) -> Iterator[None]:
         raise exit_for(e, url) from None
     except DATABASE as e:
         raise Unusable(f"db: {redact_text(str(e), url)}") from None
+
+
+@contextmanager
+def open_routed(url: str, patience: float = 0.0) -> Iterator[Ledger | PartitionedLedger]:
+    """The ledger at `url`, or, when it is a partitioned ledger's catalog, the whole
+    partitioned ledger, as `open_ledger` opens it."""
+    with open_ledger(url, patience) as app:
+        if not is_partitioned(app):
+            yield app
+            return
+        routed = PartitionedLedger(app, app.clock, patience)
+        try:
+            yield routed
+        finally:
+            routed.close_partitions()
+
+
+@contextmanager
+def open_citizen_scores(url: str, citizen: str) -> Iterator[Scores]:
+    """As `open_scores`, on a partitioned ledger those of the citizen's partition."""
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            app = routed
+        else:
+            app = answer_or_exit(lambda: routed.for_resident(citizen))
+        with open_views(app.url) as store:
+            yield Scores(app, store)
+
+
+def each_partition(routed: PartitionedLedger) -> Iterator[tuple[int, Scores]]:
+    """Every partition of a partitioned ledger in order, with its ledger and views."""
+    for number in range(routed.partitions):
+        app = routed.partition(number)
+        with open_views(app.url) as store:
+            yield number, Scores(app, store)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.transparency.audit import Log, verify_log
 from ledger.transparency.audit import checkpoint as sign_checkpoint
@@ -29,6 +30,7 @@ from scripts.cli.base import (
     emit_json,
     main,
     open_ledger,
+    open_routed,
     open_scores,
     reading_options,
 )
@@ -149,18 +151,24 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
     verifier = (
         answer_or_exit(lambda: load_verifier(pub)) if (public_key or Path(pub).is_file()) else None
     )
-    with open_ledger(url) as app:
-        size = Log(app).size()
-        kept = len(Log(app).store.checkpoints())
-        damage = verify_log(app, verifier)
-    if damage is None:
-        plural = "" if kept == 1 else "s"
-        checked = f" and {kept} signed checkpoint{plural}" if verifier else " (no public key: "
-        checked += "" if verifier else "checkpoints not checked)"
-        click.echo(f"verified {size} events: every leaf and node matches{checked}")
-        return
-    click.echo(f"damage at {damage}", err=True)
-    sys.exit(EXIT_REJECTED)
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            logs = [("", routed)]
+        else:
+            logs = [("the catalog: ", routed.catalog)] + [
+                (f"partition {n}: ", routed.partition(n)) for n in range(routed.partitions)
+            ]
+        for name, app in logs:
+            size = Log(app).size()
+            kept = len(Log(app).store.checkpoints())
+            damage = verify_log(app, verifier)
+            if damage is not None:
+                click.echo(f"{name}damage at {damage}", err=True)
+                sys.exit(EXIT_REJECTED)
+            plural = "" if kept == 1 else "s"
+            checked = f" and {kept} signed checkpoint{plural}" if verifier else " (no public key: "
+            checked += "" if verifier else "checkpoints not checked)"
+            click.echo(f"{name}verified {size} events: every leaf and node matches{checked}")
 
 
 @main.command()

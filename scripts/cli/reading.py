@@ -21,18 +21,23 @@ from projections import policy as policies
 from projections.explanation import Explanation
 from projections.lock import acquire, projector_lock
 from projections.policy import Policy
-from projections.queries import ScoreAnswer
+from projections.queries import ScoreAnswer, Scores, merged
 from projections.runner import Projector, catch_up, tracking_name
 from projections.store import PositionConflict, ViewStore
 from scripts.cli.base import (
+    Unusable,
     answer_or_exit,
     as_of_option,
     db_option,
+    each_partition,
     emit_json,
     exit_for,
     injected_clock,
     main,
+    open_citizen_scores,
+    open_routed,
     open_scores,
+    open_views,
     policy_option,
     reading_options,
 )
@@ -49,7 +54,7 @@ def score(
     as_json: bool, url: str,
 ) -> None:  # fmt: skip
     """A citizen's score and band under a policy on a day."""
-    with open_scores(url) as scores:
+    with open_citizen_scores(url, citizen) as scores:
         answer = answer_or_exit(lambda: scores.score(citizen, policy, as_of, known_at))
     if as_json:
         emit_json(answer.to_json())
@@ -77,7 +82,7 @@ def explain(
     as_json: bool, url: str,
 ) -> None:  # fmt: skip
     """Why the score is what it is: ranked reasons and every counting contribution."""
-    with open_scores(url) as scores:
+    with open_citizen_scores(url, citizen) as scores:
         answer, explanation = answer_or_exit(
             lambda: scores.explain(citizen, policy, as_of, known_at)
         )
@@ -124,9 +129,17 @@ def list_group() -> None:
 @db_option
 def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url: str) -> None:
     """Citizens with an open, counting judgment default on the day (the defaulter list)."""
-    with open_scores(url) as scores:
-        listed = answer_or_exit(lambda: scores.enforcement(as_of, policy))
-        day = as_of or scores.ledger.today()
+    # Inside open_routed, a refusal ends the command as the error map says.
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            day = as_of or routed.today()
+            with open_views(url) as store:
+                listed = Scores(routed, store).enforcement(day, policy)
+        else:
+            day = as_of or routed.catalog.today()
+            listed = merged(
+                [scores.enforcement(day, policy) for _, scores in each_partition(routed)]
+            )
     if as_json:
         emit_json([item.to_json() for item in listed])
         return
@@ -172,12 +185,10 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
     console = Console(stderr=True)
     try:
         if follow:
+            _refuse_partitioned(url)
             positions = _follow(url, interval)
         else:
-            with open_scores(url) as scores:
-                chosen = scores.all_policies()
-                project_views(scores.ledger, scores.store, chosen, console, wait)
-                positions = {p.name: scores.store.position(tracking_name(p)) for p in chosen}
+            positions = _project_once(url, console, wait)
     except KeyboardInterrupt:
         sys.exit(130)
     finally:
@@ -185,6 +196,40 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
             signal.signal(sig, handler)
     for name, position in positions.items():
         click.echo(f"{name}: position {position}")
+
+
+def _project_once(url: str, console: Console, wait: float) -> dict[str, int]:
+    """Bring every policy's projection up to the end of the log, or of every
+    partition's log; the positions reached, by projection."""
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            with open_views(url) as store:
+                return _projected(Scores(routed, store), console, wait)
+        positions = {}
+        for number, scores in each_partition(routed):
+            positions.update(_projected(scores, console, wait, f"partition {number} "))
+        return positions
+
+
+def _projected(scores: Scores, console: Console, wait: float, prefix: str = "") -> dict[str, int]:
+    chosen = scores.all_policies()
+    project_views(scores.ledger, scores.store, chosen, console, wait)
+    return {prefix + p.name: scores.store.position(tracking_name(p)) for p in chosen}
+
+
+def _refuse_partitioned(url: str) -> None:
+    """A follower follows one log: refused on a partitioned ledger's catalog. A
+    database that does not answer yet is the follower's to wait for."""
+    try:
+        with open_routed(url) as routed:
+            partitioned = not isinstance(routed, Ledger)
+    except Unusable:
+        return
+    if partitioned:
+        raise Unusable(
+            "--follow does not run on a partitioned ledger yet; run `ledger project` "
+            "without it as often as the views should be fresh"
+        )
 
 
 def _follow(url: str, interval: float) -> dict[str, int]:

@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from ledger.application import AppendReport, Clock
+from ledger.application import AppendReport, Clock, Ledger
 from ledger.bulk import Interrupted, append_feed, interruptible
 from ledger.errors import AuthorityExists, LedgerError
+from ledger.partitioned import PartitionedLedger
 from ledger.storage import redact_text
 from projections.policy import Policy
 from projections.queries import Scores
@@ -33,6 +34,7 @@ from scripts.cli.base import (
     injected_clock,
     main,
     open_ledger,
+    open_routed,
     open_views,
     parse_date,
     parse_timestamp,
@@ -130,19 +132,22 @@ def append(source: str, as_json: bool, patience: float, url: str) -> None:
         except OSError as e:
             raise Unusable(f"{source}: {e.strerror}") from None
         size = path.stat().st_size
-    with stream:
-        with open_ledger(url, patience):
-            pass  # fails early, with exit 2, when the database cannot be used
-        report = _append_with_progress(url, stream, size, patience)
+    # Opened first, so a database that cannot be used fails early, with exit 2.
+    with stream, open_routed(url, patience) as routed:
+        partitioned = None if isinstance(routed, Ledger) else routed
+        report = _append_with_progress(url, stream, size, patience, partitioned)
     _print_report(report, as_json)
     if report.rejected:
         sys.exit(EXIT_REJECTED)
 
 
-def _append_with_progress(url: str, stream: IO[bytes], size: int, patience: float) -> AppendReport:
+def _append_with_progress(
+    url: str, stream: IO[bytes], size: int, patience: float,
+    partitioned: PartitionedLedger | None = None,
+) -> AppendReport:  # fmt: skip
     clock = injected_clock()
     if not (sys.stderr.isatty() and size > 1_000_000):
-        return _feed(url, _numbered_lines(stream), clock, patience)
+        return _feed(url, _numbered_lines(stream), clock, patience, partitioned=partitioned)
     with Progress(
         *Progress.get_default_columns(), console=Console(stderr=True), transient=True
     ) as progress:
@@ -153,7 +158,7 @@ def _append_with_progress(url: str, stream: IO[bytes], size: int, patience: floa
                 progress.advance(task, len(line))
                 yield number, line
 
-        return _feed(url, lines(), clock, patience)
+        return _feed(url, lines(), clock, patience, partitioned=partitioned)
 
 
 def _feed(
@@ -162,9 +167,12 @@ def _feed(
     clock: Clock | None,
     patience: float,
     progress: Callable[[int], None] | None = None,
+    partitioned: PartitionedLedger | None = None,
 ) -> AppendReport:
     try:
         with interruptible():
+            if partitioned is not None:
+                return partitioned.append_feed(lines, progress)
             return append_feed(url, lines, clock=clock, progress=progress, patience=patience)
     except KeyboardInterrupt as e:
         stopped = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
@@ -196,7 +204,7 @@ def _print_report(report: AppendReport, as_json: bool) -> None:
 @db_option
 def history(citizen: str, known_at: datetime | None, as_json: bool, url: str) -> None:
     """The citizen's records in the order the ledger received them."""
-    with open_ledger(url) as app:
+    with open_routed(url) as app:
         entries = app.history(citizen, known_at)
     if as_json:
         emit_json([e.to_json() for e in entries])
