@@ -1,0 +1,237 @@
+"""A ledger partitioned over three shards (three databases on the test server) answers
+as one database does: the same feed gives the same scores, lists and explanations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger.application import FixedClock, Ledger
+from ledger.domain.identity import citizen_id
+from ledger.domain.shards import partition_of
+from ledger.partitioned import Catalog, PartitionedLedger
+from projections.queries import Scores
+from projections.store import ViewStore
+from scripts.cli import main
+from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
+
+pytestmark = pytest.mark.postgres
+
+PARTITIONS = 16
+# Enough lines that the feed is written by writer processes, not in this one.
+CITIZENS = 600
+DAYS = (date(2019, 6, 30), date(2023, 1, 1), DEMO_UNTIL)
+
+
+def _database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}", query=""))
+
+
+@pytest.fixture
+def shards(postgres_url: str) -> Iterator[list[tuple[str, str]]]:
+    """Three empty databases on the test server, as (name, URL) shards."""
+    stem = "shard_" + uuid.uuid4().hex[:10]
+    names = [f"{stem}_{suffix}" for suffix in "abc"]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield [(suffix, _database(postgres_url, name)) for suffix, name in zip("abc", names)]
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def single_url(postgres_url: str) -> Iterator[str]:
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{postgres_url}?schema={schema}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def cli() -> Any:
+    """`ledger ARGS...` in-process, with a clock after the demo's last day."""
+    clock = FixedClock(datetime(2026, 7, 1, tzinfo=UTC), timedelta(milliseconds=1))
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), obj={"clock": clock})
+
+    return run
+
+
+def _ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _registered(cli: Any, url: str) -> None:
+    for spec in DEMO_AUTHORITIES:
+        args = ["authority", "add", spec.authority_id, "--name", spec.name, "--db", url]
+        for entitlement in spec.may_issue:
+            args += ["--may-issue", entitlement]
+        _ok(cli(*args))
+
+
+def test_a_partitioned_ledger_answers_as_one_database(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, single_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    catalog = postgres_schema_url
+    args = ["shards", "init", "--partitions", str(PARTITIONS), "--db", catalog]
+    for name, url in shards:
+        args += ["--shard", f"{name}={url}"]
+    _ok(cli(*args))
+    listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
+    assert listed["partitions"] == PARTITIONS
+    assert sorted(p for shard in listed["shards"] for p in shard["partitions"]) == list(
+        range(PARTITIONS)
+    )
+
+    records = Population(CITIZENS, 3, DEMO_UNTIL).records()
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    residents = sorted({r["citizen"] for r in records})
+    for url in (single_url, catalog):
+        _registered(cli, url)
+        report = json.loads(_ok(cli("append", str(feed), "--json", "--db", url)).output)
+        assert report["appended"] == len(records), report["rejected"][:3]
+        _ok(cli("project", "--db", url))
+
+    # Each line went to its citizen's partition, and there it is.
+    report = json.loads(_ok(cli("append", str(feed), "--json", "--db", catalog)).output)
+    assert report["appended"] == 0 and report["duplicates"] == len(records)
+    for line, found in zip(records, report["duplicate_of"], strict=True):
+        assert found["partition"] == partition_of(citizen_id(line["citizen"]), PARTITIONS)
+
+    single = Ledger(single_url)
+    partitioned = PartitionedLedger(Ledger(catalog))
+    stores: list[ViewStore] = []
+    try:
+        one = Scores(single, ViewStore(single_url))
+        stores.append(one.store)
+        parts = []
+        for number in range(PARTITIONS):
+            part = partitioned.partition(number)
+            parts.append(Scores(part, ViewStore(part.url)))
+            stores.append(parts[-1].store)
+        hosted = dict.fromkeys(range(PARTITIONS), 0)
+        for resident in residents:
+            number = partitioned.partition_of_resident(resident)
+            hosted[number] += 1
+            theirs = parts[number]
+            assert [e.record for e in partitioned.history(resident)] == [
+                e.record for e in single.history(resident)
+            ]
+            for policy in one.all_policies():
+                for day in DAYS:
+                    expected = one.score(resident, policy.name, day)
+                    found = theirs.score(resident, policy.name, day)
+                    assert (found.score, found.band) == (expected.score, expected.band), (
+                        resident, policy.name, day,
+                    )  # fmt: skip
+            _, expected_why = one.explain(resident, as_of=DAYS[1])
+            _, found_why = theirs.explain(resident, as_of=DAYS[1])
+            assert found_why.to_json() == expected_why.to_json()
+        # Every partition holds some of the citizens.
+        assert min(hosted.values()) > 0
+    finally:
+        for store in stores:
+            store.close()
+        single.close()
+        partitioned.close()
+
+    for day in DAYS:
+        lists = [
+            json.loads(_ok(cli("list", "enforcement", "--json", "--as-of", day.isoformat(),
+                               "--db", url)).output)
+            for url in (single_url, catalog)
+        ]  # fmt: skip
+        assert lists[0] == lists[1]
+    assert any(lists[0]), "the feed should put someone on the list"
+
+    verified = _ok(cli("verify", "--db", catalog)).output.splitlines()
+    assert len(verified) == PARTITIONS + 1
+    assert all("every leaf and node matches" in line for line in verified)
+
+
+def test_a_record_of_an_unregistered_authority_is_refused_in_every_partition(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    catalog = postgres_schema_url
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
+            "--db", catalog))  # fmt: skip
+    records = Population(40, 5, DEMO_UNTIL).records()
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # The authorities are registered in the catalog only after the first append.
+    result = cli("append", str(feed), "--json", "--db", catalog)
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["appended"] == 0
+    assert {x["field"] for x in report["rejected"]} == {"authority"}
+    _registered(cli, catalog)
+    report = json.loads(_ok(cli("append", str(feed), "--json", "--db", catalog)).output)
+    assert report["appended"] == len(records)
+
+
+def test_the_shard_map_refuses_what_it_cannot_keep(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str
+) -> None:
+    catalog = postgres_schema_url
+    (name, url), (_, other) = shards[0], shards[1]
+    secret = url.replace("postgres@", "postgres:hunter2@")
+    result = cli("shards", "init", "--partitions", "4", "--shard", f"a={secret}", "--db", catalog)
+    assert result.exit_code != 0
+    assert "must not hold a password" in result.output and "hunter2" not in result.output
+    result = cli("shards", "list", "--db", catalog)
+    assert result.exit_code != 0 and "holds no shard map" in result.output
+
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog))
+    again = cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog)
+    assert again.exit_code != 0 and "already has a shard map" in again.output
+    same = cli("shards", "add", name, other, "--db", catalog)
+    assert same.exit_code != 0 and f"shard {name!r} is already in the map" in same.output
+    _ok(cli("shards", "add", "b", other, "--db", catalog))
+    listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
+    assert [(s["name"], s["partitions"]) for s in listed["shards"]] == [
+        (name, [0, 1, 2, 3]), ("b", []),
+    ]  # fmt: skip
+    app = Ledger(catalog)
+    try:
+        assert Catalog(app).shard_map().partitions == 4
+    finally:
+        app.close()
+
+
+def test_a_partition_is_a_hash_of_the_citizen_not_a_range_of_the_id() -> None:
+    """Stable for ever, even, and independent of the id ranges that share a partition's
+    rebuild between processes: each partition has citizens in both halves of the ids."""
+    ids = [uuid.uuid5(uuid.NAMESPACE_OID, str(n)) for n in range(4000)]
+    counts = [0] * 16
+    halves: dict[int, set[bool]] = {}
+    for cid in ids:
+        part = partition_of(cid, 16)
+        counts[part] += 1
+        halves.setdefault(part, set()).add(cid.int >= 1 << 127)
+    assert min(counts) > 4000 / 16 * 0.7 and max(counts) < 4000 / 16 * 1.3
+    assert all(both == {True, False} for both in halves.values())
+    # Pinned: a citizen's partition never changes between versions.
+    assert partition_of(citizen_id("110101199003078515"), 64) == 20
+    assert partition_of(citizen_id("110101199003078515"), 16) == 4
