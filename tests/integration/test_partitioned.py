@@ -45,7 +45,10 @@ def shards(postgres_url: str) -> Iterator[list[tuple[str, str]]]:
         for name in names:
             conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield [(suffix, _database(postgres_url, name)) for suffix, name in zip("abc", names)]
+        yield [
+            (suffix, _database(postgres_url, name))
+            for suffix, name in zip("abc", names, strict=True)
+        ]
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             for name in names:
@@ -116,7 +119,8 @@ def test_a_partitioned_ledger_answers_as_one_database(
 
     # Each line went to its citizen's partition, and there it is.
     report = json.loads(_ok(cli("append", str(feed), "--json", "--db", catalog)).output)
-    assert report["appended"] == 0 and report["duplicates"] == len(records)
+    assert report["appended"] == 0
+    assert report["duplicates"] == len(records)
     for line, found in zip(records, report["duplicate_of"], strict=True):
         assert found["partition"] == partition_of(citizen_id(line["citizen"]), PARTITIONS)
 
@@ -199,15 +203,19 @@ def test_the_shard_map_refuses_what_it_cannot_keep(
     secret = url.replace("postgres@", "postgres:hunter2@")
     result = cli("shards", "init", "--partitions", "4", "--shard", f"a={secret}", "--db", catalog)
     assert result.exit_code != 0
-    assert "must not hold a password" in result.output and "hunter2" not in result.output
+    assert "must not hold a password" in result.output
+    assert "hunter2" not in result.output
     result = cli("shards", "list", "--db", catalog)
-    assert result.exit_code != 0 and "holds no shard map" in result.output
+    assert result.exit_code != 0
+    assert "holds no shard map" in result.output
 
     _ok(cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog))
     again = cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog)
-    assert again.exit_code != 0 and "already has a shard map" in again.output
+    assert again.exit_code != 0
+    assert "already has a shard map" in again.output
     same = cli("shards", "add", name, other, "--db", catalog)
-    assert same.exit_code != 0 and f"shard {name!r} is already in the map" in same.output
+    assert same.exit_code != 0
+    assert f"shard {name!r} is already in the map" in same.output
     _ok(cli("shards", "add", "b", other, "--db", catalog))
     listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
     assert [(s["name"], s["partitions"]) for s in listed["shards"]] == [
@@ -230,7 +238,8 @@ def test_a_partition_is_a_hash_of_the_citizen_not_a_range_of_the_id() -> None:
         part = partition_of(cid, 16)
         counts[part] += 1
         halves.setdefault(part, set()).add(cid.int >= 1 << 127)
-    assert min(counts) > 4000 / 16 * 0.7 and max(counts) < 4000 / 16 * 1.3
+    assert min(counts) > 4000 / 16 * 0.7
+    assert max(counts) < 4000 / 16 * 1.3
     assert all(both == {True, False} for both in halves.values())
     # Pinned: a citizen's partition never changes between versions.
     assert partition_of(citizen_id("110101199003078515"), 64) == 20
