@@ -1,6 +1,7 @@
 """Benchmarks, each a ratio against a baseline measured in the same run.
 
     python scripts/bench.py [--citizens N] [--postgres URL] [--skip-demo] [--read-side]
+                            [--no-partitioned]
 
 - bulk ingest: `ledger append` of a generated NDJSON file into PostgreSQL, against
   the plain-psycopg ceiling (executemany of rows of the same size, 1000 rows per
@@ -17,7 +18,9 @@
   without it): score reads (16 connections) and single appends (32), each against a
   bare Flask route served by the same server, and where a request's CPU time goes;
   one NDJSON request of 100,000 records against `ledger append` of the same file;
-- `ledger demo --citizens 10000` on SQLite, against its one-minute budget.
+- `ledger demo --citizens 10000` on SQLite, against its one-minute budget;
+- `ledger append` of the same feed into a ledger of 16 partitions on three shards
+  (three databases on the same server), against one database.
 """
 
 from __future__ import annotations
@@ -90,6 +93,38 @@ def ledger_append(url: str, path: Path) -> tuple[float, dict[str, object]]:
         raise click.ClickException(f"ledger append failed: {done.stderr.decode()[-2000:]}")
     report: dict[str, object] = json.loads(done.stdout)
     return elapsed, report
+
+
+@contextmanager
+def shards(url: str, count: int = 3) -> Iterator[list[str]]:
+    """`count` empty databases on the server at `url`, as shard URLs."""
+    stem = "bench_shard_" + uuid.uuid4().hex[:8]
+    names = [f"{stem}_{n}" for n in range(count)]
+    base = url.rsplit("/", 1)[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield [f"{base}/{name}" for name in names]
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def partitioned_append(postgres: str, path: Path, partitions: int = 16) -> tuple[float, int]:
+    """`ledger append` of the feed into a ledger of `partitions` partitions on three
+    shards (three databases on the same server): (seconds, records appended)."""
+    with schema(postgres) as name, shards(postgres) as urls:
+        catalog = f"{postgres}?schema={name}"
+        subprocess.run(
+            [LEDGER, "shards", "init", "--partitions", str(partitions), "--db", catalog,
+             *(f"--shard=s{n}={url}" for n, url in enumerate(urls))],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        register(catalog)
+        seconds, report = ledger_append(catalog, path)
+        return seconds, int(str(report["appended"]))
 
 
 def plain_ceiling(url: str, name: str) -> tuple[float, int, float]:
@@ -675,7 +710,9 @@ def read_side_rows(
 @click.option("--skip-demo", is_flag=True, help="Leave out the 10,000-citizen demo run.")
 @click.option("--read-side", is_flag=True,
               help="Only ingest, rebuild, catch-up and in-process score reads.")  # fmt: skip
-def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool) -> None:
+@click.option("--partitioned/--no-partitioned", default=True, show_default=True,
+              help="Also ingest into a partitioned ledger on three databases.")  # fmt: skip
+def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool, partitioned: bool) -> None:
     """Run the benchmarks and print their table."""
     console = Console()
     records = Population(citizens, 1, DEMO_UNTIL).records()
@@ -690,6 +727,7 @@ def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool) -> None
             register(url)
             ingest, report = ledger_append(url, feed)
             ceiling, rows, row_size = plain_ceiling(postgres, name)
+            routed, routed_count = partitioned_append(postgres, feed) if partitioned else (0, 0)
             projected, events, scan, half_peak, full_peak, caught = rebuild(postgres, name)
             read_rate, p50, p99 = reads(postgres, name)
             if not read_side:
@@ -715,6 +753,13 @@ def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool) -> None
         f"plain psycopg executemany: {ceiling_rate:,.0f} rows/s ({row_size:.0f} B/row)",
         f"{ingest_rate / ceiling_rate:.2f} (target 0.50)",
     )
+    if partitioned:
+        routed_rate = routed_count / routed
+        table.add_row(
+            "ledger append into 16 partitions on 3 shards (3 databases, this server)",
+            f"{routed_rate:,.0f} records/s", f"one database: {ingest_rate:,.0f} records/s",
+            f"{routed_rate / ingest_rate:.2f} (target 0.90: routing costs under 10%)",
+        )  # fmt: skip
     scan_rate = events / scan
     read_side_rows(table, events / projected, scan_rate, (half_peak, full_peak), caught,
                    (read_rate, p50, p99))  # fmt: skip
