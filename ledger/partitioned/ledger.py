@@ -3,7 +3,7 @@ the partition their id hashes to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from itertools import chain, islice
 from typing import Any
@@ -93,31 +93,16 @@ class PartitionedLedger:
         batch_size: int = BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
     ) -> AppendReport:
-        """Append numbered NDJSON lines, each to its citizen's partition, in this process;
-        within a citizen in the order given (ledger.bulk writes partitions in parallel)."""
+        """Append numbered NDJSON lines, each to its citizen's partition, in this
+        process; within a citizen in the order given."""
         report = AppendReport()
-        buffers: dict[int, list[tuple[int, Line]]] = {}
         with fewer_collections():
-            for number, line in lines:
-                data = decoded(line)
-                partition = partition_of_line(data, self.partitions)
-                report.partitions[number] = partition
-                buffer = buffers.setdefault(partition, [])
-                buffer.append((number, data))
-                if len(buffer) >= batch_size:
-                    self._append(partition, buffers.pop(partition), report, progress)
-            for partition, buffer in sorted(buffers.items()):
-                self._append(partition, buffer, report, progress)
+            for partition, batch in self._batches(lines, report, batch_size):
+                report.merge(self.partition(partition).append_lines(batch, len(batch)))
+                if progress is not None:
+                    progress(len(batch))
         report.sort()
         return report
-
-    def _append(
-        self, partition: int, batch: list[tuple[int, Line]], report: AppendReport,
-        progress: Callable[[int], None] | None,
-    ) -> None:  # fmt: skip
-        report.merge(self.partition(partition).append_lines(batch, len(batch)))
-        if progress is not None:
-            progress(len(batch))
 
     def append_feed(
         self,
@@ -138,23 +123,29 @@ class PartitionedLedger:
         report = AppendReport()
         started = Writers(self.url, self.clock, workers, report, progress, self.patience, self.url)
         try:
-            buffers: dict[int, list[tuple[int, Line]]] = {}
-            for number, line in chain(head, rest):
-                data = decoded(line)
-                partition = partition_of_line(data, self.partitions)
-                report.partitions[number] = partition
-                buffer = buffers.setdefault(partition, [])
-                buffer.append((number, data))
-                if len(buffer) >= batch_size:
-                    started.send(partition % workers, (self.urls[partition], buffer))
-                    del buffers[partition]
-            for partition, buffer in sorted(buffers.items()):
-                started.send(partition % workers, (self.urls[partition], buffer))
+            for partition, batch in self._batches(chain(head, rest), report, batch_size):
+                started.send(partition % workers, (self.urls[partition], batch))
             started.finish()
         finally:
             started.stop()
         report.sort()
         return report
+
+    def _batches(
+        self, lines: Iterable[tuple[int, Line]], report: AppendReport, batch_size: int
+    ) -> Iterator[tuple[int, list[tuple[int, Line]]]]:
+        """The lines, each decoded once, in batches of one partition's (noted in the
+        report line by line), each batch as soon as it is full, then the rest."""
+        buffers: dict[int, list[tuple[int, Line]]] = {}
+        for number, line in lines:
+            data = decoded(line)
+            partition = partition_of_line(data, self.partitions)
+            report.partitions[number] = partition
+            buffer = buffers.setdefault(partition, [])
+            buffer.append((number, data))
+            if len(buffer) >= batch_size:
+                yield partition, buffers.pop(partition)
+        yield from sorted(buffers.items())
 
     def append_records(self, records: Iterable[Mapping[str, Any]]) -> AppendReport:
         return self.append_lines(enumerate(records, start=1))
