@@ -133,3 +133,33 @@ class ShardMap(Aggregate):
             raise PlacementError(f"partition {partition} is on no shard yet")
         url = self.shards[self.placement[partition]]
         return f"{url}{'&' if '?' in url else '?'}schema={partition_schema(partition)}"
+
+
+TOP_CHECKPOINTS_ID = uuid.uuid5(NAMESPACE, "top-checkpoints")
+
+
+class TopCheckpoints(Aggregate):
+    """Every signed checkpoint of a partitioned ledger's logs: the note signing the root
+    of a tree whose leaves are the checkpoint bodies of the catalog's log and of each
+    partition's, in order, kept with those bodies."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class Signed(Aggregate.Event):
+        note: str
+        leaves: list[str]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, TopCheckpoints)
+            aggregate.signed.append((self.note, tuple(self.leaves)))
+
+    def __init__(self) -> None:
+        self.signed: list[tuple[str, tuple[str, ...]]] = []
+
+    @classmethod
+    def open(cls, at: datetime) -> TopCheckpoints:
+        return cls._create(cls.Opened, id=TOP_CHECKPOINTS_ID, timestamp=at)
+
+    def keep(self, note: str, leaves: list[str], at: datetime) -> None:
+        self.trigger_event(self.Signed, timestamp=at, note=note, leaves=list(leaves))

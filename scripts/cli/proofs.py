@@ -13,6 +13,12 @@ from rich.table import Table
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError
+from ledger.partitioned.checkpoints import (
+    check_top_checkpoints,
+    sign_top,
+    top_checkpoints,
+)
+from ledger.partitioned.checkpoints import prove_inclusion as prove_partitioned
 from ledger.transparency.audit import Log, verify_log
 from ledger.transparency.audit import checkpoint as sign_checkpoint
 from ledger.transparency.checkpoint import (
@@ -46,12 +52,38 @@ def prove() -> None:
 @prove.command("inclusion")
 @click.argument("position", type=click.IntRange(1))
 @click.option("--size", type=click.IntRange(1), help="The tree size [default: the current one].")
+@click.option("--partition", type=click.IntRange(0),
+              help="On a partitioned ledger: the partition of POSITION; the proof then goes "
+                   "up to the latest top checkpoint.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON object; hashes in hex.")
 @db_option
-def prove_inclusion(position: int, size: int | None, as_json: bool, url: str) -> None:
+def prove_inclusion(
+    position: int, size: int | None, partition: int | None, as_json: bool, url: str
+) -> None:
     """Prove the event at POSITION is in the log of the given size."""
-    with open_ledger(url) as app:
-        proof = answer_or_exit(lambda: Log(app).inclusion(position, size))
+    with open_routed(url) as routed:
+        if not isinstance(routed, Ledger):
+            if partition is None or size is not None:
+                raise click.UsageError(
+                    "on a partitioned ledger give --partition, and no --size: the proof "
+                    "is up to the latest top checkpoint"
+                )
+            found = prove_partitioned(routed, partition, position)
+            if as_json:
+                emit_json(found.to_json())
+                return
+            inclusion = found.inclusion
+            click.echo(
+                f"position {position} of partition {partition} is leaf "
+                f"{inclusion.index} of {inclusion.size}, root {inclusion.root.hex()}"
+            )
+            click.echo(f"partition {partition}'s checkpoint is leaf {partition + 1} of "
+                       f"{len(found.top.leaves)} in the top checkpoint:")  # fmt: skip
+            click.echo(found.top.note, nl=False)
+            return
+        if partition is not None:
+            raise click.UsageError("--partition is for a partitioned ledger")
+        proof = Log(routed).inclusion(position, size)
     if as_json:
         emit_json(proof.to_json())
         return
@@ -113,8 +145,11 @@ def checkpoint(ctx: click.Context, key: str | None, url: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     private, verifier = answer_or_exit(lambda: load_signer(key_path(key)))
-    with open_ledger(url) as app:
-        note = sign_checkpoint(app, private, verifier)
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            note = sign_checkpoint(routed, private, verifier)
+        else:
+            note = sign_top(routed, private, verifier)
     click.echo(note, nl=False)
 
 
@@ -122,9 +157,16 @@ def checkpoint(ctx: click.Context, key: str | None, url: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 @db_option
 def checkpoint_list(as_json: bool, url: str) -> None:
-    """The checkpoints kept, oldest first."""
-    with open_ledger(url) as app:
-        kept = Log(app).store.checkpoints()
+    """The checkpoints kept, oldest first (of a partitioned ledger, the top ones)."""
+    with open_routed(url) as routed:
+        if not isinstance(routed, Ledger):
+            tops = top_checkpoints(routed)
+            if as_json:
+                emit_json([{"note": top.note, "leaves": list(top.leaves)} for top in tops])
+            for top in [] if as_json else tops:
+                click.echo(top.note)
+            return
+        kept = Log(routed).store.checkpoints()
     if as_json:
         emit_json([{"size": size, "created_at": at, "note": note} for size, note, at in kept])
         return
@@ -169,6 +211,14 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
             checked = f" and {kept} signed checkpoint{plural}" if verifier else " (no public key: "
             checked += "" if verifier else "checkpoints not checked)"
             click.echo(f"{name}verified {size} events: every leaf and node matches{checked}")
+        if not isinstance(routed, Ledger):
+            damage = check_top_checkpoints(routed, verifier)
+            if damage is not None:
+                click.echo(f"damage at {damage}", err=True)
+                sys.exit(EXIT_REJECTED)
+            tops = len(top_checkpoints(routed))
+            signed = "signed and " if verifier else ""
+            click.echo(f"{tops} top checkpoint(s): each {signed}matching every log's tree")
 
 
 @main.command()

@@ -3,6 +3,7 @@ as one database does: the same feed gives the same scores, lists and explanation
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -19,10 +20,14 @@ from ledger.application import FixedClock, Ledger
 from ledger.domain.identity import citizen_id
 from ledger.domain.shards import partition_of
 from ledger.partitioned import Catalog, PartitionedLedger
+from ledger.partitioned.checkpoints import prove_inclusion, verify_inclusion
+from ledger.transparency.checkpoint import load_verifier, open_note
+from ledger.transparency.merkle import ProofError
 from projections.queries import Scores
 from projections.store import ViewStore
 from scripts.cli import main
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
+from tests.behind import behind_the_back
 
 pytestmark = pytest.mark.postgres
 
@@ -244,3 +249,62 @@ def test_a_partition_is_a_hash_of_the_citizen_not_a_range_of_the_id() -> None:
     # Pinned: a citizen's partition never changes between versions.
     assert partition_of(citizen_id("110101199003078515"), 64) == 20
     assert partition_of(citizen_id("110101199003078515"), 16) == 4
+
+
+def test_one_signature_covers_every_partition(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
+    _ok(cli("keys", "init", "--key", key, "--origin", "ledger.test/log"))
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
+            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _registered(cli, catalog)
+    records = Population(60, 7, DEMO_UNTIL).records()
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = json.loads(_ok(cli("append", str(feed), "--json", "--db", catalog)).output)
+    note = _ok(cli("checkpoint", "--key", key, "--db", catalog)).output
+    tops = json.loads(_ok(cli("checkpoint", "list", "--json", "--db", catalog)).output)
+    assert [top["note"] for top in tops] == [note]
+    assert [leaf.split("\n")[0] for leaf in tops[0]["leaves"]] == [
+        "ledger.test/log/catalog",
+        *(f"ledger.test/log/partition/{k}" for k in range(4)),
+    ]
+    verifier = load_verifier(key + ".pub")
+    assert open_note(note, verifier).size == 5
+
+    # Every appended record is proved up to the one signature.
+    partitioned = PartitionedLedger(Ledger(catalog))
+    try:
+        for where in report["positions"][::7]:
+            proof = prove_inclusion(partitioned, where["partition"], where["position"])
+            verify_inclusion(proof, verifier)
+            assert proof.inclusion.position == where["position"]
+        proof = prove_inclusion(partitioned, 2, 1)
+        wrong = dataclasses.replace(proof, top_proof=[bytes(32), *proof.top_proof[1:]])
+        with pytest.raises(ProofError):
+            verify_inclusion(wrong, verifier)
+        with pytest.raises(ProofError):
+            verify_inclusion(dataclasses.replace(proof, partition=1), verifier)
+    finally:
+        partitioned.close()
+    shown = _ok(cli("prove", "inclusion", "1", "--partition", "3", "--json", "--db", catalog))
+    assert json.loads(shown.output)["top_note"] == note
+
+    verified = _ok(cli("verify", "--public-key", key + ".pub", "--db", catalog)).output
+    assert "1 top checkpoint(s): each signed and matching every log's tree" in verified
+
+    # An event altered in one partition is found, and named by its partition.
+    partition_1 = PartitionedLedger(Ledger(catalog))
+    try:
+        url = partition_1.urls[1]
+    finally:
+        partition_1.close()
+    with behind_the_back(url) as run:
+        state = bytes(run("SELECT state FROM EVENTS WHERE POS = 1")[0][0])
+        middle = len(state) // 2
+        changed = state[:middle] + bytes([state[middle] ^ 1]) + state[middle + 1 :]
+        run("UPDATE EVENTS SET state = %s WHERE POS = 1", [changed])
+    damaged = cli("verify", "--public-key", key + ".pub", "--db", catalog)
+    assert damaged.exit_code == 1
+    assert "partition 1: damage at position" in damaged.output
