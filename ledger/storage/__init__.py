@@ -3,6 +3,7 @@ that keep the record index, the Merkle tree and the checkpoints beside the event
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,21 @@ def environment(url: str) -> dict[str, str]:
                 f"{redact(url)}: schema {schema!r} is not a plain lower-case name "
                 "(letters, digits and _, not starting with a digit)"
             )
+        hosts, ports = _hosts(parts.netloc.rpartition("@")[2], url)
+        attrs = query.get("target_session_attrs", ["read-write" if "," in hosts else ""])[0]
+        if attrs not in SESSION_ATTRS:
+            raise StorageError(
+                f"{redact(url)}: target_session_attrs is one of {', '.join(SESSION_ATTRS[1:])}"
+            )
+        if attrs:
+            # libpq reads it for every connection of this process, those eventsourcing
+            # makes included: with several hosts, find the one that takes writes.
+            os.environ["PGTARGETSESSIONATTRS"] = attrs
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_HOST": hosts,
+            "POSTGRES_PORT": ports,
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_SCHEMA": schema,
@@ -82,11 +93,30 @@ def environment(url: str) -> dict[str, str]:
     )
 
 
+SESSION_ATTRS = ("", "any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+
+
+def _hosts(netloc: str, url: str) -> tuple[str, str]:
+    """libpq's comma-separated hosts and ports of `HOST[:PORT][,HOST[:PORT]...]`, as
+    a multi-host URL names the nodes of a replicated server."""
+    hosts, ports = [], []
+    for item in (netloc or "127.0.0.1").split(","):
+        if item.endswith("]") or ":" not in item:
+            host, port = item, ""
+        else:
+            host, _, port = item.rpartition(":")
+        if port and not port.isdigit():
+            raise StorageError(f"{redact(url)}: port {port!r} is not a number")
+        hosts.append(host.strip("[]") or "127.0.0.1")
+        ports.append(port or "5432")
+    return ",".join(hosts), ",".join(ports)
+
+
 def connect_postgres(url: str) -> psycopg.Connection[Any]:
     """A plain autocommit connection to a `postgresql://` ledger, in its schema."""
     env = environment(url)
     return psycopg.connect(
-        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+        host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
         dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
         password=env["POSTGRES_PASSWORD"], autocommit=True, connect_timeout=5,
         options=f"-c search_path={env['POSTGRES_SCHEMA']}",

@@ -70,7 +70,7 @@ class ViewStore:
         if self.postgres:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 kwargs={
-                    "host": env["POSTGRES_HOST"], "port": int(env["POSTGRES_PORT"]),
+                    "host": env["POSTGRES_HOST"], "port": env["POSTGRES_PORT"],
                     "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
                     "password": env["POSTGRES_PASSWORD"], "autocommit": True,
                     "connect_timeout": CONNECT_TIMEOUT,
