@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from itertools import chain, islice
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -93,33 +93,58 @@ def shard_of(line: Line, shards: int) -> int:
     return zlib.crc32(citizen.upper().encode()) % shards
 
 
+class Appender(Protocol):
+    """What a writer process appends its batches through."""
+
+    def append(self, target: Any, batch: Lines) -> AppendReport: ...
+
+    def close(self) -> None: ...
+
+
+class _Ledgers:
+    """Ledgers by URL, each opened when a batch first names it."""
+
+    def __init__(self, clock: Clock | None, patience: float) -> None:
+        self.clock = clock
+        self.patience = patience
+        self._open: dict[str, Ledger] = {}
+
+    def append(self, target: Any, batch: Lines) -> AppendReport:
+        ledger = self._open.get(target)
+        if ledger is None:
+            ledger = self._open[target] = open_patiently(target, self.clock, self.patience)
+        return ledger.append_lines(batch, len(batch))
+
+    def close(self) -> None:
+        for ledger in self._open.values():
+            ledger.close()
+
+
+def open_ledgers(url: str, clock: Clock | None, patience: float) -> Appender:
+    """A writer's ledgers when its batches name the URL to append to."""
+    return _Ledgers(clock, patience)
+
+
 def _writer(
     url: str, clock: Clock | None, patience: float, parent: int, inbox: Any, outbox: Connection,
-    catalog: str | None,
+    opener: Callable[[str, Clock | None, float], Appender],
 ) -> None:  # fmt: skip
-    """A writer's loop: batches as (the URL of the ledger to append to, lines). With a
-    `catalog`, each ledger checks records against the catalog's registries."""
+    """A writer's loop: batches as (where to append them, as `opener`'s appender takes
+    it, and their lines)."""
     end_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone decides how writers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    ledgers: dict[str, Ledger] = {}
     try:
         with unavailable_as_ledger_error(url):
-            registries = None if catalog is None else open_patiently(catalog, clock, patience)
+            appender = opener(url, clock, patience)
             try:
                 while (item := inbox.get()) is not None:
                     target, batch = item
-                    ledger = ledgers.get(target)
-                    if ledger is None:
-                        ledger = ledgers[target] = open_patiently(
-                            target, clock, patience, registries
-                        )
-                    outbox.send(("report", len(batch), ledger.append_lines(batch, len(batch))))
+                    outbox.send(("report", len(batch), appender.append(target, batch)))
             finally:
-                for opened in [*ledgers.values(), *([registries] if registries else [])]:
-                    with suppress(Exception):
-                        opened.close()  # an error to report is the one above
+                with suppress(Exception):
+                    appender.close()  # an error to report is the one above
     except Exception as e:  # noqa: BLE001 - every failure must reach the parent
         outbox.send(("error", 0, _failure(e, url)))
         return
@@ -205,8 +230,8 @@ def _signals_deferred() -> Iterator[None]:
 
 class Writers:
     """The writer processes of one append: fed batches, watched for reports, errors
-    and deaths, and always ended with it. With a `catalog` URL, their ledgers check
-    records against the catalog's registries (a partitioned ledger's partitions)."""
+    and deaths, and always ended with it. Each appends through what `opener` gives it
+    (by default, ledgers by the URL each batch names)."""
 
     def __init__(
         self,
@@ -216,7 +241,7 @@ class Writers:
         report: AppendReport,
         progress: Callable[[int], None] | None,
         patience: float = 0.0,
-        catalog: str | None = None,
+        opener: Callable[[str, Clock | None, float], Appender] = open_ledgers,
     ) -> None:
         context = get_context("spawn")
         self.report = report
@@ -236,7 +261,7 @@ class Writers:
                     receiver, sender = context.Pipe(duplex=False)
                     process = context.Process(
                         target=_writer,
-                        args=(url, clock, patience, os.getpid(), inbox, sender, catalog),
+                        args=(url, clock, patience, os.getpid(), inbox, sender, opener),
                         daemon=True,
                     )
                     self.inboxes.append(inbox)
@@ -249,9 +274,9 @@ class Writers:
             self.stop()
             raise
 
-    def send(self, shard: int, batch: tuple[str, Lines] | None) -> None:
-        """Hand a batch (the URL to append it to, and its lines; None: the end) to a
-        shard's writer, taking what writers sent."""
+    def send(self, shard: int, batch: tuple[Any, Lines] | None) -> None:
+        """Hand a batch (where to append it, and its lines; None: the end) to a shard's
+        writer, taking what writers sent."""
         while True:
             self.take(0)
             try:

@@ -76,6 +76,9 @@ class Catalog:
     def add_shard(self, name: str, url: str) -> ShardMap:
         return self._change(lambda shard_map, now: shard_map.add_shard(name, url, now))
 
+    def place(self, partition: int, shard: str) -> ShardMap:
+        return self._change(lambda shard_map, now: shard_map.place(partition, shard, now))
+
     def _change(self, act: Callable[[ShardMap, datetime], None]) -> ShardMap:
         for _ in range(MAX_ATTEMPTS):
             shard_map = self.shard_map()

@@ -3,10 +3,14 @@ the partition their id hashes to."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from datetime import date, datetime
 from itertools import chain, islice
 from typing import Any
+
+import psycopg
 
 from ledger.application import (
     BATCH_SIZE,
@@ -23,6 +27,9 @@ from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.shards import partition_of
 from ledger.garbage import fewer_collections
 from ledger.partitioned.catalog import Catalog
+
+# Seconds an append waits, at least, for the map to show where a partition went.
+MOVE_WAIT = 30.0
 
 
 class PartitionedLedger:
@@ -98,11 +105,41 @@ class PartitionedLedger:
         report = AppendReport()
         with fewer_collections():
             for partition, batch in self._batches(lines, report, batch_size):
-                report.merge(self.partition(partition).append_lines(batch, len(batch)))
+                report.merge(self.append(partition, batch))
                 if progress is not None:
                     progress(len(batch))
         report.sort()
         return report
+
+    def append(self, target: Any, batch: list[tuple[int, Line]]) -> AppendReport:
+        """Append a batch of one partition's lines to it, wherever it is now: a batch
+        that fails because the partition moved away meanwhile (its schema is gone from
+        the old shard) goes to its new shard, once the map says where that is."""
+        partition = int(target)
+        while True:
+            try:
+                return self.partition(partition).append_lines(batch, len(batch))
+            except Exception as error:
+                if not self._moved(partition, error):
+                    raise
+
+    def _moved(self, partition: int, error: Exception) -> bool:
+        """Whether `partition` is somewhere else now, waiting for the map to say so
+        while the error is that of a partition gone from its shard."""
+        gone = _gone(error)
+        deadline = time.monotonic() + max(self.patience, MOVE_WAIT)
+        while True:
+            url = Catalog(self.catalog).shard_map().partition_url(partition)
+            if url != self.urls[partition]:
+                self.urls[partition] = url
+                stale = self._open.pop(partition, None)
+                if stale is not None:
+                    with suppress(Exception):
+                        stale.close()
+                return True
+            if not gone or time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
     def append_feed(
         self,
@@ -121,10 +158,12 @@ class PartitionedLedger:
             return self.append_lines(head, batch_size, progress)
         workers = min(writers, self.partitions)
         report = AppendReport()
-        started = Writers(self.url, self.clock, workers, report, progress, self.patience, self.url)
+        started = Writers(
+            self.url, self.clock, workers, report, progress, self.patience, open_partitions
+        )
         try:
             for partition, batch in self._batches(chain(head, rest), report, batch_size):
-                started.send(partition % workers, (self.urls[partition], batch))
+                started.send(partition % workers, (partition, batch))
             started.finish()
         finally:
             started.stop()
@@ -152,6 +191,24 @@ class PartitionedLedger:
 
     def history(self, resident_id: str, known_at: datetime | None = None) -> list[HistoryEntry]:
         return self.for_resident(resident_id).history(resident_id, known_at)
+
+
+def open_partitions(url: str, clock: Clock | None, patience: float) -> PartitionedLedger:
+    """A writer process's view of the partitioned ledger whose catalog is at `url`."""
+    return PartitionedLedger(open_patiently(url, clock, patience), clock, patience)
+
+
+def _gone(error: BaseException) -> bool:
+    """Whether the error, or one it came from, is a table or schema that is not there:
+    what a partition moved away leaves on its old shard."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+            return True
+        if "does not exist" in str(seen) and ("relation" in str(seen) or "schema" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def partition_of_line(line: Line, partitions: int) -> int:

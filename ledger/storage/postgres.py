@@ -292,6 +292,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         return {(r["level"], r["idx"]): bytes(r["hash"]) for r in curs.fetchall()}
 
+    def tables(self) -> list[str]:
+        """The log's own tables (not the views kept beside them), as a move copies them."""
+        return [self.events_table_name, self.index_table, self.tree_table, self.checkpoint_table]
+
     def tree_size(self) -> int:
         rows = self._query(
             SQL("SELECT MAX(idx) AS last FROM {} WHERE level = 0").format(

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from ledger.domain.shards import ShardMap
 from ledger.partitioned import Catalog
+from ledger.partitioned.move import move_partition
 from scripts.cli.base import db_option, emit_json, main, open_ledger
 
 
@@ -50,6 +51,22 @@ def shards_add(name: str, shard_url: str, url: str) -> None:
     with open_ledger(url) as app:
         Catalog(app).add_shard(name, shard_url)
     click.echo(f"added shard {name}")
+
+
+@shards.command("move")
+@click.argument("partition", type=click.IntRange(0))
+@click.argument("shard")
+@db_option
+def shards_move(partition: int, shard: str, url: str) -> None:
+    """Move PARTITION to SHARD while the other partitions keep taking writes; its own
+    writers wait while it is copied and checked, then go on at the new shard. Its views
+    are built again there by the next `ledger project`."""
+    with open_ledger(url) as app:
+        moved = move_partition(
+            Catalog(app), partition, shard, lambda line: click.echo(line, err=True)
+        )
+    click.echo(f"moved partition {moved.partition} ({moved.events} events) to shard {shard}; "
+               f"frozen {moved.frozen_seconds:.1f}s")  # fmt: skip
 
 
 @shards.command("list")

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -308,3 +312,73 @@ def test_one_signature_covers_every_partition(
     damaged = cli("verify", "--public-key", key + ".pub", "--db", catalog)
     assert damaged.exit_code == 1
     assert "partition 1: damage at position" in damaged.output
+
+
+def test_a_partition_moves_to_another_shard_under_load(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """`ledger append` (writer processes) goes on through a move of one partition: the
+    records written before it and after it are each stored once, the moved partition's
+    proofs from before still verify, and its old copy is gone."""
+    catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
+    (a, url_a), (b, url_b), (c, url_c) = shards
+    _ok(cli("keys", "init", "--key", key))
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"{a}={url_a}",
+            "--shard", f"{b}={url_b}", "--db", catalog))  # fmt: skip
+    _ok(cli("shards", "add", c, url_c, "--db", catalog))
+    _registered(cli, catalog)
+    lines = [json.dumps(r) + "\n" for r in Population(1200, 9, DEMO_UNTIL).records()]
+    ledger = [sys.executable, "-m", "scripts.cli"]
+    appending = subprocess.Popen(
+        [*ledger, "append", "-", "--json", "--db", catalog],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert appending.stdin is not None
+    try:
+        # More than the threshold at which writer processes take over, then the move.
+        first = len(lines) // 2
+        appending.stdin.write("".join(lines[:first]).encode())
+        appending.stdin.flush()
+        partitioned = PartitionedLedger(Ledger(catalog))
+        try:
+            moving = partitioned.partition(1)
+            deadline = time.monotonic() + 60
+            while moving.max_position() < 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            before = partitioned.partition(1).max_position()
+        finally:
+            partitioned.close()
+        _ok(cli("checkpoint", "--key", key, "--db", catalog))
+        proof = _ok(cli("prove", "inclusion", "1", "--partition", "1", "--json", "--db", catalog))
+        moved = _ok(cli("shards", "move", "1", c, "--db", catalog))
+        assert "moved partition 1" in moved.output
+        out, err = appending.communicate("".join(lines[first:]).encode(), timeout=240)
+    finally:
+        if appending.poll() is None:
+            appending.kill()
+    assert appending.returncode == 0, err.decode()[-2000:]
+    report = json.loads(out)
+    assert report["appended"] == len(lines)
+    # Partition 1 took records at its new shard, after the move.
+    assert max(p["position"] for p in report["positions"] if p["partition"] == 1) > before
+
+    listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
+    assert {s["name"]: s["partitions"] for s in listed["shards"]} == {a: [0, 2], b: [3], c: [1]}
+    with psycopg.connect(url_a, autocommit=True) as conn:
+        gone = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'partition_0001'")
+        assert gone.fetchone() is None
+    partitioned = PartitionedLedger(Ledger(catalog))
+    try:
+        seen: Counter[tuple[str, str]] = Counter()
+        for number in range(4):
+            reader = partitioned.partition(number).reader
+            for _, logged in reader.by_citizen(reader.head()):
+                seen.update((e.record.authority, e.record.reference) for e in logged)
+    finally:
+        partitioned.close()
+    assert sum(seen.values()) == len(lines)
+    assert max(seen.values()) == 1
+    again = _ok(cli("prove", "inclusion", "1", "--partition", "1", "--json", "--db", catalog))
+    assert again.output == proof.output
+    verified = _ok(cli("verify", "--public-key", key + ".pub", "--db", catalog)).output
+    assert "each signed and matching every log's tree" in verified
