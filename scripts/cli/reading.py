@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import date, datetime
 from typing import Any
@@ -185,8 +187,10 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
     console = Console(stderr=True)
     try:
         if follow:
-            _refuse_partitioned(url)
-            positions = _follow(url, interval)
+            urls = _partition_urls(url)
+            positions = (
+                _follow(url, interval) if urls is None else _follow_partitions(urls, interval)
+            )
         else:
             positions = _project_once(url, console, wait)
     except KeyboardInterrupt:
@@ -217,19 +221,64 @@ def _projected(scores: Scores, console: Console, wait: float, prefix: str = "") 
     return {prefix + p.name: scores.store.position(tracking_name(p)) for p in chosen}
 
 
-def _refuse_partitioned(url: str) -> None:
-    """A follower follows one log: refused on a partitioned ledger's catalog. A
-    database that does not answer yet is the follower's to wait for."""
+def _partition_urls(url: str) -> list[str] | None:
+    """The partitions' URLs when `url` is a partitioned ledger's catalog. A database
+    that does not answer yet is the follower's to wait for: None then, as for one
+    database."""
     try:
         with open_routed(url) as routed:
-            partitioned = not isinstance(routed, Ledger)
+            return None if isinstance(routed, Ledger) else list(routed.urls)
     except Unusable:
-        return
-    if partitioned:
-        raise Unusable(
-            "--follow does not run on a partitioned ledger yet; run `ledger project` "
-            "without it as often as the views should be fresh"
-        )
+        return None
+
+
+def _follow_partitions(urls: list[str], interval: float) -> dict[str, int]:
+    """Follow every partition's log, a projector each on a thread of its own, until
+    interrupted. A projector that fails (its partition moved to another shard, say)
+    ends them all, with exit 2, for whatever supervises this to start it again on the
+    map as it is then."""
+    chosen = [policies.load(name) for name in policies.available()]
+    stop = threading.Event()
+    failed: list[str] = []
+
+    def run(number: int, projector: Projector) -> None:
+        try:
+            projector.run(stop.is_set)
+        except Exception as e:  # noqa: BLE001 - told to the main thread, which exits 2
+            failed.append(f"partition {number}: {type(e).__name__}: {e}")
+            stop.set()
+
+    def told(number: int) -> Callable[[str], None]:
+        return lambda message: click.echo(f"project: partition {number}: {message}", err=True)
+
+    # Read here: the threads have no command context to read it from.
+    clock = injected_clock()
+    projectors = [
+        Projector(at, chosen, interval, told(number), lambda opened: Ledger(opened, clock=clock))
+        for number, at in enumerate(urls)
+    ]
+    threads = [
+        threading.Thread(target=run, args=(n, p), name=f"projector-{n}", daemon=True)
+        for n, p in enumerate(projectors)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.is_set():
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(interval + 10)
+    if failed:
+        raise Unusable("; ".join(failed))
+    return {
+        f"partition {n} {name}": position
+        for n, projector in enumerate(projectors)
+        for name, position in projector.positions.items()
+    }
 
 
 def _follow(url: str, interval: float) -> dict[str, int]:

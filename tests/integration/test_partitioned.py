@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -180,8 +181,12 @@ def test_a_partitioned_ledger_answers_as_one_database(
     assert any(lists[0]), "the feed should put someone on the list"
 
     verified = _ok(cli("verify", "--db", catalog)).output.splitlines()
-    assert len(verified) == PARTITIONS + 1
-    assert all("every leaf and node matches" in line for line in verified)
+    assert [line.split(":")[0] for line in verified[:-1]] == [
+        "the catalog",
+        *(f"partition {n}" for n in range(PARTITIONS)),
+    ]
+    assert all("every leaf and node matches" in line for line in verified[:-1])
+    assert verified[-1].startswith("0 top checkpoint(s)")
 
 
 def test_a_record_of_an_unregistered_authority_is_refused_in_every_partition(
@@ -382,3 +387,52 @@ def test_a_partition_moves_to_another_shard_under_load(
     assert again.output == proof.output
     verified = _ok(cli("verify", "--public-key", key + ".pub", "--db", catalog)).output
     assert "each signed and matching every log's tree" in verified
+
+
+def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    catalog = postgres_schema_url
+    _ok(cli("shards", "init", "--partitions", "3", "--shard", f"a={shards[0][1]}",
+            "--db", catalog))  # fmt: skip
+    _registered(cli, catalog)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "project", "--follow", "--interval", "0.2",
+         "--db", catalog],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        records = Population(90, 4, DEMO_UNTIL).records()
+        feed = tmp_path / "feed.ndjson"
+        feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+        _ok(cli("append", str(feed), "--db", catalog))
+        residents = sorted({r["citizen"] for r in records})
+        partitioned = PartitionedLedger(Ledger(catalog))
+        try:
+            heads = [partitioned.partition(n).max_position() for n in range(3)]
+            assert min(heads) > 0
+            stores = [ViewStore(partitioned.urls[n]) for n in range(3)]
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    reached = [min(store.positions().values(), default=0) for store in stores]
+                    if reached == heads:
+                        break
+                    time.sleep(0.2)
+                assert reached == heads
+                for resident in residents[:10]:
+                    number = partitioned.partition_of_resident(resident)
+                    answer = Scores(partitioned.partition(number), stores[number]).score(resident)
+                    assert answer.lag == 0
+            finally:
+                for store in stores:
+                    store.close()
+        finally:
+            partitioned.close()
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err[-2000:]
+    assert f"partition 2 national-v1: position {heads[2]}" in out
