@@ -5,7 +5,7 @@ the suspension either way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -42,6 +42,11 @@ def pending_disputes(ledger: Ledger, due_within: int | None = None) -> list[Pend
         )
         if latest is None or pending.due <= latest
     ]
+    return by_deadline(found)
+
+
+def by_deadline(found: Iterable[Pending]) -> list[Pending]:
+    """Open disputes, the earliest due first (of one ledger, or of several partitions)."""
     return sorted(found, key=lambda p: (p.due, p.citizen, str(p.dispute)))
 
 

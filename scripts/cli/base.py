@@ -87,15 +87,17 @@ def open_routed(url: str, patience: float = 0.0) -> Iterator[Ledger | Partitione
 
 
 @contextmanager
+def open_citizen_ledger(url: str, citizen: str) -> Iterator[Ledger]:
+    """As `open_ledger`, on a partitioned ledger the ledger of the citizen's partition."""
+    with open_routed(url) as routed:
+        yield routed if isinstance(routed, Ledger) else routed.for_resident(citizen)
+
+
+@contextmanager
 def open_citizen_scores(url: str, citizen: str) -> Iterator[Scores]:
     """As `open_scores`, on a partitioned ledger those of the citizen's partition."""
-    with open_routed(url) as routed:
-        if isinstance(routed, Ledger):
-            app = routed
-        else:
-            app = answer_or_exit(lambda: routed.for_resident(citizen))
-        with open_views(app.url) as store:
-            yield Scores(app, store)
+    with open_citizen_ledger(url, citizen) as app, open_views(app.url) as store:
+        yield Scores(app, store)
 
 
 def each_partition(routed: PartitionedLedger) -> Iterator[tuple[int, Scores]]:

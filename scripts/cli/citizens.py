@@ -9,9 +9,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from projections.disputes import pending_disputes
+from ledger.application import Ledger
+from projections.disputes import by_deadline, pending_disputes
 from projections.report import citizen_report
-from scripts.cli.base import answer_or_exit, as_of_option, db_option, emit_json, main, open_ledger
+from scripts.cli.base import (
+    answer_or_exit,
+    as_of_option,
+    db_option,
+    emit_json,
+    main,
+    open_citizen_ledger,
+    open_routed,
+)
 
 
 @main.command()
@@ -22,7 +31,7 @@ from scripts.cli.base import answer_or_exit, as_of_option, db_option, emit_json,
 def report(citizen: str, as_of: date | None, as_json: bool, url: str) -> None:
     """CITIZEN's own file: every record and its source, every score and its reasons,
     every inquiry and decision about them, and how to dispute what counts against them."""
-    with open_ledger(url) as app:
+    with open_citizen_ledger(url, citizen) as app:
         made = answer_or_exit(lambda: citizen_report(app, citizen, as_of))
     if as_json:
         emit_json(made.to_json())
@@ -71,9 +80,12 @@ def disputes() -> None:
 def disputes_pending(due_within: int | None, as_json: bool, url: str) -> None:
     """Open disputes by deadline, the earliest first; resolve each with a
     dispute.resolved record."""
-    with open_ledger(url) as app:
-        found = answer_or_exit(lambda: pending_disputes(app, due_within))
-        today = app.today()
+    with open_routed(url) as routed:
+        apps = [routed] if isinstance(routed, Ledger) else [
+            routed.partition(n) for n in range(routed.partitions)
+        ]  # fmt: skip
+        found = by_deadline(p for app in apps for p in pending_disputes(app, due_within))
+        today = apps[0].today()
     if as_json:
         emit_json([p.to_json() for p in found])
         return

@@ -19,6 +19,7 @@ from scripts.cli.base import (
     emit_json,
     known_at_option,
     main,
+    open_citizen_ledger,
     open_ledger,
     parse_date,
 )
@@ -85,7 +86,7 @@ def decide(
 
     With --known-at, replay a decision as the file stood at that time, recording
     nothing: the same outcome and reasons as the decision recorded then."""
-    with open_ledger(url) as app:
+    with open_citizen_ledger(url, citizen) as app:
         answer = answer_or_exit(lambda: request_decision(
             app, party_id, purpose, citizen, rule_name, as_of, known_at))  # fmt: skip
     if as_json:

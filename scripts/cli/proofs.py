@@ -35,9 +35,9 @@ from scripts.cli.base import (
     db_option,
     emit_json,
     main,
+    open_citizen_scores,
     open_ledger,
     open_routed,
-    open_scores,
     reading_options,
 )
 from scripts.cli.reading import print_explanation
@@ -233,7 +233,7 @@ def audit(
 ) -> None:  # fmt: skip
     """The citizen's history as known at a time, each event with the score just after it,
     and the explanation on the day; with --bundle, a file an auditor checks offline."""
-    with open_scores(url) as scores:
+    with open_citizen_scores(url, citizen) as scores:
         chosen = answer_or_exit(lambda: scores.policy(policy))
         steps = answer_or_exit(lambda: scores.audit_history(citizen, known_at))
         answer, explanation = answer_or_exit(

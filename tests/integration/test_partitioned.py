@@ -436,3 +436,52 @@ def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
             follower.kill()
     assert follower.returncode == 0, err[-2000:]
     assert f"partition 2 national-v1: position {heads[2]}" in out
+
+
+def test_decisions_files_bundles_and_disputes_work_partitioned(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, single_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
+    _ok(cli("keys", "init", "--key", key))
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
+            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    records = Population(80, 2, DEMO_UNTIL).records()
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for url in (single_url, catalog):
+        _registered(cli, url)
+        _ok(cli("party", "add", "bank", "--name", "A Bank", "--purpose", "mortgage",
+                "--db", url))  # fmt: skip
+        _ok(cli("append", str(feed), "--db", url))
+        _ok(cli("checkpoint", "--key", key, "--db", url))
+    pending = [
+        json.loads(_ok(cli("disputes", "pending", "--json", "--db", url)).output)
+        for url in (single_url, catalog)
+    ]
+    assert pending[0] == pending[1]
+
+    citizen = records[0]["citizen"]
+    decisions = [
+        json.loads(_ok(cli("decide", citizen, "--party", "bank", "--purpose", "mortgage",
+                           "--as-of", "2026-01-01", "--json", "--db", url)).output)
+        for url in (single_url, catalog)
+    ]  # fmt: skip
+    assert [d["outcome"] for d in decisions] == [decisions[0]["outcome"]] * 2
+    assert [d["score"] for d in decisions] == [decisions[0]["score"]] * 2
+    # The decision is on the citizen's file, in their partition.
+    made = json.loads(_ok(cli("report", citizen, "--json", "--db", catalog)).output)
+    assert [use["use"] for use in made["inquiries_and_decisions"]] == ["decision"]
+    partitioned = PartitionedLedger(Ledger(catalog))
+    try:
+        number = partitioned.partition_of_resident(citizen)
+        assert [partitioned.partition(n).max_position() > 0 for n in range(4)] == [True] * 4
+        theirs = partitioned.partition(number)
+        assert any(e.use == "decision" for e in theirs.reader.file(citizen_id(citizen)).uses)
+    finally:
+        partitioned.close()
+
+    bundle = tmp_path / "bundle.json"
+    _ok(cli("checkpoint", "--key", key, "--db", catalog))  # one that covers the decision
+    _ok(cli("audit", citizen, "--bundle", str(bundle), "--db", catalog))
+    _ok(cli("verify-bundle", str(bundle), "--public-key", key + ".pub"))
