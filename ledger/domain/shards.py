@@ -127,11 +127,12 @@ class ShardMap(Aggregate):
     def unplaced(self) -> list[int]:
         return [p for p in range(self.partitions) if p not in self.placement]
 
-    def partition_url(self, partition: int) -> str:
-        """The URL of a partition's own log: its shard's, in the partition's schema."""
-        if partition not in self.placement:
+    def partition_url(self, partition: int, shard: str | None = None) -> str:
+        """The URL of a partition's own log: its shard's (or `shard`'s), in the
+        partition's schema."""
+        if shard is None and partition not in self.placement:
             raise PlacementError(f"partition {partition} is on no shard yet")
-        url = self.shards[self.placement[partition]]
+        url = self.shards[shard or self.placement[partition]]
         return f"{url}{'&' if '?' in url else '?'}schema={partition_schema(partition)}"
 
 

@@ -46,24 +46,23 @@ def move_partition(
 ) -> Moved:
     """Move `partition` to `shard`; PlacementError names what stands in the way."""
     shard_map = catalog.shard_map()
-    if shard not in shard_map.shards:
-        raise PlacementError(f"there is no shard {shard!r}; add it first")
-    if not 0 <= partition < shard_map.partitions:
-        raise PlacementError(
-            f"there is no partition {partition}: the ledger has {shard_map.partitions}"
-        )
-    if shard_map.placement.get(partition) == shard:
-        raise PlacementError(f"partition {partition} is already on shard {shard!r}")
-    source = shard_map.partition_url(partition)
-    destination = _url_on(shard_map.shards[shard], source)
+    before = shard_map.placement.get(partition)
+    # The map's own rules, on a copy that is not saved: the move is recorded once done.
+    shard_map.place(partition, shard, catalog.clock.now())
+    if before is None:
+        raise PlacementError(f"partition {partition} is on no shard yet")
+    source = shard_map.partition_url(partition, before)
+    destination = shard_map.partition_url(partition)
     schema = environment(source)["POSTGRES_SCHEMA"]
     if not _exists(source, schema):
-        # A move cut short after the old copy was dropped: the new one is complete.
+        # A move cut short after the old copy was dropped: the new one was checked then,
+        # and is checked again before the map points to it.
         if not _exists(destination, schema):
             raise PlacementError(f"partition {partition} is on neither shard")
-        say(f"partition {partition} was already copied; switching the map")
+        say(f"partition {partition} was already copied; checking it, then the map")
+        size = _check(destination)
         catalog.place(partition, shard)
-        return Moved(partition, source, destination, 0, 0.0, None)
+        return Moved(partition, source, destination, 0, 0.0, size)
     tables = _prepared(destination, schema, shard)
     with connect_postgres(source) as frozen:
         frozen.autocommit = False
@@ -113,11 +112,6 @@ def _prepared(destination: str, schema: str, shard: str) -> list[str]:
 def _drop(url: str, schema: str) -> None:
     with connect_postgres(url) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _url_on(shard_url: str, partition_url: str) -> str:
-    schema = environment(partition_url)["POSTGRES_SCHEMA"]
-    return f"{shard_url}{'&' if '?' in shard_url else '?'}schema={schema}"
 
 
 def _exists(url: str, schema: str) -> bool:

@@ -231,6 +231,14 @@ def test_the_shard_map_refuses_what_it_cannot_keep(
     assert same.exit_code != 0
     assert f"shard {name!r} is already in the map" in same.output
     _ok(cli("shards", "add", "b", other, "--db", catalog))
+    for args, named in (
+        (("9", "b"), "there is no partition 9: the ledger has 4"),
+        (("0", name), f"partition 0 is already on shard {name!r}"),
+        (("0", "zz"), "there is no shard 'zz'; add it first"),
+    ):
+        refused = cli("shards", "move", *args, "--db", catalog)
+        assert refused.exit_code != 0
+        assert named in refused.output
     listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
     assert [(s["name"], s["partitions"]) for s in listed["shards"]] == [
         (name, [0, 1, 2, 3]), ("b", []),
