@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.application import AppendReport, Duplicate, Ledger, Rejection
+from ledger.partitioned.ledger import PartitionedLedger, partition_of_line
 from scripts.errors import UNAVAILABLE
 
 WINDOW = 0.0
@@ -132,3 +133,49 @@ def _part(report: AppendReport, start: int, count: int) -> AppendReport:
                   if mine(r.line)],
         retries=report.retries,
     )  # fmt: skip
+
+
+class RoutedCommits:
+    """The group commits of a partitioned ledger, one a partition: a request's records
+    are split by their citizens' partitions, each part appended with whatever else
+    arrives for that partition, and the parts' reports put back in the request's
+    order, each position naming its partition."""
+
+    def __init__(self, routed: PartitionedLedger, window: float = WINDOW) -> None:
+        self.routed = routed
+        self.window = window
+        self._lock = threading.Lock()
+        self._commits: dict[int, GroupCommit] = {}
+
+    def _commit(self, partition: int) -> GroupCommit:
+        with self._lock:
+            found = self._commits.get(partition)
+            if found is None:
+                found = self._commits[partition] = GroupCommit(
+                    self.routed.partition(partition), self.window
+                )
+            return found
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> AppendReport:
+        parts: dict[int, list[int]] = {}
+        for number, record in enumerate(records, start=1):
+            parts.setdefault(partition_of_line(record, self.routed.partitions), []).append(number)
+        report = AppendReport()
+        for partition, lines in sorted(parts.items()):
+            part = self._commit(partition).append([records[n - 1] for n in lines])
+            report.merge(AppendReport(
+                appended=part.appended,
+                positions=[(lines[n - 1], p) for n, p in part.positions],
+                duplicates=[Duplicate(lines[d.line - 1], d.position) for d in part.duplicates],
+                rejected=[Rejection(lines[r.line - 1], r.field, r.error) for r in part.rejected],
+                retries=part.retries,
+                partitions=dict.fromkeys(lines, partition),
+            ))  # fmt: skip
+        report.sort()
+        return report
+
+    def close(self) -> None:
+        with self._lock:
+            commits, self._commits = list(self._commits.values()), {}
+        for commit in commits:
+            commit.close()

@@ -20,6 +20,7 @@ from flask_smorest import abort
 from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.http import http_date
 
+from ledger.application import Ledger
 from scripts.service.problems import Problem, problem
 from scripts.service.resources import Opener, Parts
 from scripts.tokens import Token, TokenError
@@ -52,6 +53,17 @@ def plain(value: Any) -> Any:
 def ledger_parts() -> Parts:
     opener: Opener = current_app.extensions["ledger"]
     return opener.get()
+
+
+def one_log() -> Ledger:
+    """The ledger whose log a proof or checkpoint is of; 501 on a partitioned ledger,
+    whose proofs are per partition and not served over HTTP yet."""
+    parts = ledger_parts()
+    if parts.partitions is not None:
+        raise Problem(501, "Not Implemented", "a partitioned ledger's checkpoints and proofs "
+                      "are not served over HTTP yet: use `ledger checkpoint list` and `ledger "
+                      "prove inclusion --partition`")  # fmt: skip
+    return parts.ledger
 
 
 def requires(capability: str) -> Callable[[F], F]:

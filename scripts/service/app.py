@@ -17,7 +17,7 @@ import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import suppress
+from contextlib import closing, suppress
 from typing import Any, cast
 
 import orjson
@@ -27,13 +27,15 @@ from flask_smorest import Blueprint
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
-from ledger.application import AppendReport, Rejection
+from ledger.application import AppendReport, Ledger, Rejection
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
+from ledger.partitioned import PartitionedLedger
 from ledger.transparency.audit import Log
 from ledger.transparency.checkpoint import load_verifier
 from projections.bundle import make_bundle
 from projections.decisions.requests import request_score
+from projections.queries import merged
 from scripts.errors import rejected_as
 from scripts.service.access import (
     answer,
@@ -42,6 +44,7 @@ from scripts.service.access import (
     documented,
     dumps,
     ledger_parts,
+    one_log,
     query,
     refused,
     requires,
@@ -183,7 +186,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_explanation(args: dict[str, Any], citizen: str) -> Any:
         """Ranked reasons and every counting contribution."""
-        scores = ledger_parts().scores
+        scores = answer(lambda: ledger_parts().of(citizen)).scores
 
         def explained() -> dict[str, Any]:
             answer, explanation = scores.explain(citizen, **args)
@@ -199,7 +202,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_history(args: dict[str, Any], citizen: str, pagination_parameters: Any) -> Any:
         """The citizen's records in the order received, a page at a time (X-Pagination)."""
-        ledger = ledger_parts().ledger
+        ledger = answer(lambda: ledger_parts().of(citizen)).ledger
         entries = answer(lambda: ledger.history(citizen, args["known_at"]))
         pagination_parameters.item_count = len(entries)
         first = pagination_parameters.first_item
@@ -212,7 +215,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_bundle(args: dict[str, Any], citizen: str) -> Any:
         """An audit bundle to check offline with `ledger verify-bundle`."""
-        scores = ledger_parts().scores
+        scores = answer(lambda: ledger_parts().of(citizen)).scores
         return answer(lambda: make_bundle(scores, citizen, **args))
 
     @blp.route("/lists/enforcement")
@@ -223,9 +226,8 @@ def _blueprint() -> Blueprint:
     def enforcement(args: dict[str, Any]) -> Any:
         """The defaulter list on a day, a page at a time."""
         parts = ledger_parts()
-        ledger, scores = parts.ledger, parts.scores
-        day = args["as_of"] or ledger.today()
-        listed = answer(lambda: scores.enforcement(day))
+        day = args["as_of"] or parts.ledger.today()
+        listed = answer(lambda: merged(each.scores.enforcement(day) for each in parts.every()))
         start = (args["page"] - 1) * args["per_page"]
         return {
             "as_of": day.isoformat(), "page": args["page"], "per_page": args["per_page"],
@@ -239,7 +241,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def latest_checkpoint() -> Any:
         """The latest signed checkpoint."""
-        ledger = ledger_parts().ledger
+        ledger = one_log()
         kept = Log(ledger).store.checkpoints()
         if not kept:
             raise Problem(404, "Not Found", "no checkpoint has been signed yet")
@@ -253,7 +255,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def inclusion(args: dict[str, Any], position: int) -> Any:
         """An inclusion proof for the event at a position."""
-        ledger = ledger_parts().ledger
+        ledger = one_log()
         return answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
 
     @blp.route("/proofs/consistency")
@@ -263,7 +265,7 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def consistency(args: dict[str, Any]) -> Any:
         """A consistency proof between two tree sizes."""
-        ledger = ledger_parts().ledger
+        ledger = one_log()
         return answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
 
     return blp
@@ -307,7 +309,7 @@ def _busiest(blp: Blueprint) -> None:
         if token.party is not None:
             return _party_score(token, citizen)
         args = query(SCORE_QUERY)
-        scores = ledger_parts().scores
+        scores = answer(lambda: ledger_parts().of(citizen)).scores
         return as_json(answer(lambda: scores.score(citizen, **args).to_json()))
 
 
@@ -320,7 +322,7 @@ def _party_score(token: Token, citizen: str) -> Any:
     if args["known_at"] is not None:
         raise Problem(422, "Unprocessable Content", "a relying party reads the file as it "
                       "stands now; known_at is for auditors")  # fmt: skip
-    ledger, party = ledger_parts().ledger, str(token.party)
+    ledger, party = answer(lambda: ledger_parts().of(citizen)).ledger, str(token.party)
     return as_json(
         answer(
             lambda: request_score(
@@ -379,7 +381,13 @@ def _stream_ndjson(token: Token) -> Any:
             yield number, line
 
     url, clock = current_app.extensions["feed"]
-    report = append_feed(url, lines(), clock=clock)
+    routed = ledger_parts().partitions
+    if routed is None:
+        report = append_feed(url, lines(), clock=clock)
+    else:
+        # Its own ledgers: the partitions' are shared by the threads that read them.
+        with closing(PartitionedLedger(Ledger(url, clock=clock), clock)) as partitioned:
+            report = partitioned.append_feed(lines())
     report.rejected = sorted([*report.rejected, *refused], key=lambda r: r.line)
     return _report_response(report, single=False)
 

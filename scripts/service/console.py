@@ -52,6 +52,13 @@ def console_blueprint() -> Blueprint:
     blp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                     static_folder="static", static_url_path="/static")  # fmt: skip
 
+    @blp.before_request
+    def one_ledger() -> Response | None:
+        if request.endpoint == "console.static" or ledger_parts().partitions is None:
+            return None
+        return Response("The console does not serve a partitioned ledger yet; use the API "
+                        "or the ledger command.", 501, mimetype="text/plain")  # fmt: skip
+
     @blp.after_request
     def secured(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = CSP

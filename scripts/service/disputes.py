@@ -6,12 +6,16 @@ from collections.abc import Mapping
 
 from ledger.application import AppendReport, Ledger
 from ledger.domain.disputes import CITIZEN_CHANNEL, citizen_dispute
-from scripts.group_commit import GroupCommit
+from scripts.group_commit import GroupCommit, RoutedCommits
 from scripts.service.problems import Problem
 
 
 def dispute_record(
-    ledger: Ledger, writer: GroupCommit, citizen: str, target: Mapping[str, str], statement: str
+    ledger: Ledger,
+    writer: GroupCommit | RoutedCommits,
+    citizen: str,
+    target: Mapping[str, str],
+    statement: str,
 ) -> AppendReport:
     """Append the citizen's dispute of `target`, filed today; 409 while the citizens'
     channel is not a registered authority."""

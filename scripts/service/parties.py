@@ -70,7 +70,7 @@ def parties_blueprint() -> Blueprint:
         if key is not None and not REFERENCE_PATTERN.fullmatch(key):
             raise Problem(422, "Unprocessable Content", "Idempotency-Key: must be 1 to 64 "
                           "characters of A-Z a-z 0-9 . _ : / -")  # fmt: skip
-        ledger = ledger_parts().ledger
+        ledger = answer(lambda: ledger_parts().of(asked["citizen"])).ledger
         made = answer(lambda: request_decision(
             ledger, str(token.party), asked["purpose"], asked["citizen"], asked["rule"],
             asked["as_of"], request=key,
@@ -89,7 +89,7 @@ def parties_blueprint() -> Blueprint:
         them."""
         token = authorize("own_file")
         args = query(FILE_QUERY)
-        ledger = ledger_parts().ledger
+        ledger = answer(lambda: ledger_parts().of(str(token.citizen))).ledger
         return as_json(answer(lambda: citizen_report(ledger, str(token.citizen),
                                                      args["as_of"]).to_json()))  # fmt: skip
 
@@ -106,7 +106,8 @@ def parties_blueprint() -> Blueprint:
         asked = _body(DISPUTE_REQUEST)
         parts = ledger_parts()
         citizen = parse_resident_id(str(token.citizen)).value
-        report = answer(lambda: dispute_record(parts.ledger, parts.group_commit, citizen,
+        ledger = parts.of(citizen).ledger
+        report = answer(lambda: dispute_record(ledger, parts.group_commit, citizen,
                                                asked["target"], asked["statement"]))  # fmt: skip
         if report.rejected:
             rejection = report.rejected[0]

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from ledger.application import Ledger
 from ledger.errors import DatabaseUnavailable
+from ledger.partitioned import PartitionedLedger, is_partitioned
 from ledger.storage import redact_text
 from projections.queries import Scores
 from projections.store import ViewStore
-from scripts.group_commit import GroupCommit
+from scripts.group_commit import GroupCommit, RoutedCommits
 from scripts.tokens import TokenStore
 
 T = TypeVar("T")
@@ -46,15 +47,73 @@ def _in_background(work: Callable[[], T], name: str) -> Future[T]:
     return future
 
 
+class CitizenParts(NamedTuple):
+    """What a request about one citizen reads: the ledger of their log and its views."""
+
+    ledger: Ledger
+    scores: Scores
+
+
+class Partitions:
+    """A partitioned ledger's partitions, each with its views, opened as first asked."""
+
+    def __init__(self, routed: PartitionedLedger) -> None:
+        self.routed = routed
+        self._lock = threading.Lock()
+        self._open: dict[int, CitizenParts] = {}
+
+    def of(self, citizen: str) -> CitizenParts:
+        """The parts of the citizen's partition; InvalidRecord for a bad identity number."""
+        return self.number(self.routed.partition_of_resident(citizen))
+
+    def number(self, partition: int) -> CitizenParts:
+        with self._lock:
+            found = self._open.get(partition)
+            if found is None:
+                ledger = self.routed.partition(partition)
+                found = self._open[partition] = CitizenParts(
+                    ledger, Scores(ledger, ViewStore(ledger.url))
+                )
+            return found
+
+    def every(self) -> list[CitizenParts]:
+        return [self.number(n) for n in range(self.routed.partitions)]
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        for parts in opened:
+            parts.scores.store.close()
+        self.routed.close_partitions()
+
+
 class Parts(NamedTuple):
+    """What the service holds open. On a partitioned ledger, `ledger`, `views` and
+    `scores` are the catalog's (its registries and tokens), and what is about a
+    citizen is read from their partition (`of`)."""
+
     ledger: Ledger
     views: ViewStore
     scores: Scores
     tokens: TokenStore
-    group_commit: GroupCommit
+    group_commit: GroupCommit | RoutedCommits
+    partitions: Partitions | None = None
+
+    def of(self, citizen: str) -> CitizenParts:
+        if self.partitions is None:
+            return CitizenParts(self.ledger, self.scores)
+        return self.partitions.of(citizen)
+
+    def every(self) -> list[CitizenParts]:
+        """Each log's parts: the one ledger's, or every partition's."""
+        if self.partitions is None:
+            return [CitizenParts(self.ledger, self.scores)]
+        return self.partitions.every()
 
     def close(self) -> None:
         self.group_commit.close()
+        if self.partitions is not None:
+            self.partitions.close()
         self.tokens.close()
         self.views.close()
         self.ledger.close()
@@ -105,12 +164,16 @@ class Opener:
         try:
             views = ViewStore(self.url)
             tokens = TokenStore(views, remember=True)
+            routed = PartitionedLedger(ledger, self.clock) if is_partitioned(ledger) else None
         except BaseException:
             if views is not None:
                 views.close()
             ledger.close()
             raise
-        return Parts(ledger, views, Scores(ledger, views), tokens, GroupCommit(ledger))
+        scores = Scores(ledger, views)
+        if routed is None:
+            return Parts(ledger, views, scores, tokens, GroupCommit(ledger))
+        return Parts(ledger, views, scores, tokens, RoutedCommits(routed), Partitions(routed))
 
     def close(self) -> None:
         with self._lock:

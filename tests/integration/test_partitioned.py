@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from projections.store import ViewStore
 from scripts.cli import main
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 from tests.behind import behind_the_back
+from tests.served import Service
 
 pytestmark = pytest.mark.postgres
 
@@ -493,3 +495,82 @@ def test_decisions_files_bundles_and_disputes_work_partitioned(
     _ok(cli("checkpoint", "--key", key, "--db", catalog))  # one that covers the decision
     _ok(cli("audit", citizen, "--bundle", str(bundle), "--db", catalog))
     _ok(cli("verify-bundle", str(bundle), "--public-key", key + ".pub"))
+
+
+def test_the_service_serves_a_partitioned_ledger(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, single_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`ledger serve` on a catalog: appends go to their citizens' partitions, and reads,
+    decisions and the enforcement list answer as one database fed the same records."""
+    catalog = postgres_schema_url
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
+            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    records = Population(40, 6, DEMO_UNTIL).records()
+    tokens: dict[str, dict[str, str]] = {}
+    for url in (single_url, catalog):
+        _registered(cli, url)
+        _ok(cli("party", "add", "bank", "--name", "A Bank", "--purpose", "mortgage",
+                "--db", url))  # fmt: skip
+        tokens[url] = {
+            role: _ok(cli("token", "create", "--role", role, *extra, "--db", url)).output.strip()
+            for role, extra in (("reader", ()), ("auditor", ()), ("party", ("--party", "bank")))
+        }  # fmt: skip
+        authorities = {r["authority"] for r in records}
+        tokens[url] |= {
+            a: _ok(cli("token", "create", "--role", "service", "--authority", a, "--db",
+                       url)).output.strip()
+            for a in authorities
+        }  # fmt: skip
+    answers: dict[str, list[Any]] = {}
+    for url in (single_url, catalog):
+        service = Service(url)
+        try:
+            # One record at a time, as authorities' services send them, then projected.
+            for record in records:
+                status, _, report = service.get("/v1/records", tokens[url][record["authority"]],
+                                                body=record)  # fmt: skip
+                assert status == 201, report
+            if url == catalog:
+                assert "partition" in report["positions"][0]
+                # The same records again, as one NDJSON feed: each a duplicate, in its
+                # citizen's partition.
+                mine = [r for r in records if r["authority"] == records[0]["authority"]]
+                sent = urllib.request.Request(
+                    service.base + "/v1/records", method="POST",
+                    data="".join(json.dumps(r) + "\n" for r in mine).encode(),
+                    headers={"Content-Type": "application/x-ndjson",
+                             "Authorization": f"Bearer {tokens[url][records[0]['authority']]}"},
+                )  # fmt: skip
+                with urllib.request.urlopen(sent, timeout=30) as response:
+                    again = json.loads(response.read())
+                assert again["duplicates"] == len(mine)
+                assert [d["partition"] for d in again["duplicate_of"]] == [
+                    partition_of(citizen_id(r["citizen"]), 4) for r in mine
+                ]
+            _ok(cli("project", "--db", url))
+            citizen = records[0]["citizen"]
+            asked = [
+                service.get(f"/v1/citizens/{citizen}/score?as_of=2025-01-01",
+                            tokens[url]["reader"]),
+                service.get(f"/v1/citizens/{citizen}/explanation?as_of=2025-01-01",
+                            tokens[url]["auditor"]),
+                service.get(f"/v1/citizens/{citizen}/history", tokens[url]["auditor"]),
+                service.get("/v1/lists/enforcement?as_of=2025-01-01", tokens[url]["reader"]),
+                service.get("/v1/decisions", tokens[url]["party"], body={
+                    "citizen": citizen, "purpose": "mortgage", "as_of": "2025-01-01"}),
+            ]  # fmt: skip
+            assert [status for status, _, _ in asked] == [200, 200, 200, 200, 201], asked
+            answers[url] = [body for _, _, body in asked]
+            if url == catalog:
+                status, _, body = service.get("/v1/proofs/inclusion/1", tokens[url]["auditor"])
+                assert status == 501
+                assert "--partition" in body["detail"]
+        finally:
+            service.stop()
+    one, routed = answers[single_url], answers[catalog]
+    assert (routed[0]["score"], routed[0]["band"]) == (one[0]["score"], one[0]["band"])
+    assert routed[1]["reasons"] == one[1]["reasons"]
+    assert [e["reference"] for e in routed[2]] == [e["reference"] for e in one[2]]
+    assert routed[3]["items"] == one[3]["items"]
+    assert (routed[4]["outcome"], routed[4]["score"]) == (one[4]["outcome"], one[4]["score"])
