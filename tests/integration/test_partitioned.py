@@ -574,3 +574,60 @@ def test_the_service_serves_a_partitioned_ledger(
     assert [e["reference"] for e in routed[2]] == [e["reference"] for e in one[2]]
     assert routed[3]["items"] == one[3]["items"]
     assert (routed[4]["outcome"], routed[4]["score"]) == (one[4]["outcome"], one[4]["score"])
+
+
+def test_concurrent_appends_to_a_partitioned_ledger_store_each_record_once(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """Three `ledger append` processes at once, over overlapping feeds (the same records
+    in different orders): every record is stored once, and each report accounts for
+    every line as appended or as a duplicate of the position that holds it."""
+    catalog = postgres_schema_url
+    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
+            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _registered(cli, catalog)
+    records = Population(700, 8, DEMO_UNTIL).records()
+    by_citizen: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_citizen.setdefault(record["citizen"], []).append(record)
+    citizens = sorted(by_citizen)
+    feeds = []
+    for n, order in enumerate((citizens, citizens[::-1], citizens[1::2] + citizens[0::2])):
+        feed = tmp_path / f"feed-{n}.ndjson"
+        # Each citizen's records in their own order; citizens in a different order.
+        feed.write_text("".join(json.dumps(r) + "\n" for c in order for r in by_citizen[c]))
+        feeds.append(feed)
+    command = [sys.executable, "-m", "scripts.cli", "append", "--json", "--db", catalog]
+    running = [
+        subprocess.Popen(
+            [*command, str(feed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for feed in feeds
+    ]
+    reports = []
+    for process in running:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        reports.append(json.loads(out))
+    assert sum(r["appended"] for r in reports) == len(records)
+    for report in reports:
+        assert report["appended"] + report["duplicates"] == len(records)
+        assert report["rejected"] == []
+    partitioned = PartitionedLedger(Ledger(catalog))
+    try:
+        stored: dict[tuple[int, int], tuple[str, str]] = {}
+        for number in range(4):
+            reader = partitioned.partition(number).reader
+            for _, logged in reader.by_citizen(reader.head()):
+                for e in logged:
+                    stored[(number, e.position)] = (e.record.authority, e.record.reference)
+    finally:
+        partitioned.close()
+    assert sorted(stored.values()) == sorted((r["authority"], r["reference"]) for r in records)
+    for report, feed in zip(reports, feeds, strict=True):
+        lines = [json.loads(line) for line in feed.read_text().splitlines()]
+        for where in report["positions"] + report["duplicate_of"]:
+            line = lines[where["line"] - 1]
+            assert stored[(where["partition"], where["position"])] == (
+                line["authority"], line["reference"],
+            )  # fmt: skip
