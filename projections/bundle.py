@@ -23,6 +23,7 @@ from ledger.domain.identity import parse_resident_id
 from ledger.domain.records import Record
 from ledger.errors import LedgerError
 from ledger.log import USE_OF_TOPIC, record_from_payload, record_type_of_topic
+from ledger.partitioned.checkpoints import TopLink, check_top_link
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log
 from ledger.transparency.checkpoint import CheckpointError, Verifier, open_note
@@ -45,8 +46,11 @@ def make_bundle(
     policy: str | None = None,
     as_of: date | None = None,
     known_at: datetime | None = None,
+    top: TopLink | None = None,
 ) -> dict[str, Any]:
-    """Everything an auditor needs to check a citizen's history and scores offline."""
+    """Everything an auditor needs to check a citizen's history and scores offline.
+    On a partitioned ledger, `top` gives, for the size of the partition's checkpoint,
+    its link to the signed checkpoint of the whole ledger (ledger.partitioned)."""
     log = Log(scores.ledger)
     kept = log.store.checkpoints()
     if not kept:
@@ -83,7 +87,9 @@ def make_bundle(
         uses.append({"leaf": orjson.loads(scores.log.leaf(use.position)), "index": proof.index,
                      "proof": [h.hex() for h in proof.proof]})  # fmt: skip
     answer, explanation = scores.explain(citizen, chosen.name, day, known_at or _far_future())
+    link = top(size) if top is not None else None
     return {
+        **({"top": link} if link is not None else {}),
         "format": FORMAT,
         "citizen": answer.citizen,
         "policy": chosen.name,
@@ -107,6 +113,8 @@ class BundleCheck:
     events: int
     size: int
     uses: int = 0
+    # On a partitioned ledger: how many logs the whole ledger's checkpoint covers.
+    logs: int | None = None
 
 
 def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
@@ -117,6 +125,12 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
         signed = open_note(bundle["checkpoint"], verifier)
     except CheckpointError as e:
         raise BundleError(f"checkpoint: {e.message}", "checkpoint") from None
+    logs = None
+    if "top" in bundle:
+        try:
+            logs = check_top_link(bundle["top"], signed, verifier)
+        except (merkle.ProofError, CheckpointError, KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"the link to the whole ledger's checkpoint: {e}", "top") from None
     chosen = policies.load(bundle["policy"])
     if chosen.version != bundle["policy_version"]:
         raise BundleError("the policy version differs from the bundle's", "policy_version")
@@ -150,7 +164,7 @@ def verify_bundle(bundle: dict[str, Any], verifier: Verifier) -> BundleCheck:
     uses = bundle.get("uses", [])
     for number, use in enumerate(uses, start=1):
         _check_use(use, f"use {number}", signed, resident.value, read)
-    return BundleCheck(len(bundle["events"]), signed.size, len(uses))
+    return BundleCheck(len(bundle["events"]), signed.size, len(uses), logs)
 
 
 def _check_use(

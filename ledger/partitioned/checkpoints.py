@@ -12,6 +12,7 @@ the top tree.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +26,9 @@ from ledger.partitioned.ledger import PartitionedLedger
 from ledger.transparency import merkle
 from ledger.transparency.audit import Damage, InclusionProof, Log, ProofRequestError, checkpoint
 from ledger.transparency.checkpoint import Checkpoint, CheckpointError, Verifier, open_note, sign
+
+# What links a partition's checkpoint, by its size, to the top checkpoint over it.
+TopLink = Callable[[int], dict[str, object] | None]
 
 
 def log_names(partitions: int) -> list[str]:
@@ -190,3 +194,48 @@ def _problem(
     if (claimed.size, claimed.root) != (len(top.leaves), root):
         return "its note does not sign these leaves"
     return None
+
+
+def top_link(routed: PartitionedLedger, partition: int, size: int) -> dict[str, object] | None:
+    """The latest top checkpoint whose leaf for `partition` is that log's checkpoint at
+    `size`, with the leaf's proof in the top tree, for a bundle to carry; None when no
+    top checkpoint covers that checkpoint."""
+    for top in reversed(top_checkpoints(routed)):
+        if len(top.leaves) > partition + 1 and top.leaf(partition + 1).size == size:
+            hashes = [merkle.leaf_hash(leaf.encode()) for leaf in top.leaves]
+            return {
+                "partition": partition, "note": top.note, "leaf": top.leaves[partition + 1],
+                "index": partition + 1,
+                "proof": [h.hex() for h in merkle.inclusion_proof(hashes, partition + 1)],
+            }  # fmt: skip
+    return None
+
+
+def check_top_link(link: dict[str, object], checkpoint: Checkpoint, verifier: Verifier) -> int:
+    """That `checkpoint` (a partition's, already opened) is the leaf a signed top
+    checkpoint holds for its partition; the top tree's size. ProofError or
+    CheckpointError say what does not hold."""
+    note, leaf, index, proof = link["note"], link["leaf"], link["index"], link["proof"]
+    if not (isinstance(note, str) and isinstance(leaf, str) and isinstance(index, int)
+            and isinstance(proof, list)):  # fmt: skip
+        raise merkle.ProofError("the link to the top checkpoint is malformed")
+    signed = open_note(note, verifier)
+    body = parse_body(leaf)
+    if body.origin != f"{verifier.name}/partition/{link['partition']}" or index != (
+        int(str(link["partition"])) + 1
+    ):
+        raise merkle.ProofError(f"the top tree's leaf {index} is {body.origin!r}")
+    if (body.size, body.root) != (checkpoint.size, checkpoint.root):
+        raise merkle.ProofError("the top checkpoint holds another checkpoint of the partition")
+    merkle.verify_inclusion(
+        merkle.leaf_hash(leaf.encode()), index, signed.size,
+        [bytes.fromhex(str(h)) for h in proof], signed.root,
+    )  # fmt: skip
+    return signed.size
+
+
+def top_of(routed: PartitionedLedger, resident: str) -> TopLink:
+    """For a bundle of the citizen with this identity number: their partition's
+    checkpoint's link (by its size) to the whole ledger's checkpoint."""
+    partition = routed.partition_of_resident(resident)
+    return lambda size: top_link(routed, partition, size)

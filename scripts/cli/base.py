@@ -13,6 +13,7 @@ import click
 from ledger.application import Clock, Ledger, open_patiently
 from ledger.errors import LedgerError
 from ledger.partitioned import PartitionedLedger, is_partitioned
+from ledger.partitioned.checkpoints import TopLink, top_of
 from ledger.storage import DEFAULT_URL, redact, redact_text
 from projections import policy as policies
 from projections.queries import Scores
@@ -91,6 +92,19 @@ def open_citizen_ledger(url: str, citizen: str) -> Iterator[Ledger]:
     """As `open_ledger`, on a partitioned ledger the ledger of the citizen's partition."""
     with open_routed(url) as routed:
         yield routed if isinstance(routed, Ledger) else routed.for_resident(citizen)
+
+
+@contextmanager
+def open_citizen_audit(url: str, citizen: str) -> Iterator[tuple[Scores, TopLink | None]]:
+    """As `open_citizen_scores`, with, on a partitioned ledger, what links a bundle
+    of the citizen's partition to the whole ledger's checkpoint."""
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            app, top = routed, None
+        else:
+            app, top = routed.for_resident(citizen), top_of(routed, citizen)
+        with open_views(app.url) as store:
+            yield Scores(app, store), top
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from scripts.cli.base import (
     db_option,
     emit_json,
     main,
-    open_citizen_scores,
+    open_citizen_audit,
     open_ledger,
     open_routed,
     reading_options,
@@ -233,14 +233,16 @@ def audit(
 ) -> None:  # fmt: skip
     """The citizen's history as known at a time, each event with the score just after it,
     and the explanation on the day; with --bundle, a file an auditor checks offline."""
-    with open_citizen_scores(url, citizen) as scores:
+    with open_citizen_audit(url, citizen) as (scores, top):
         chosen = answer_or_exit(lambda: scores.policy(policy))
         steps = answer_or_exit(lambda: scores.audit_history(citizen, known_at))
         answer, explanation = answer_or_exit(
             lambda: scores.explain(citizen, chosen.name, as_of, known_at or _END_OF_TIME)
         )
         bundle = (
-            answer_or_exit(lambda: make_bundle(scores, citizen, chosen.name, as_of, known_at))
+            answer_or_exit(
+                lambda: make_bundle(scores, citizen, chosen.name, as_of, known_at, top)
+            )
             if bundle_path else None
         )  # fmt: skip
     table = Table("position", "recorded at", "record", "reference", "occurred on",
@@ -284,4 +286,6 @@ def verify_bundle_command(bundle_file: str, public_key: str) -> None:
         f"the bundle holds: {checked.events} events and {checked.uses} inquiry or decision "
         f"records, each in the log of {checked.size} signed by the key, every score and "
         "decision replayed"
-    )
+        + (f"; that log's checkpoint is in the whole ledger's, over {checked.logs} logs"
+           if checked.logs else "")
+    )  # fmt: skip

@@ -31,6 +31,7 @@ from ledger.application import AppendReport, Ledger, Rejection
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
 from ledger.partitioned import PartitionedLedger
+from ledger.partitioned.checkpoints import top_of
 from ledger.transparency.audit import Log
 from ledger.transparency.checkpoint import load_verifier
 from projections.bundle import make_bundle
@@ -215,8 +216,10 @@ def _blueprint() -> Blueprint:
     @requires("audit")
     def citizen_bundle(args: dict[str, Any], citizen: str) -> Any:
         """An audit bundle to check offline with `ledger verify-bundle`."""
-        scores = answer(lambda: ledger_parts().of(citizen)).scores
-        return answer(lambda: make_bundle(scores, citizen, **args))
+        parts = ledger_parts()
+        scores = answer(lambda: parts.of(citizen)).scores
+        top = None if parts.partitions is None else top_of(parts.partitions.routed, citizen)
+        return answer(lambda: make_bundle(scores, citizen, **args, top=top))
 
     @blp.route("/lists/enforcement")
     @blp.arguments(PageQuery(), location="query")

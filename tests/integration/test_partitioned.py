@@ -494,7 +494,18 @@ def test_decisions_files_bundles_and_disputes_work_partitioned(
     bundle = tmp_path / "bundle.json"
     _ok(cli("checkpoint", "--key", key, "--db", catalog))  # one that covers the decision
     _ok(cli("audit", citizen, "--bundle", str(bundle), "--db", catalog))
-    _ok(cli("verify-bundle", str(bundle), "--public-key", key + ".pub"))
+    held = _ok(cli("verify-bundle", str(bundle), "--public-key", key + ".pub")).output
+    assert "that log's checkpoint is in the whole ledger's, over 5 logs" in held
+    # The partition's checkpoint is linked to the one signed over the whole ledger.
+    linked = json.loads(bundle.read_text())
+    assert linked["top"]["partition"] == partitioned.partition_of_resident(citizen)
+    body = linked["top"]["leaf"].split("\n")
+    body[1] = str(int(body[1]) - 1)
+    linked["top"]["leaf"] = "\n".join(body)
+    bundle.write_text(json.dumps(linked))
+    refused = cli("verify-bundle", str(bundle), "--public-key", key + ".pub")
+    assert refused.exit_code != 0
+    assert "the link to the whole ledger's checkpoint" in refused.output
 
 
 def test_the_service_serves_a_partitioned_ledger(
