@@ -9,7 +9,6 @@ where that fails the run. Each test gets a schema of its own, dropped afterwards
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ import psycopg
 import pytest
 
 from ledger.application import FixedClock, Ledger
+from tests.schemas import fresh_schema
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
@@ -61,14 +61,8 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def postgres_schema_url(postgres_url: str) -> Iterator[str]:
     """A fresh schema on the test server, as a ledger URL."""
-    schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{postgres_url}?schema={schema}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -34,6 +34,7 @@ from projections.store import ViewStore
 from scripts.cli import main
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 from tests.behind import behind_the_back
+from tests.schemas import fresh_schema
 from tests.served import Service
 
 pytestmark = pytest.mark.postgres
@@ -69,14 +70,9 @@ def shards(postgres_url: str) -> Iterator[list[tuple[str, str]]]:
 
 @pytest.fixture
 def single_url(postgres_url: str) -> Iterator[str]:
-    schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{postgres_url}?schema={schema}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """One database's ledger, beside the partitioned one, for the same feed."""
+    with fresh_schema(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -96,6 +92,14 @@ def _ok(result: Result) -> Result:
     return result
 
 
+def _init(cli: Any, catalog: str, partitions: int, *shards: tuple[str, str]) -> None:
+    """`ledger shards init` of `partitions` partitions on these (name, URL) shards."""
+    args = ["shards", "init", "--partitions", str(partitions), "--db", catalog]
+    for name, url in shards:
+        args += ["--shard", f"{name}={url}"]
+    _ok(cli(*args))
+
+
 def _registered(cli: Any, url: str) -> None:
     for spec in DEMO_AUTHORITIES:
         args = ["authority", "add", spec.authority_id, "--name", spec.name, "--db", url]
@@ -109,10 +113,7 @@ def test_a_partitioned_ledger_answers_as_one_database(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     catalog = postgres_schema_url
-    args = ["shards", "init", "--partitions", str(PARTITIONS), "--db", catalog]
-    for name, url in shards:
-        args += ["--shard", f"{name}={url}"]
-    _ok(cli(*args))
+    _init(cli, catalog, PARTITIONS, *shards)
     listed = json.loads(_ok(cli("shards", "list", "--json", "--db", catalog)).output)
     assert listed["partitions"] == PARTITIONS
     assert sorted(p for shard in listed["shards"] for p in shard["partitions"]) == list(
@@ -195,8 +196,7 @@ def test_a_record_of_an_unregistered_authority_is_refused_in_every_partition(
     cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
 ) -> None:
     catalog = postgres_schema_url
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
-            "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, ("a", shards[0][1]))
     records = Population(40, 5, DEMO_UNTIL).records()
     feed = tmp_path / "feed.ndjson"
     feed.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -225,7 +225,7 @@ def test_the_shard_map_refuses_what_it_cannot_keep(
     assert result.exit_code != 0
     assert "holds no shard map" in result.output
 
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog))
+    _init(cli, catalog, 4, (name, url))
     again = cli("shards", "init", "--partitions", "4", "--shard", f"{name}={url}", "--db", catalog)
     assert again.exit_code != 0
     assert "already has a shard map" in again.output
@@ -275,8 +275,7 @@ def test_one_signature_covers_every_partition(
 ) -> None:
     catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
     _ok(cli("keys", "init", "--key", key, "--origin", "ledger.test/log"))
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
-            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, ("a", shards[0][1]), ("b", shards[1][1]))
     _registered(cli, catalog)
     records = Population(60, 7, DEMO_UNTIL).records()
     feed = tmp_path / "feed.ndjson"
@@ -338,8 +337,7 @@ def test_a_partition_moves_to_another_shard_under_load(
     catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
     (a, url_a), (b, url_b), (c, url_c) = shards
     _ok(cli("keys", "init", "--key", key))
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"{a}={url_a}",
-            "--shard", f"{b}={url_b}", "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, (a, url_a), (b, url_b))
     _ok(cli("shards", "add", c, url_c, "--db", catalog))
     _registered(cli, catalog)
     lines = [json.dumps(r) + "\n" for r in Population(1200, 9, DEMO_UNTIL).records()]
@@ -403,8 +401,7 @@ def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
     cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
 ) -> None:
     catalog = postgres_schema_url
-    _ok(cli("shards", "init", "--partitions", "3", "--shard", f"a={shards[0][1]}",
-            "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 3, ("a", shards[0][1]))
     _registered(cli, catalog)
     follower = subprocess.Popen(
         [sys.executable, "-m", "scripts.cli", "project", "--follow", "--interval", "0.2",
@@ -454,8 +451,7 @@ def test_decisions_files_bundles_and_disputes_work_partitioned(
 ) -> None:  # fmt: skip
     catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
     _ok(cli("keys", "init", "--key", key))
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
-            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, ("a", shards[0][1]), ("b", shards[1][1]))
     records = Population(80, 2, DEMO_UNTIL).records()
     feed = tmp_path / "feed.ndjson"
     feed.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -515,8 +511,7 @@ def test_the_service_serves_a_partitioned_ledger(
     """`ledger serve` on a catalog: appends go to their citizens' partitions, and reads,
     decisions and the enforcement list answer as one database fed the same records."""
     catalog = postgres_schema_url
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
-            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, ("a", shards[0][1]), ("b", shards[1][1]))
     records = Population(40, 6, DEMO_UNTIL).records()
     tokens: dict[str, dict[str, str]] = {}
     for url in (single_url, catalog):
@@ -594,8 +589,7 @@ def test_concurrent_appends_to_a_partitioned_ledger_store_each_record_once(
     in different orders): every record is stored once, and each report accounts for
     every line as appended or as a duplicate of the position that holds it."""
     catalog = postgres_schema_url
-    _ok(cli("shards", "init", "--partitions", "4", "--shard", f"a={shards[0][1]}",
-            "--shard", f"b={shards[1][1]}", "--db", catalog))  # fmt: skip
+    _init(cli, catalog, 4, ("a", shards[0][1]), ("b", shards[1][1]))
     _registered(cli, catalog)
     records = Population(700, 8, DEMO_UNTIL).records()
     by_citizen: dict[str, list[dict[str, Any]]] = {}
