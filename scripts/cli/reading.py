@@ -19,6 +19,7 @@ from rich.table import Table
 from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.lifecycle import end_with_parent
+from ledger.storage import redact_text
 from projections import policy as policies
 from projections.explanation import Explanation
 from projections.lock import acquire, projector_lock
@@ -245,7 +246,8 @@ def _follow_partitions(urls: list[str], interval: float) -> dict[str, int]:
         try:
             projector.run(stop.is_set)
         except Exception as e:  # noqa: BLE001 - told to the main thread, which exits 2
-            failed.append(f"partition {number}: {type(e).__name__}: {e}")
+            failed.append(redact_text(f"partition {number}: {type(e).__name__}: {e}",
+                                      projector.url))  # fmt: skip
             stop.set()
 
     def told(number: int) -> Callable[[str], None]:
