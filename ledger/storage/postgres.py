@@ -99,6 +99,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             if curs.fetchone() is not None:
                 return
             self._lock_table(curs)
+            # Again under the lock: a writer may have saved the first events, and grown
+            # the tree over them, since the look above.
+            curs.execute(SQL("SELECT 1 AS one FROM {} LIMIT 1").format(
+                self._table(self.tree_table)))  # fmt: skip
+            if curs.fetchone() is not None:
+                return
             last = 0
             while True:
                 curs.execute(

@@ -9,6 +9,7 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.log import UnreadableLog
+from ledger.storage import PostgresLedgerRecorder
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log, ProofRequestError, verify_log
 from ledger.transparency.tree import leaf_data
@@ -333,3 +334,33 @@ def test_a_writer_refuses_a_citizen_whose_stored_history_skips_a_version(
         assert fresh.max_position() == head
     finally:
         fresh.close()
+
+
+@pytest.mark.postgres
+def test_a_ledger_opened_while_the_first_events_are_saved_grows_no_second_tree(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger opened on an empty log grows a tree over events saved before the tree
+    existed. If another process saves the first events (and their tree) between its
+    look at the tree and its lock, it must not grow them a second one."""
+    first = Ledger(postgres_schema_url)
+    locking = PostgresLedgerRecorder._lock_table
+    saved: list[int] = []
+
+    def meanwhile(self: PostgresLedgerRecorder, curs: Any) -> None:
+        if not saved:
+            saved.append(1)
+            register_authorities(first)  # saves events and grows the tree, then commits
+        locking(self, curs)
+
+    monkeypatch.setattr(PostgresLedgerRecorder, "_lock_table", meanwhile)
+    try:
+        second = Ledger(postgres_schema_url)
+        try:
+            assert saved
+            assert verify_log(second) is None
+            assert Log(second).size() == second.max_position() > 0
+        finally:
+            second.close()
+    finally:
+        first.close()
