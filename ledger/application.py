@@ -664,12 +664,12 @@ def patiently(url: str, patience: float, step: Callable[[], T]) -> T:
 
 
 def open_patiently(
-    url: str, clock: Clock | None = None, patience: float = 0.0, registries: Ledger | None = None
-) -> Ledger:
+    url: str, clock: Clock | None = None, patience: float = 0.0, registries: Ledger | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Ledger:  # fmt: skip
     """A ledger opened once the database answers, waiting up to `patience` seconds."""
-    return patiently(
-        url, patience, lambda: Ledger(url, clock=clock, patience=patience, registries=registries)
-    )
+    return patiently(url, patience, lambda: Ledger(
+        url, clock=clock, env=env, patience=patience, registries=registries))  # fmt: skip
 
 
 def _holds(citizens: Mapping[uuid.UUID, Citizen], resident_id: str, key: RecordKey) -> bool:

@@ -14,6 +14,7 @@ import psycopg
 
 from ledger.application import (
     BATCH_SIZE,
+    PARTITION_POOL,
     AppendReport,
     Clock,
     HistoryEntry,
@@ -194,8 +195,10 @@ class PartitionedLedger:
 
 
 def open_partitions(url: str, clock: Clock | None, patience: float) -> PartitionedLedger:
-    """A writer process's view of the partitioned ledger whose catalog is at `url`."""
-    return PartitionedLedger(open_patiently(url, clock, patience), clock, patience)
+    """A writer process's view of the partitioned ledger whose catalog is at `url`
+    (whose registries it reads once a batch: one connection is enough)."""
+    catalog = open_patiently(url, clock, patience, env=PARTITION_POOL)
+    return PartitionedLedger(catalog, clock, patience)
 
 
 def _gone(error: BaseException) -> bool:
