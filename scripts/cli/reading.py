@@ -19,13 +19,14 @@ from rich.table import Table
 from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.lifecycle import end_with_parent
+from ledger.partitioned import PartitionedLedger, is_partitioned
 from ledger.storage import redact_text
 from projections import policy as policies
 from projections.explanation import Explanation
 from projections.lock import acquire, projector_lock
 from projections.policy import Policy
 from projections.queries import ScoreAnswer, Scores, merged
-from projections.runner import Projector, catch_up, tracking_name
+from projections.runner import TRANSIENT, Projector, catch_up, tracking_name
 from projections.store import PositionConflict, ViewStore
 from scripts.cli.base import (
     Unusable,
@@ -188,7 +189,7 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
     console = Console(stderr=True)
     try:
         if follow:
-            urls = _partition_urls(url)
+            urls = _partition_urls(url, interval)
             positions = (
                 _follow(url, interval) if urls is None else _follow_partitions(urls, interval)
             )
@@ -222,15 +223,27 @@ def _projected(scores: Scores, console: Console, wait: float, prefix: str = "") 
     return {prefix + p.name: scores.store.position(tracking_name(p)) for p in chosen}
 
 
-def _partition_urls(url: str) -> list[str] | None:
-    """The partitions' URLs when `url` is a partitioned ledger's catalog. A database
-    that does not answer yet is the follower's to wait for: None then, as for one
-    database."""
-    try:
-        with open_routed(url) as routed:
-            return None if isinstance(routed, Ledger) else list(routed.urls)
-    except Unusable:
-        return None
+def _partition_urls(url: str, interval: float) -> list[str] | None:
+    """The partitions' URLs when `url` is a partitioned ledger's catalog, else None.
+    A follower may start before its database: this waits until it answers, since only
+    then can it tell a catalog from a ledger of one log."""
+    told = False
+    while True:
+        try:
+            catalog = Ledger(url, clock=injected_clock())
+        except TRANSIENT as e:
+            if not told:
+                click.echo(f"project: the database does not answer ({type(e).__name__}); "
+                           "waiting for it", err=True)  # fmt: skip
+                told = True
+            time.sleep(interval)
+            continue
+        except LedgerError as e:
+            raise exit_for(e, url) from None
+        try:
+            return list(PartitionedLedger(catalog).urls) if is_partitioned(catalog) else None
+        finally:
+            catalog.close()
 
 
 def _follow_partitions(urls: list[str], interval: float) -> dict[str, int]:

@@ -34,6 +34,7 @@ from projections.store import ViewStore
 from scripts.cli import main
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 from tests.behind import behind_the_back
+from tests.proxy import Proxy, through
 from tests.schemas import fresh_schema
 from tests.served import Service
 
@@ -636,3 +637,56 @@ def test_concurrent_appends_to_a_partitioned_ledger_store_each_record_once(
             assert stored[(where["partition"], where["position"])] == (
                 line["authority"], line["reference"],
             )  # fmt: skip
+
+
+def test_a_follower_started_before_the_catalog_answers_follows_the_partitions(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
+) -> None:
+    catalog = postgres_schema_url
+    _init(cli, catalog, 2, ("a", shards[0][1]))
+    _registered(cli, catalog)
+    records = Population(30, 12, DEMO_UNTIL).records()
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _ok(cli("append", str(feed), "--db", catalog))
+    parts = urlsplit(catalog)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    said = tmp_path / "follower.err"
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "project", "--follow", "--interval", "0.2",
+         "--db", through(catalog, proxy.port)],
+        stdout=subprocess.PIPE, stderr=said.open("w"), text=True,
+    )  # fmt: skip
+    try:
+        # Nothing answers on the proxy's port until the follower has said it waits.
+        deadline = time.monotonic() + 60
+        while "the database does not answer" not in said.read_text():
+            assert time.monotonic() < deadline, said.read_text()
+            time.sleep(0.2)
+        proxy.start()
+        partitioned = PartitionedLedger(Ledger(catalog))
+        try:
+            heads = [partitioned.partition(n).max_position() for n in range(2)]
+            stores = [ViewStore(url) for url in partitioned.urls]
+            try:
+                deadline = time.monotonic() + 60
+                reached: list[int] = []
+                while time.monotonic() < deadline:
+                    reached = [min(s.positions().values(), default=0) for s in stores]
+                    if reached == heads:
+                        break
+                    time.sleep(0.2)
+                assert reached == heads
+            finally:
+                for store in stores:
+                    store.close()
+        finally:
+            partitioned.close()
+        follower.send_signal(signal.SIGTERM)
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        proxy.close()
+    assert follower.returncode == 0, said.read_text()[-2000:]
+    assert f"partition 1 national-v1: position {heads[1]}" in out
