@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
@@ -26,6 +24,7 @@ from tests.builders import (
     record,
     target,
 )
+from tests.schemas import fresh_schema
 
 SUMMARY = re.compile(r"^appended (\d+), duplicates (\d+), rejected (\d+)$", re.MULTILINE)
 
@@ -517,15 +516,8 @@ def other_store_url(
     if store_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path}/other.db"
         return
-    server: str = request.getfixturevalue("postgres_url")
-    schema = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{server}?schema={schema}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def test_demo_with_the_same_seed_gives_the_same_records(

@@ -101,6 +101,21 @@ def _init(cli: Any, catalog: str, partitions: int, *shards: tuple[str, str]) -> 
     _ok(cli(*args))
 
 
+def _until_projected(partitioned: PartitionedLedger, stores: list[ViewStore]) -> list[int]:
+    """Each partition's head, once every projection of each (`stores`, in partition
+    order) has reached it; a minute at most."""
+    heads = [partitioned.partition(n).max_position() for n in range(partitioned.partitions)]
+    deadline = time.monotonic() + 60
+    reached: list[int] = []
+    while time.monotonic() < deadline:
+        reached = [min(store.positions().values(), default=0) for store in stores]
+        if reached == heads:
+            break
+        time.sleep(0.2)
+    assert reached == heads
+    return heads
+
+
 def _registered(cli: Any, url: str) -> None:
     for spec in DEMO_AUTHORITIES:
         args = ["authority", "add", spec.authority_id, "--name", spec.name, "--db", url]
@@ -417,17 +432,10 @@ def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
         residents = sorted({r["citizen"] for r in records})
         partitioned = PartitionedLedger(Ledger(catalog))
         try:
-            heads = [partitioned.partition(n).max_position() for n in range(3)]
-            assert min(heads) > 0
-            stores = [ViewStore(partitioned.urls[n]) for n in range(3)]
+            stores = [ViewStore(url) for url in partitioned.urls]
             try:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    reached = [min(store.positions().values(), default=0) for store in stores]
-                    if reached == heads:
-                        break
-                    time.sleep(0.2)
-                assert reached == heads
+                heads = _until_projected(partitioned, stores)
+                assert min(heads) > 0
                 for resident in residents[:10]:
                     number = partitioned.partition_of_resident(resident)
                     answer = Scores(partitioned.partition(number), stores[number]).score(resident)
@@ -666,17 +674,9 @@ def test_a_follower_started_before_the_catalog_answers_follows_the_partitions(
         proxy.start()
         partitioned = PartitionedLedger(Ledger(catalog))
         try:
-            heads = [partitioned.partition(n).max_position() for n in range(2)]
             stores = [ViewStore(url) for url in partitioned.urls]
             try:
-                deadline = time.monotonic() + 60
-                reached: list[int] = []
-                while time.monotonic() < deadline:
-                    reached = [min(s.positions().values(), default=0) for s in stores]
-                    if reached == heads:
-                        break
-                    time.sleep(0.2)
-                assert reached == heads
+                heads = _until_projected(partitioned, stores)
             finally:
                 for store in stores:
                     store.close()
