@@ -138,6 +138,20 @@ def prove_inclusion(
     )
 
 
+def partition_inclusion(
+    routed: PartitionedLedger, partition: int, position: int, size: int | None
+) -> dict[str, object]:
+    """The inclusion proof of the event at `position` of `partition` at `size` (by
+    default the size the latest top checkpoint signs, else the partition's own latest),
+    with its link to the top checkpoint that covers the partition at that size."""
+    if size is None:
+        kept = top_checkpoints(routed)
+        size = kept[-1].leaf(partition + 1).size if kept else None
+    inclusion = Log(routed.partition(partition)).inclusion(position, size)
+    return {**inclusion.to_json(), "partition": partition,
+            "top": top_link(routed, partition, inclusion.size)}  # fmt: skip
+
+
 def verify_inclusion(proof: PartitionedInclusion, verifier: Verifier) -> None:
     """Check a record's proof up to the top note's signature; ProofError or
     CheckpointError says what does not hold."""

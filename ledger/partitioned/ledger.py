@@ -127,20 +127,30 @@ class PartitionedLedger:
     def _moved(self, partition: int, error: Exception) -> bool:
         """Whether `partition` is somewhere else now, waiting for the map to say so
         while the error is that of a partition gone from its shard."""
-        gone = _gone(error)
         deadline = time.monotonic() + max(self.patience, MOVE_WAIT)
         while True:
-            url = Catalog(self.catalog).shard_map().partition_url(partition)
+            if partition in self.relocated():
+                return True
+            if not gone(error) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    def relocated(self) -> list[int]:
+        """The partitions the shard map now places elsewhere than where they were
+        opened (read from the catalog): their ledgers are closed, to be opened again at
+        their new place when next asked for."""
+        shard_map = Catalog(self.catalog).shard_map()
+        moved = []
+        for partition in range(self.partitions):
+            url = shard_map.partition_url(partition)
             if url != self.urls[partition]:
                 self.urls[partition] = url
+                moved.append(partition)
                 stale = self._open.pop(partition, None)
                 if stale is not None:
                     with suppress(Exception):
                         stale.close()
-                return True
-            if not gone or time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
+        return moved
 
     def append_feed(
         self,
@@ -201,7 +211,7 @@ def open_partitions(url: str, clock: Clock | None, patience: float) -> Partition
     return PartitionedLedger(catalog, clock, patience)
 
 
-def _gone(error: BaseException) -> bool:
+def gone(error: BaseException) -> bool:
     """Whether the error, or one it came from, is a table or schema that is not there:
     what a partition moved away leaves on its old shard."""
     seen: BaseException | None = error

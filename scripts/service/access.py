@@ -21,6 +21,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.http import http_date
 
 from ledger.application import Ledger
+from ledger.partitioned.ledger import gone
 from scripts.service.problems import Problem, problem
 from scripts.service.resources import Opener, Parts
 from scripts.tokens import Token, TokenError
@@ -55,15 +56,25 @@ def ledger_parts() -> Parts:
     return opener.get()
 
 
-def one_log() -> Ledger:
-    """The ledger whose log a proof or checkpoint is of; 501 on a partitioned ledger,
-    whose proofs are per partition and not served over HTTP yet."""
+def log_of(partition: int | None) -> Ledger:
+    """The ledger whose log a proof or checkpoint is of: the one log's, or partition
+    `partition`'s on a partitioned ledger, where each partition is a log of its own;
+    422 naming the query's `partition` when it is missing, out of range or not wanted."""
     parts = ledger_parts()
-    if parts.partitions is not None:
-        raise Problem(501, "Not Implemented", "a partitioned ledger's checkpoints and proofs "
-                      "are not served over HTTP yet: use `ledger checkpoint list` and `ledger "
-                      "prove inclusion --partition`")  # fmt: skip
-    return parts.ledger
+    if parts.partitions is None:
+        if partition is not None:
+            raise _partition_error("this ledger is one log, not partitioned: send no partition")
+        return parts.ledger
+    count = parts.partitions.routed.partitions
+    if partition is None or partition >= count:
+        raise _partition_error(f"this ledger's logs are its partitions 0 to {count - 1}: "
+                               "name one, ?partition=K")  # fmt: skip
+    return parts.partitions.number(partition).ledger
+
+
+def _partition_error(message: str) -> Problem:
+    return Problem(422, "Unprocessable Entity", f"partition: {message}",
+                   [{"field": "partition", "errors": [message]}])  # fmt: skip
 
 
 def requires(capability: str) -> Callable[[F], F]:
@@ -150,5 +161,7 @@ def answer(ask: Callable[[], T]) -> T:
     """Ask; whatever refuses the query is answered as the error map says."""
     try:
         return ask()
-    except Exception as e:  # noqa: BLE001 - the map answers 500 for what it does not know
+    except Exception as e:
+        if gone(e):
+            raise  # a partition moved away: the app asks again at its new place
         raise problem(e, query=True) from None

@@ -31,7 +31,8 @@ from ledger.application import AppendReport, Ledger, Rejection
 from ledger.bulk import append_feed
 from ledger.errors import DatabaseUnavailable
 from ledger.partitioned import PartitionedLedger
-from ledger.partitioned.checkpoints import top_of
+from ledger.partitioned.checkpoints import partition_inclusion, top_checkpoints, top_of
+from ledger.partitioned.ledger import gone
 from ledger.transparency.audit import Log
 from ledger.transparency.checkpoint import load_verifier
 from projections.bundle import make_bundle
@@ -45,7 +46,7 @@ from scripts.service.access import (
     documented,
     dumps,
     ledger_parts,
-    one_log,
+    log_of,
     query,
     refused,
     requires,
@@ -67,6 +68,7 @@ from scripts.service.schemas import (
     KnownAtQuery,
     LedgerApi,
     PageQuery,
+    PartitionQuery,
     PartyScoreQuery,
     ReportSchema,
     ScoreQuery,
@@ -77,6 +79,8 @@ from scripts.service.schemas import (
 from scripts.tokens import Token
 
 MAX_BODY = 256 * 1024 * 1024
+# Seconds a request waits for the shard map to say where a moved partition went.
+MOVE_WAIT = 5.0
 # How long create_app waits for the database before serving 503 until it answers.
 STARTUP_WAIT = 10.0
 # Bytes read at a time from an NDJSON body.
@@ -92,7 +96,7 @@ def create_app(
     """The WSGI application over the ledger at `url`. `public_key` (by default
     LEDGER_PUBLIC_KEY: the verifier key, or a file holding it) is what the console's
     pages check the log's checkpoints against."""
-    app = Flask("ledger")
+    app = LedgerFlask("ledger")
     app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE="Social credit ledger",
@@ -148,6 +152,27 @@ def create_app(
     with suppress(DatabaseUnavailable):
         opener.get(wait=STARTUP_WAIT)
     return app
+
+
+class LedgerFlask(Flask):
+    """Flask, with requests that meet a partition moved away from its shard meanwhile
+    (its schema gone there): a read is asked again at the partition's new place; any
+    other request is answered 503, to be sent again, since part of it may be done."""
+
+    def dispatch_request(self) -> Any:
+        try:
+            return super().dispatch_request()
+        except Exception as error:
+            partitions = ledger_parts().partitions if gone(error) else None
+            if partitions is None:
+                raise
+            if not partitions.relocated(MOVE_WAIT):
+                raise Problem(503, "Service Unavailable", "a partition is moving to another "
+                              "shard; send the request again") from None  # fmt: skip
+            if request.method not in ("GET", "HEAD"):
+                moved = "the partition moved to another shard while the request was served"
+                raise Problem(503, "Service Unavailable", f"{moved}; send it again") from None
+            return super().dispatch_request()
 
 
 class OrjsonProvider(JSONProvider):
@@ -239,36 +264,54 @@ def _blueprint() -> Blueprint:
         }  # fmt: skip
 
     @blp.route("/checkpoints/latest")
+    @blp.arguments(PartitionQuery(), location="query")
     @blp.response(200, CheckpointSchema)
-    @problems(blp, 401, 403, 404)
+    @problems(blp, 401, 403, 404, 422)
     @requires("audit")
-    def latest_checkpoint() -> Any:
-        """The latest signed checkpoint."""
-        ledger = one_log()
-        kept = Log(ledger).store.checkpoints()
+    def latest_checkpoint(args: dict[str, Any]) -> Any:
+        """The latest signed checkpoint: of the log, or of a partitioned ledger's
+        partition (`partition`); without one, a partitioned ledger's latest top
+        checkpoint, which signs every log's checkpoint (its leaves)."""
+        parts = ledger_parts()
+        if parts.partitions is not None and args["partition"] is None:
+            tops = answer(lambda: top_checkpoints(parts.partitions.routed))  # type: ignore[union-attr]
+            if not tops:
+                raise Problem(404, "Not Found", "no checkpoint has been signed yet")
+            return {"size": len(tops[-1].leaves), "created_at": None, "note": tops[-1].note,
+                    "leaves": list(tops[-1].leaves)}  # fmt: skip
+        log = Log(log_of(args["partition"]))
+        kept = answer(log.store.checkpoints)
         if not kept:
             raise Problem(404, "Not Found", "no checkpoint has been signed yet")
         size, note, created_at = kept[-1]
-        return {"size": size, "created_at": created_at, "note": note}
+        shown = {"size": size, "created_at": created_at, "note": note}
+        return shown if args["partition"] is None else {**shown, "partition": args["partition"]}
 
     @blp.route("/proofs/inclusion/<int:position>")
     @blp.arguments(SizeQuery(), location="query")
     @blp.response(200, InclusionSchema)
-    @problems(blp, 401, 403)
+    @problems(blp, 401, 403, 422)
     @requires("audit")
     def inclusion(args: dict[str, Any], position: int) -> Any:
-        """An inclusion proof for the event at a position."""
-        ledger = one_log()
-        return answer(lambda: Log(ledger).inclusion(position, args["size"]).to_json())
+        """An inclusion proof for the event at a position (of partition `partition` on a
+        partitioned ledger, where it comes with its link to the top checkpoint: by
+        default, at the size that checkpoint signs)."""
+        partition, size = args["partition"], args["size"]
+        ledger = log_of(partition)
+        routed = ledger_parts().partitions
+        if routed is None or partition is None:
+            return answer(lambda: Log(ledger).inclusion(position, size).to_json())
+        return answer(lambda: partition_inclusion(routed.routed, partition, position, size))
 
     @blp.route("/proofs/consistency")
     @blp.arguments(ConsistencyQuery(), location="query")
     @blp.response(200, ConsistencySchema)
-    @problems(blp, 401, 403)
+    @problems(blp, 401, 403, 422)
     @requires("audit")
     def consistency(args: dict[str, Any]) -> Any:
-        """A consistency proof between two tree sizes."""
-        ledger = one_log()
+        """A consistency proof between two tree sizes (of partition `partition`'s log on
+        a partitioned ledger)."""
+        ledger = log_of(args["partition"])
         return answer(lambda: Log(ledger).consistency(args["from_"], args["to"]).to_json())
 
     return blp

@@ -27,12 +27,15 @@ from flask import (
     url_for,
 )
 
-from ledger.application import CHINA_STANDARD_TIME
+from ledger.application import CHINA_STANDARD_TIME, Ledger
 from ledger.domain.identity import parse_resident_id
 from ledger.errors import LedgerError
+from ledger.partitioned import PartitionedLedger
+from ledger.partitioned.checkpoints import top_checkpoints, top_link
 from ledger.transparency.audit import Log
 from projections.disputes import open_disputes
 from projections.explanation import explain
+from projections.queries import merged
 from projections.scoring import contributions, fold
 from projections.timeline import Step, score_steps
 from scripts.service.access import ledger_parts
@@ -51,13 +54,6 @@ WIDTH, HEIGHT, MARGIN = 640, 220, 36
 def console_blueprint() -> Blueprint:
     blp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                     static_folder="static", static_url_path="/static")  # fmt: skip
-
-    @blp.before_request
-    def one_ledger() -> Response | None:
-        if request.endpoint == "console.static" or ledger_parts().partitions is None:
-            return None
-        return Response("The console does not serve a partitioned ledger yet; use the API "
-                        "or the ledger command.", 501, mimetype="text/plain")  # fmt: skip
 
     @blp.after_request
     def secured(response: Response) -> Response:
@@ -157,19 +153,23 @@ def _log_routes(blp: Blueprint) -> None:
         try:
             page_number = max(1, int(request.args.get("page", "1")))
             as_of = _date(request.args.get("as_of"))
+            ledger, partition = _log(request.args.get("partition"), default=0)
         except ValueError as e:
             return render_template("console/error.html", token=token, title="Bad request",
                                    message=str(e)), 400  # fmt: skip
         day = as_of or parts.ledger.today()
-        listed = parts.scores.enforcement(day)
+        listed = merged(each.scores.enforcement(day) for each in parts.every())
         start = (page_number - 1) * LIST_PAGE
-        kept = Log(parts.ledger).store.checkpoints()
+        kept = Log(ledger).store.checkpoints()
+        count = 0 if parts.partitions is None else parts.partitions.routed.partitions
         return render_template(
             "console/log.html", token=token, verifier=current_app.extensions.get("verifier"),
             checkpoints=[{"size": size, "created_at": at, "root": note.split("\n")[2]}
                          for size, note, at in kept],
             listed=listed[start : start + LIST_PAGE], page=page_number, as_of=day,
             pages=max(1, -(-len(listed) // LIST_PAGE)), total=len(listed),
+            partition=partition, partitions=range(count),
+            log_query=_log_query(partition),
         )  # fmt: skip
 
 
@@ -178,14 +178,26 @@ def _data_routes(blp: Blueprint) -> None:
 
     @blp.get("/data/checkpoint")
     def latest_checkpoint() -> Any:
-        """The latest signed checkpoint, for the page to check itself."""
+        """The latest signed checkpoint, for the page to check itself; of a partition,
+        the one the latest top checkpoint signs, with the link to it."""
         if _signed_in() is None:
             abort(401)
-        kept = Log(ledger_parts().ledger).store.checkpoints()
+        ledger, partition = _data_log()
+        kept = Log(ledger).store.checkpoints()
+        if partition is None:
+            if not kept:
+                abort(404)
+            size, note, _ = kept[-1]
+            return jsonify({"size": size, "note": note})
         if not kept:
             abort(404)
-        size, note, _ = kept[-1]
-        return jsonify({"size": size, "note": note})
+        routed = _routed()
+        tops = top_checkpoints(routed)
+        signed = tops[-1].leaf(partition + 1).size if tops else None
+        covered = [(size, note) for size, note, _ in kept if size == signed]
+        size, note = covered[-1] if covered else kept[-1][:2]
+        return jsonify({"size": size, "note": note,
+                        "top": top_link(routed, partition, size)})  # fmt: skip
 
     @blp.get("/data/checkpoints")
     def every_checkpoint() -> Any:
@@ -193,7 +205,7 @@ def _data_routes(blp: Blueprint) -> None:
         token = _signed_in()
         if token is None or token.citizen is not None:
             abort(403)
-        kept = Log(ledger_parts().ledger).store.checkpoints()
+        kept = Log(_data_log()[0]).store.checkpoints()
         return jsonify([{"size": size, "note": note} for size, note, _ in kept])
 
     @blp.get("/data/consistency")
@@ -203,8 +215,8 @@ def _data_routes(blp: Blueprint) -> None:
         if token is None or token.citizen is not None:
             abort(403)
         try:
-            found = Log(ledger_parts().ledger).consistency(int(request.args["from"]),
-                                                          int(request.args["to"]))  # fmt: skip
+            found = Log(_data_log()[0]).consistency(int(request.args["from"]),
+                                                   int(request.args["to"]))  # fmt: skip
         except (KeyError, ValueError, LedgerError):
             abort(404)
         return jsonify({"proof": [base64.b64encode(h).decode() for h in found.proof]})
@@ -216,11 +228,11 @@ def _data_routes(blp: Blueprint) -> None:
         token = _signed_in()
         if token is None:
             abort(401)
-        parts = ledger_parts()
+        ledger, _ = _data_log()
         try:
-            leaf = parts.ledger.reader.leaf(position)
+            leaf = ledger.reader.leaf(position)
             size = int(request.args["size"]) if "size" in request.args else None
-            found = Log(parts.ledger).inclusion(position, size)
+            found = Log(ledger).inclusion(position, size)
         except (LedgerError, ValueError):
             abort(404)
         if token.citizen is not None:
@@ -235,6 +247,45 @@ def _data_routes(blp: Blueprint) -> None:
                 "proof": [base64.b64encode(h).decode() for h in found.proof],
             }
         )
+
+
+def _log(asked: str | None, default: int | None = None) -> tuple[Ledger, int | None]:
+    """The ledger of the log a page or its data is of, and its partition: the one log,
+    or partition `asked` (else `default`) of a partitioned ledger. ValueError names what
+    is wrong with `asked`."""
+    parts = ledger_parts()
+    if parts.partitions is None:
+        if asked:
+            raise ValueError("partition: this ledger is one log, not partitioned")
+        return parts.ledger, None
+    count = parts.partitions.routed.partitions
+    try:
+        partition = int(asked) if asked else default
+    except ValueError:
+        partition = None
+    if partition is None or not 0 <= partition < count:
+        raise ValueError(f"partition: {asked!r} is not one of the ledger's partitions, "
+                         f"0 to {count - 1}")  # fmt: skip
+    return parts.partitions.number(partition).ledger, partition
+
+
+def _data_log() -> tuple[Ledger, int | None]:
+    """The log a data request names (`partition`); 404 when there is no such log."""
+    try:
+        return _log(request.args.get("partition"))
+    except ValueError:
+        abort(404)
+
+
+def _routed() -> PartitionedLedger:
+    partitions = ledger_parts().partitions
+    assert partitions is not None
+    return partitions.routed
+
+
+def _log_query(partition: int | None) -> str:
+    """What a page's script adds to its data requests to name its log."""
+    return "" if partition is None else f"partition={partition}"
 
 
 def _sessions() -> Sessions:
@@ -296,7 +347,9 @@ class Chart:
 
 def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) -> Any:
     parts = ledger_parts()
-    scores, ledger = parts.scores, parts.ledger
+    ledger, scores = parts.of(resident)
+    partition = None if parts.partitions is None else (
+        parts.partitions.routed.partition_of_resident(resident))  # fmt: skip
     try:
         audit = scores.audit_history(resident, known_at)
     except LedgerError:
@@ -332,7 +385,8 @@ def _citizen_page(resident: str, as_of: date | None, known_at: datetime | None) 
         "resident": resident, "as_of": day, "known_at": known_at, "today": today,
         "audit": audit, "policies": policies, "uses": uses, "disputes": disputes,
         "authorities": names, "parties": parties,
-        "read_up_to": records[-1].position,
+        "read_up_to": records[-1].position, "partition": partition,
+        "log_query": _log_query(partition),
         "known_at_input": known_at.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%dT%H:%M:%S")
         if known_at else "",
     }  # fmt: skip

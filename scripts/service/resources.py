@@ -79,6 +79,21 @@ class Partitions:
     def every(self) -> list[CitizenParts]:
         return [self.number(n) for n in range(self.routed.partitions)]
 
+    def relocated(self, wait: float) -> list[int]:
+        """The partitions the shard map moved since they were opened here (waiting up to
+        `wait` seconds for the map to show one), closed, to be opened at their new place
+        by the next request that needs them."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                moved = self.routed.relocated()
+                stale = [self._open.pop(n) for n in moved if n in self._open]
+            for parts in stale:
+                parts.scores.store.close()
+            if moved or time.monotonic() > deadline:
+                return moved
+            time.sleep(0.2)
+
     def close(self) -> None:
         with self._lock:
             opened, self._open = list(self._open.values()), {}

@@ -99,11 +99,16 @@ class PageQuery(Schema):
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
-class SizeQuery(Schema):
+class PartitionQuery(Schema):
+    # Which log of a partitioned ledger; a ledger of one log takes none.
+    partition = fields.Integer(load_default=None, validate=validate.Range(min=0))
+
+
+class SizeQuery(PartitionQuery):
     size = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-class ConsistencyQuery(Schema):
+class ConsistencyQuery(PartitionQuery):
     from_ = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
     to = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
@@ -175,8 +180,22 @@ class EnforcementPageSchema(Schema):
 
 class CheckpointSchema(Schema):
     size = fields.Integer()
-    created_at = fields.String()
+    # None for a partitioned ledger's top checkpoint, which is kept without a time.
+    created_at = fields.String(allow_none=True)
     note = fields.String()
+    # A top checkpoint's leaves: the bodies of the logs' checkpoints it signs.
+    leaves = fields.List(fields.String())
+    partition = fields.Integer()
+
+
+class TopLinkSchema(Schema):
+    """A partition's checkpoint as a leaf of the signed top checkpoint."""
+
+    partition = fields.Integer()
+    note = fields.String()
+    leaf = fields.String()
+    index = fields.Integer()
+    proof = fields.List(fields.String())
 
 
 class InclusionSchema(Schema):
@@ -186,6 +205,9 @@ class InclusionSchema(Schema):
     leaf_hash = fields.String()
     proof = fields.List(fields.String())
     root = fields.String()
+    partition = fields.Integer()
+    # On a partitioned ledger, when a top checkpoint covers the partition at `size`.
+    top = fields.Nested(TopLinkSchema, allow_none=True)
 
 
 class ConsistencySchema(Schema):

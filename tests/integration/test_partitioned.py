@@ -26,9 +26,10 @@ from ledger.application import FixedClock, Ledger
 from ledger.domain.identity import citizen_id
 from ledger.domain.shards import partition_of
 from ledger.partitioned import Catalog, PartitionedLedger
-from ledger.partitioned.checkpoints import prove_inclusion, verify_inclusion
-from ledger.transparency.checkpoint import load_verifier, open_note
+from ledger.partitioned.checkpoints import check_top_link, prove_inclusion, verify_inclusion
+from ledger.transparency.checkpoint import Checkpoint, load_verifier, open_note
 from ledger.transparency.merkle import ProofError
+from ledger.transparency.merkle import verify_inclusion as verify_inclusion_proof
 from projections.queries import Scores
 from projections.store import ViewStore
 from scripts.cli import main
@@ -519,8 +520,10 @@ def test_the_service_serves_a_partitioned_ledger(
 ) -> None:  # fmt: skip
     """`ledger serve` on a catalog: appends go to their citizens' partitions, and reads,
     decisions and the enforcement list answer as one database fed the same records."""
-    catalog = postgres_schema_url
+    catalog, key = postgres_schema_url, str(tmp_path / "ledger.key")
+    _ok(cli("keys", "init", "--key", key))
     _init(cli, catalog, 4, ("a", shards[0][1]), ("b", shards[1][1]))
+    _ok(cli("shards", "add", "c", shards[2][1], "--db", catalog))
     records = Population(40, 6, DEMO_UNTIL).records()
     tokens: dict[str, dict[str, str]] = {}
     for url in (single_url, catalog):
@@ -578,9 +581,8 @@ def test_the_service_serves_a_partitioned_ledger(
             assert [status for status, _, _ in asked] == [200, 200, 200, 200, 201], asked
             answers[url] = [body for _, _, body in asked]
             if url == catalog:
-                status, _, body = service.get("/v1/proofs/inclusion/1", tokens[url]["auditor"])
-                assert status == 501
-                assert "--partition" in body["detail"]
+                _proved_over_http(cli, service, tokens[url]["auditor"], catalog, key, citizen)
+                _read_after_a_move(cli, service, tokens[url], catalog, citizen, asked[0][2])
         finally:
             service.stop()
     one, routed = answers[single_url], answers[catalog]
@@ -589,6 +591,52 @@ def test_the_service_serves_a_partitioned_ledger(
     assert [e["reference"] for e in routed[2]] == [e["reference"] for e in one[2]]
     assert routed[3]["items"] == one[3]["items"]
     assert (routed[4]["outcome"], routed[4]["score"]) == (one[4]["outcome"], one[4]["score"])
+
+
+def _proved_over_http(
+    cli: Any, service: Service, token: str, catalog: str, key: str, citizen: str
+) -> None:
+    """The service's proofs of a partitioned ledger verify up to the one signature; a
+    proof asked for without its partition is refused, naming it."""
+    status, _, body = service.get("/v1/proofs/inclusion/1", token)
+    assert status == 422, body
+    assert body["errors"][0]["field"] == "partition"
+    note = _ok(cli("checkpoint", "--key", key, "--db", catalog)).output
+    status, _, top = service.get("/v1/checkpoints/latest", token)
+    assert (status, top["note"], top["size"]) == (200, note, 5)
+    verifier = load_verifier(key + ".pub")
+    partition = partition_of(citizen_id(citizen), 4)
+    status, _, history = service.get(f"/v1/citizens/{citizen}/history", token)
+    for entry in history:
+        status, _, proof = service.get(
+            f"/v1/proofs/inclusion/{entry['position']}?partition={partition}", token)
+        assert status == 200, proof
+        root = bytes.fromhex(proof["root"])
+        verify_inclusion_proof(bytes.fromhex(proof["leaf_hash"]), proof["index"], proof["size"],
+                               [bytes.fromhex(h) for h in proof["proof"]], root)  # fmt: skip
+        signed = Checkpoint(f"{verifier.name}/partition/{partition}", proof["size"], root)
+        assert check_top_link(proof["top"], signed, verifier) == 5
+        assert proof["top"]["note"] == note
+    status, _, own = service.get(f"/v1/checkpoints/latest?partition={partition}", token)
+    assert open_note(own["note"], verifier).size == proof["size"]
+    status, _, body = service.get("/v1/proofs/inclusion/1?partition=4", token)
+    assert status == 422, body
+
+
+def _read_after_a_move(
+    cli: Any, service: Service, tokens: dict[str, str], catalog: str, citizen: str, before: Any
+) -> None:
+    """A citizen's partition moves to another shard while the service runs: the service
+    reads it at its new place, without a restart."""
+    partition = partition_of(citizen_id(citizen), 4)
+    _ok(cli("shards", "move", str(partition), "c", "--db", catalog))
+    status, _, history = service.get(f"/v1/citizens/{citizen}/history", tokens["auditor"])
+    assert status == 200, history
+    _ok(cli("project", "--db", catalog))
+    status, _, after = service.get(f"/v1/citizens/{citizen}/score?as_of=2025-01-01",
+                                   tokens["reader"])  # fmt: skip
+    assert status == 200, after
+    assert (after["score"], after["band"]) == (before["score"], before["band"])
 
 
 def test_concurrent_appends_to_a_partitioned_ledger_store_each_record_once(

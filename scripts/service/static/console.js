@@ -29,6 +29,17 @@ function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+function fromHex(text) {
+  return Uint8Array.from(text.match(/../g) || [], (h) => parseInt(h, 16));
+}
+
+// What the page's data requests add to name its log: a partition of a partitioned
+// ledger ("partition=K"), or nothing for a ledger of one log.
+function logQuery(separator) {
+  const meta = document.querySelector('meta[name="ledger-log"]');
+  return meta && meta.content ? separator + meta.content : "";
+}
+
 async function getJson(path) {
   const response = await fetch(path, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
@@ -68,10 +79,33 @@ async function openNote(note, verifier) {
   return { origin, size: Number(size), root: fromBase64(root) };
 }
 
-// The latest signed checkpoint, if the verifier key signed it.
+// The latest signed checkpoint, if the verifier key signed it; a partition's comes with
+// its link to the whole ledger's checkpoint, which is checked too.
 async function signedCheckpoint(vkey) {
-  const { note } = await getJson("/console/data/checkpoint");
-  return openNote(note, await verifierKey(vkey));
+  const verifier = await verifierKey(vkey);
+  const found = await getJson(`/console/data/checkpoint${logQuery("?")}`);
+  const checkpoint = await openNote(found.note, verifier);
+  if (found.top) {
+    await checkTopLink(found.top, checkpoint, verifier);
+    checkpoint.whole = true;
+  }
+  return checkpoint;
+}
+
+// That a partition's checkpoint is the leaf the signed checkpoint of the whole ledger
+// holds for it: the top note's signature, the leaf's body, and its inclusion proof.
+async function checkTopLink(link, checkpoint, verifier) {
+  const top = await openNote(link.note, verifier);
+  const [origin, size, root] = link.leaf.split("\n");
+  if (origin !== checkpoint.origin || Number(size) !== checkpoint.size
+      || !same(fromBase64(root), checkpoint.root)) {
+    throw new Error("the ledger's checkpoint holds another checkpoint of this partition");
+  }
+  const leafHash = await sha256(concat(Uint8Array.of(0), utf8.encode(link.leaf)));
+  const reached = await rootFromProof(link.index, top.size, leafHash, link.proof.map(fromHex));
+  if (!same(reached, top.root)) {
+    throw new Error("the partition's checkpoint is not in the ledger's signed checkpoint");
+  }
 }
 
 // RFC 9162 section 2.1.4.2: a consistency proof from an old tree to a new one.
@@ -111,7 +145,7 @@ async function checkLog(vkey) {
   const links = Array.from(document.querySelectorAll("[data-consistency]"));
   if (!signatures.length) return;
   const verifier = await verifierKey(vkey);
-  const notes = await getJson("/console/data/checkpoints");
+  const notes = await getJson(`/console/data/checkpoints${logQuery("?")}`);
   const opened = [];
   for (const [i, cell] of signatures.entries()) {
     try {
@@ -126,7 +160,7 @@ async function checkLog(vkey) {
     try {
       if (!opened[i - 1] || !opened[i]) throw new Error("a checkpoint's signature failed");
       const { proof } = await getJson(
-        `/console/data/consistency?from=${opened[i - 1].size}&to=${opened[i].size}`);
+        `/console/data/consistency?from=${opened[i - 1].size}&to=${opened[i].size}${logQuery("&")}`);
       await checkConsistency(opened[i - 1], opened[i], proof.map(fromBase64));
       mark(cell, true, `extends the log of ${opened[i - 1].size}`);
     } catch (error) {
@@ -157,7 +191,8 @@ async function rootFromProof(index, size, leafHash, proof) {
 }
 
 async function proveInclusion(position, checkpoint) {
-  const found = await getJson(`/console/data/proof/${position}?size=${checkpoint.size}`);
+  const found = await getJson(
+    `/console/data/proof/${position}?size=${checkpoint.size}${logQuery("&")}`);
   const leafHash = await sha256(concat(Uint8Array.of(0), fromBase64(found.leaf)));
   const root = await rootFromProof(found.index, checkpoint.size, leafHash,
     found.proof.map(fromBase64));
@@ -190,7 +225,8 @@ async function checkPage() {
   for (const cell of cells) {
     try {
       await proveInclusion(cell.dataset.position, checkpoint);
-      mark(cell, true, `verified in the log of ${checkpoint.size}`);
+      const signed = checkpoint.whole ? ", under the whole ledger's signed checkpoint" : "";
+      mark(cell, true, `verified in the log of ${checkpoint.size}${signed}`);
     } catch (error) {
       mark(cell, false, `failed: ${error.message}`);
     }
