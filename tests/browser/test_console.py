@@ -3,14 +3,12 @@ replay controls, the proofs the page checks itself, and who may see what."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from ledger.application import Ledger
@@ -22,6 +20,7 @@ from projections.scoring import contributions, fold, score
 from projections.store import ViewStore
 from scripts.tokens import TokenStore
 from tests.behind import behind_the_back
+from tests.browser.pages import accessible, checked, score_changes, screenshots, sign_in
 from tests.builders import (
     LI_WEI,
     WANG_FANG,
@@ -33,14 +32,6 @@ from tests.builders import (
     target,
 )
 from tests.served import Service
-
-
-def screenshots(tmp_path: Path) -> Path:
-    """Where the tests' screenshots go: LEDGER_SCREENSHOTS (the README's are made with
-    LEDGER_SCREENSHOTS=docs), else the test's own folder."""
-    folder = Path(os.environ.get("LEDGER_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(params=["sqlite"])
@@ -86,39 +77,6 @@ def console(store_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         service.stop()
         views.close()
         ledger.close()
-
-
-def sign_in(page: Page, base: str, token: str) -> None:
-    page.goto(f"{base}/console/")
-    page.get_by_label("Bearer token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def score_changes(ledger: Ledger, citizen: str, name: str) -> int:
-    """How often the score changes, day by day from the first record until well after
-    the last contribution ends: the replay, counted the slow way."""
-    chosen = policy.load(name)
-    history = ledger.history(citizen)
-    items = contributions(fold(citizen, (e.record for e in history)), chosen)
-    day = min(e.record.occurred_on for e in history)
-    end = max([c.counts_until or c.counts_from for c in items] + [day]) + timedelta(days=2)
-    changes, last = 0, score(items, day, chosen).score
-    while day <= end:
-        now = score(items, day, chosen).score
-        changes += now != last
-        last, day = now, day + timedelta(days=1)
-    return changes
-
-
-def accessible(page: Page) -> None:
-    """axe-core finds no serious or critical violation on the page."""
-    serious = [v for v in Axe().run(page).response["violations"]
-               if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert serious == [], serious
-
-
-def checked(page: Page) -> None:
-    expect(page.locator("body[data-proofs=done]")).to_have_count(1, timeout=20_000)
 
 
 def test_an_auditor_sees_the_replays_steps_and_every_record_verified(

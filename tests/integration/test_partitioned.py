@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -36,7 +36,7 @@ from scripts.cli import main
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
 from tests.behind import behind_the_back
 from tests.proxy import Proxy, through
-from tests.schemas import fresh_schema
+from tests.schemas import fresh_databases, fresh_schema
 from tests.served import Service
 
 pytestmark = pytest.mark.postgres
@@ -47,27 +47,11 @@ CITIZENS = 600
 DAYS = (date(2019, 6, 30), date(2023, 1, 1), DEMO_UNTIL)
 
 
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}", query=""))
-
-
 @pytest.fixture
 def shards(postgres_url: str) -> Iterator[list[tuple[str, str]]]:
     """Three empty databases on the test server, as (name, URL) shards."""
-    stem = "shard_" + uuid.uuid4().hex[:10]
-    names = [f"{stem}_{suffix}" for suffix in "abc"]
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield [
-            (suffix, _database(postgres_url, name))
-            for suffix, name in zip("abc", names, strict=True)
-        ]
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            for name in names:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_databases(postgres_url) as made:
+        yield made
 
 
 @pytest.fixture

@@ -97,8 +97,11 @@ async function signedCheckpoint(vkey) {
 async function checkTopLink(link, checkpoint, verifier) {
   const top = await openNote(link.note, verifier);
   const [origin, size, root] = link.leaf.split("\n");
-  if (origin !== checkpoint.origin || Number(size) !== checkpoint.size
-      || !same(fromBase64(root), checkpoint.root)) {
+  if (origin !== `${verifier.name}/partition/${link.partition}`
+      || link.index !== link.partition + 1) {
+    throw new Error(`the ledger's checkpoint names ${origin} where this partition should be`);
+  }
+  if (Number(size) !== checkpoint.size || !same(fromBase64(root), checkpoint.root)) {
     throw new Error("the ledger's checkpoint holds another checkpoint of this partition");
   }
   const leafHash = await sha256(concat(Uint8Array.of(0), utf8.encode(link.leaf)));
