@@ -593,7 +593,8 @@ def _proved_over_http(
     status, _, history = service.get(f"/v1/citizens/{citizen}/history", token)
     for entry in history:
         status, _, proof = service.get(
-            f"/v1/proofs/inclusion/{entry['position']}?partition={partition}", token)
+            f"/v1/proofs/inclusion/{entry['position']}?partition={partition}", token
+        )
         assert status == 200, proof
         root = bytes.fromhex(proof["root"])
         verify_inclusion_proof(bytes.fromhex(proof["leaf_hash"]), proof["index"], proof["size"],
