@@ -38,6 +38,7 @@ from scripts.drill.cluster import PG_BIN, free_port
 from scripts.drill.processes import descendants, kill, wait_gone
 
 AUTOCTL = "pg_autoctl"
+SETPRIV = shutil.which("setpriv") or "setpriv"
 BATCH = 50
 # How long the ledger waits for a database that stopped answering: a failover takes
 # seconds; this bounds a drill whose standby is never promoted.
@@ -62,6 +63,8 @@ def missing() -> str | None:
         )
     if not (PG_BIN / "pg_ctl").is_file():
         return f"{PG_BIN / 'pg_ctl'} is missing"
+    if shutil.which("setpriv") is None:
+        return "setpriv is not installed (Debian: util-linux)"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
@@ -106,10 +109,18 @@ class Shard:
         self.ports = {name: free_port() for name in ("monitor", "n1", "n2")}
         self.runs: dict[str, subprocess.Popen[bytes]] = {}
         self._as_owner: list[str] = []
+        self._owner_env: dict[str, str] = {}
+        # A keeper told by the kernel to stop when this process dies, however it dies,
+        # stops its server too (setpriv execs it: no process in between to die instead).
+        self._ending_with_this = [str(SETPRIV), "--pdeathsig", "TERM", "--"]
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
             self._as_owner = [str(shutil.which("runuser")), "-u", "postgres", "--"]
+            self._ending_with_this[-1:-1] = ["--reuid", "postgres", "--regid", "postgres",
+                                             "--init-groups"]  # fmt: skip
+            # As runuser gives the keepers' creation: their configuration is under HOME.
+            self._owner_env = {"HOME": owner.pw_dir, "USER": "postgres", "LOGNAME": "postgres"}
         self._env = {**os.environ, "PATH": f"{PG_BIN}:{os.environ.get('PATH', '')}",
                      "PG_CONFIG": str(PG_BIN / "pg_config")}  # fmt: skip
 
@@ -132,8 +143,9 @@ class Shard:
     def _run(self, name: str) -> None:
         log = (self.folder / f"{name}.log").open("wb")
         self.runs[name] = subprocess.Popen(  # noqa: S603 - pg_autoctl, arguments made here
-            [*self._as_owner, AUTOCTL, "run", "--pgdata", str(self.folder / name)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env,
+            [*self._ending_with_this, AUTOCTL, "run", "--pgdata", str(self.folder / name)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**self._env, **self._owner_env},
             cwd=self.folder, start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -147,6 +159,7 @@ class Shard:
 
     def create(self) -> None:
         """The monitor, the primary, then the standby, each running once created."""
+        self.say(f"the servers' data: {self.folder}")
         self.say(f"creating the monitor on 127.0.0.1:{self.ports['monitor']}")
         self._autoctl("create", "monitor", *self._common("monitor"))
         self._run("monitor")
