@@ -19,7 +19,8 @@ from rich.table import Table
 from ledger.application import Ledger
 from ledger.errors import LedgerError
 from ledger.lifecycle import end_with_parent
-from ledger.partitioned import PartitionedLedger, is_partitioned
+from ledger.partitioned import Catalog, PartitionedLedger, is_partitioned
+from ledger.partitioned.ledger import MOVE_WAIT, gone
 from ledger.storage import redact_text
 from projections import policy as policies
 from projections.explanation import Explanation
@@ -191,7 +192,7 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
         if follow:
             urls = _partition_urls(url, interval)
             positions = (
-                _follow(url, interval) if urls is None else _follow_partitions(urls, interval)
+                _follow(url, interval) if urls is None else _follow_partitions(url, urls, interval)
             )
         else:
             positions = _project_once(url, console, wait)
@@ -246,35 +247,44 @@ def _partition_urls(url: str, interval: float) -> list[str] | None:
             catalog.close()
 
 
-def _follow_partitions(urls: list[str], interval: float) -> dict[str, int]:
+def _follow_partitions(catalog: str, urls: list[str], interval: float) -> dict[str, int]:
     """Follow every partition's log, a projector each on a thread of its own, until
-    interrupted. A projector that fails (its partition moved to another shard, say)
-    ends them all, with exit 2, for whatever supervises this to start it again on the
-    map as it is then."""
+    interrupted. A projector whose partition moved to another shard follows it there
+    once the shard map says where; one that fails otherwise ends them all, with exit 2,
+    for whatever supervises this to start it again."""
     chosen = [policies.load(name) for name in policies.available()]
     stop = threading.Event()
     failed: list[str] = []
-
-    def run(number: int, projector: Projector) -> None:
-        try:
-            projector.run(stop.is_set)
-        except Exception as e:  # noqa: BLE001 - told to the main thread, which exits 2
-            failed.append(redact_text(f"partition {number}: {type(e).__name__}: {e}",
-                                      projector.url))  # fmt: skip
-            stop.set()
+    # Read here: the threads have no command context to read it from.
+    clock = injected_clock()
+    reached: dict[str, int] = {}
 
     def told(number: int) -> Callable[[str], None]:
         return lambda message: click.echo(f"project: partition {number}: {message}", err=True)
 
-    # Read here: the threads have no command context to read it from.
-    clock = injected_clock()
-    projectors = [
-        Projector(at, chosen, interval, told(number), lambda opened: Ledger(opened, clock=clock))
-        for number, at in enumerate(urls)
-    ]
+    def run(number: int) -> None:
+        at = urls[number]
+        try:
+            while not stop.is_set():
+                projector = Projector(at, chosen, interval, told(number),
+                                      lambda opened: Ledger(opened, clock=clock))  # fmt: skip
+                try:
+                    positions = projector.run(stop.is_set)
+                except Exception as e:
+                    if not gone(e):
+                        raise
+                    at = _moved_to(catalog, number, at, e)
+                    told(number)(f"moved to {redact_text(at, at)}; following it there")
+                    continue
+                reached.update((f"partition {number} {name}", position)
+                               for name, position in positions.items())  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - told to the main thread, which exits 2
+            failed.append(redact_text(f"partition {number}: {type(e).__name__}: {e}", at))
+            stop.set()
+
     threads = [
-        threading.Thread(target=run, args=(n, p), name=f"projector-{n}", daemon=True)
-        for n, p in enumerate(projectors)
+        threading.Thread(target=run, args=(n,), name=f"projector-{n}", daemon=True)
+        for n in range(len(urls))
     ]
     for thread in threads:
         thread.start()
@@ -289,11 +299,24 @@ def _follow_partitions(urls: list[str], interval: float) -> dict[str, int]:
             thread.join(interval + 10)
     if failed:
         raise Unusable("; ".join(failed))
-    return {
-        f"partition {n} {name}": position
-        for n, projector in enumerate(projectors)
-        for name, position in projector.positions.items()
-    }
+    return dict(sorted(reached.items()))
+
+
+def _moved_to(catalog: str, partition: int, was: str, error: Exception) -> str:
+    """Where the shard map places `partition` once it no longer says `was`; `error`
+    again if it still does after MOVE_WAIT seconds (the partition is gone, not moved)."""
+    deadline = time.monotonic() + MOVE_WAIT
+    while True:
+        opened = Ledger(catalog)
+        try:
+            now = Catalog(opened).shard_map().partition_url(partition)
+        finally:
+            opened.close()
+        if now != was:
+            return now
+        if time.monotonic() > deadline:
+            raise error
+        time.sleep(0.5)
 
 
 def _follow(url: str, interval: float) -> dict[str, int]:

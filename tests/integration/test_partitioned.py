@@ -401,8 +401,11 @@ def test_a_partition_moves_to_another_shard_under_load(
 def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
     cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str, tmp_path: Path
 ) -> None:
+    """The follower keeps each partition's projections current, follows a partition
+    moved to another shard there, and ends on SIGTERM with exit 0."""
     catalog = postgres_schema_url
     _init(cli, catalog, 3, ("a", shards[0][1]))
+    _ok(cli("shards", "add", "b", shards[1][1], "--db", catalog))
     _registered(cli, catalog)
     follower = subprocess.Popen(
         [sys.executable, "-m", "scripts.cli", "project", "--follow", "--interval", "0.2",
@@ -412,31 +415,45 @@ def test_a_follower_keeps_every_partition_current_and_stops_on_sigterm(
     try:
         records = Population(90, 4, DEMO_UNTIL).records()
         feed = tmp_path / "feed.ndjson"
-        feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+        half = len(records) // 2
+        feed.write_text("".join(json.dumps(r) + "\n" for r in records[:half]))
         _ok(cli("append", str(feed), "--db", catalog))
-        residents = sorted({r["citizen"] for r in records})
-        partitioned = PartitionedLedger(Ledger(catalog))
-        try:
-            stores = [ViewStore(url) for url in partitioned.urls]
-            try:
-                heads = _until_projected(partitioned, stores)
-                assert min(heads) > 0
-                for resident in residents[:10]:
-                    number = partitioned.partition_of_resident(resident)
-                    answer = Scores(partitioned.partition(number), stores[number]).score(resident)
-                    assert answer.lag == 0
-            finally:
-                for store in stores:
-                    store.close()
-        finally:
-            partitioned.close()
+        _projected_everywhere(catalog, [])
+        # Partition 1 moves to shard b; the rest of the feed goes on to it there.
+        _ok(cli("shards", "move", "1", "b", "--db", catalog))
+        feed.write_text("".join(json.dumps(r) + "\n" for r in records[half:]))
+        _ok(cli("append", str(feed), "--db", catalog))
+        heads = _projected_everywhere(catalog, sorted({r["citizen"] for r in records}))
         follower.send_signal(signal.SIGTERM)
         out, err = follower.communicate(timeout=30)
     finally:
         if follower.poll() is None:
             follower.kill()
     assert follower.returncode == 0, err[-2000:]
+    assert "project: partition 1: moved to " in err
+    assert f"partition 1 national-v1: position {heads[1]}" in out
     assert f"partition 2 national-v1: position {heads[2]}" in out
+
+
+def _projected_everywhere(catalog: str, residents: list[str]) -> list[int]:
+    """Each partition's head, once its projections reached it; that the first of
+    `residents` read scores with no lag."""
+    partitioned = PartitionedLedger(Ledger(catalog))
+    try:
+        stores = [ViewStore(url) for url in partitioned.urls]
+        try:
+            heads = _until_projected(partitioned, stores)
+            assert min(heads) > 0
+            for resident in residents[:10]:
+                number = partitioned.partition_of_resident(resident)
+                answer = Scores(partitioned.partition(number), stores[number]).score(resident)
+                assert answer.lag == 0
+            return heads
+        finally:
+            for store in stores:
+                store.close()
+    finally:
+        partitioned.close()
 
 
 def test_decisions_files_bundles_and_disputes_work_partitioned(
