@@ -17,10 +17,11 @@ import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -74,6 +75,7 @@ from ledger.storage.encoding import (
     RecordKeyAsList,
     record_events,
 )
+from ledger.storage.recorder import Claim
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
@@ -227,6 +229,19 @@ class _Batch:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+class ReferenceClaims(Protocol):
+    """An (authority, reference) names one record across more logs than this ledger's:
+    a partitioned ledger's partitions (see ledger.partitioned.claims)."""
+
+    def claim(self, wanted: Sequence[Claim]) -> set[RecordKey]:
+        """Claim each key for its (citizen, digest); the keys refused, because another
+        citizen's record, or another record, holds them in another log."""
+
+    def confirm(self, wanted: Sequence[Claim]) -> None:
+        """Called in the save, as this ledger's other writers wait: IntegrityError
+        (the batch is applied again) if any key is no longer claimed as wanted."""
+
+
 class Ledger(Application[uuid.UUID]):
     """The write side: one log of citizens' records and the authorities that issue them."""
 
@@ -257,6 +272,8 @@ class Ledger(Application[uuid.UUID]):
         self._party_cache: PartyRegistry | None = None
         self.patience = patience
         self._registries = registries
+        # Set by a partitioned ledger on each partition's ledger.
+        self.claims: ReferenceClaims | None = None
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -433,9 +450,13 @@ class Ledger(Application[uuid.UUID]):
                 check_read_versions({"read_versions": unchanged}, self.store.versions(unchanged))
             return []
         events, leaves = record_events(batch.new, batch.now)
+        claims, confirm = self.claims, None
+        if claims is not None:
+            wanted = [(RecordKey(a, r), cid, d) for a, r, cid, _, d in batch.index_rows]
+            confirm = partial(claims.confirm, wanted)
         positions = self.recorder.insert_events(
             events, index_rows=batch.index_rows, read_versions=unchanged,
-            exclusive=exclusive, leaves=leaves,
+            exclusive=exclusive, leaves=leaves, confirm=confirm,
         )  # fmt: skip
         return list(positions or ())
 
@@ -476,12 +497,16 @@ class Ledger(Application[uuid.UUID]):
             today=self.today(),
             now=self.clock.now(),
         )
+        refused = self._claimed(parsed, batch.known)
         for line, rec in parsed:
             digest = rec.digest
             earlier = batch.pending.get(rec.key)
             stored = batch.known.get(rec.key)
             if earlier is not None or stored is not None:
                 self._repeat(batch, line, digest, earlier, stored)
+                continue
+            if rec.key in refused:
+                batch.rejected.append(_conflict(line, "a record in another partition"))
                 continue
             try:
                 citizen = self._act(batch, rec)
@@ -495,6 +520,19 @@ class Ledger(Application[uuid.UUID]):
                 (rec.authority, rec.reference, citizen.id, citizen.version, digest)
             )
         return batch
+
+    def _claimed(
+        self, parsed: list[tuple[int, Record]], known: Mapping[RecordKey, IndexEntry]
+    ) -> set[RecordKey]:
+        """The claims on the references new to this ledger, made before the records
+        are applied; the keys refused."""
+        if self.claims is None:
+            return set()
+        wanted: dict[RecordKey, Claim] = {}
+        for _, rec in parsed:
+            if rec.key not in known and rec.key not in wanted:
+                wanted[rec.key] = (rec.key, citizen_id(rec.citizen.value), rec.digest)
+        return self.claims.claim(list(wanted.values())) if wanted else set()
 
     @staticmethod
     def _repeat(
@@ -644,7 +682,7 @@ class Ledger(Application[uuid.UUID]):
 
 
 T = TypeVar("T")
-PARTITION_POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
+PARTITION_POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "4"}
 # A use of a citizen's file as its event: the event's class and its own fields.
 Used = tuple[type[FileUsed], dict[str, Any]]
 # A registry: of the authorities or of the relying parties.

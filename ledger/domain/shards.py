@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.identity import NAMESPACE
+from ledger.domain.records import RecordKey
 from ledger.errors import InvalidRecord, PlacementError
 
 SHARD_MAP_ID = uuid.uuid5(NAMESPACE, "shard-map")
@@ -33,6 +34,14 @@ def partition_of(citizen: uuid.UUID, partitions: int) -> int:
     rebuild between processes by ranges of the id, and a partition that was itself
     one range would fall wholly into one share."""
     digest = hashlib.sha256(b"ledger-partition:" + citizen.bytes).digest()
+    return int.from_bytes(digest[:8], "big") % partitions
+
+
+def partition_of_reference(key: RecordKey, partitions: int) -> int:
+    """The partition that holds the claim on a record's (authority, reference): one
+    namespace of references over every partition, itself spread over them."""
+    text = f"{key.authority}\n{key.reference}".encode()
+    digest = hashlib.sha256(b"ledger-reference:" + text).digest()
     return int.from_bytes(digest[:8], "big") % partitions
 
 

@@ -28,6 +28,7 @@ from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.shards import partition_of
 from ledger.garbage import fewer_collections
 from ledger.partitioned.catalog import Catalog
+from ledger.partitioned.claims import Claims
 
 # Seconds an append waits, at least, for the map to show where a partition went.
 MOVE_WAIT = 30.0
@@ -44,6 +45,7 @@ class PartitionedLedger:
         self.partitions = shard_map.partitions
         self.urls = [shard_map.partition_url(p) for p in range(self.partitions)]
         self._open: dict[int, Ledger] = {}
+        self._claims = Claims(self)
 
     @property
     def url(self) -> str:
@@ -53,9 +55,11 @@ class PartitionedLedger:
         """Partition `number`'s own ledger, checking records against the catalog."""
         found = self._open.get(number)
         if found is None:
-            found = self._open[number] = open_patiently(
+            found = open_patiently(
                 self.urls[number], self.clock, self.patience, registries=self.catalog
             )
+            found.claims = self._claims
+            self._open[number] = found
         return found
 
     def partition_of_resident(self, resident_id: str) -> int:
@@ -73,6 +77,7 @@ class PartitionedLedger:
 
     def close(self) -> None:
         self.close_partitions()
+        self._claims.close()
         self.catalog.close()
 
     # The catalog's registries
@@ -121,15 +126,18 @@ class PartitionedLedger:
             try:
                 return self.partition(partition).append_lines(batch, len(batch))
             except Exception as error:
-                if not self._moved(partition, error):
+                if not self._moved(error):
                     raise
 
-    def _moved(self, partition: int, error: Exception) -> bool:
-        """Whether `partition` is somewhere else now, waiting for the map to say so
-        while the error is that of a partition gone from its shard."""
+    def _moved(self, error: Exception) -> bool:
+        """Whether a partition is somewhere else now (to append the batch again),
+        waiting for the map to say so while the error is that of a partition gone from
+        its shard."""
         deadline = time.monotonic() + max(self.patience, MOVE_WAIT)
         while True:
-            if partition in self.relocated():
+            # Any partition moved, not only this one: a batch claims references in
+            # others.
+            if self.relocated():
                 return True
             if not gone(error) or time.monotonic() > deadline:
                 return False

@@ -20,6 +20,8 @@ from psycopg.sql import SQL, Identifier
 from ledger.domain.records import RecordKey
 from ledger.storage.encoding import LeafParts
 from ledger.storage.recorder import (
+    Claim,
+    Holder,
     IdRange,
     IndexEntry,
     LeafRow,
@@ -54,6 +56,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.index_table = events_table_name.removesuffix("_events") + "_record_index"
         self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
         self.checkpoint_table = events_table_name.removesuffix("_events") + "_checkpoints"
+        self.claims_table = events_table_name.removesuffix("_events") + "_reference_claims"
         self._sequence: str | None = None
         self.sql_create_statements.append(
             SQL(
@@ -78,6 +81,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "citizen_id uuid NOT NULL, version bigint NOT NULL, digest bytea NOT NULL, "
                 "PRIMARY KEY (authority, reference))"
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.index_table))
+        )
+        # A partitioned ledger's claims on references (ledger.partitioned.claims): which
+        # citizen's record, of what content, each (authority, reference) names.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "authority text NOT NULL, reference text NOT NULL, "
+                "citizen_id uuid NOT NULL, digest bytea NOT NULL, "
+                "PRIMARY KEY (authority, reference))"
+            ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.claims_table))
         )
 
     def create_table(self) -> None:
@@ -152,6 +165,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             # lock first and can never deadlock on each other's index keys.
             self._lock_table(curs)
             check_read_versions(kwargs, self._versions(curs, read_ids(kwargs)))
+            confirm = kwargs.get("confirm")
+            if confirm is not None:
+                confirm()  # this ledger's other writers are locked out until the commit
             rows = index_rows_of(kwargs)
             if rows:
                 self._copy(curs, self.index_table, _INDEX_COLUMNS, sorted(rows))
@@ -300,7 +316,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def tables(self) -> list[str]:
         """The log's own tables (not the views kept beside them), as a move copies them."""
-        return [self.events_table_name, self.index_table, self.tree_table, self.checkpoint_table]
+        return [self.events_table_name, self.index_table, self.tree_table, self.checkpoint_table,
+                self.claims_table]  # fmt: skip
 
     def tree_size(self) -> int:
         rows = self._query(
@@ -561,3 +578,75 @@ STREAM_ROWS = 20_000
 TREE_ROWS = 20_000
 # The first batch of a long read that its reader starts on while the rest comes.
 FIRST_ROWS = 2_000
+
+
+# A partitioned ledger's claims on references (see ledger.partitioned.claims), on a
+# connection to a partition's shard: each partition's tables are in its own schema.
+_EVENTS, _INDEX, _CLAIMS = "ledger_events", "ledger_record_index", "ledger_reference_claims"
+
+
+def _in(schema: str, table: str) -> Any:
+    return SQL("{}.{}").format(Identifier(schema), Identifier(table))
+
+
+def claim_references(conn: Connection[Any], schema: str, wanted: Sequence[Claim]) -> None:
+    """Claim each (key, citizen, digest) whose key is not claimed yet."""
+    keys = [key for key, _, _ in wanted]
+    conn.execute(
+        SQL(
+            "INSERT INTO {} (authority, reference, citizen_id, digest) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bytea[]) "
+            "ON CONFLICT DO NOTHING"
+        ).format(_in(schema, _CLAIMS)),
+        [[k.authority for k in keys], [k.reference for k in keys],
+         [c for _, c, _ in wanted], [d for _, _, d in wanted]],
+        prepare=True,
+    )  # fmt: skip
+
+
+def claim_holders(
+    conn: Connection[Any], schema: str, keys: Sequence[RecordKey]
+) -> dict[RecordKey, Holder]:
+    """The (citizen, digest) each of these keys is claimed for, if it is."""
+    rows = conn.execute(
+        SQL(
+            "SELECT c.authority, c.reference, c.citizen_id, c.digest FROM {} c "
+            "JOIN unnest(%b::text[], %b::text[]) AS k(authority, reference) "
+            "ON c.authority = k.authority AND c.reference = k.reference"
+        ).format(_in(schema, _CLAIMS)),
+        [[k.authority for k in keys], [k.reference for k in keys]],
+        prepare=True,
+    ).fetchall()
+    return {RecordKey(a, r): (c, bytes(d)) for a, r, c, d in rows}
+
+
+def take_claim(
+    conn: Connection[Any], schema: str, key: RecordKey, held: Holder, taker: Holder
+) -> bool:
+    """Move a key's claim from `held` to `taker`, if it is still `held`'s."""
+    done = conn.execute(
+        SQL(
+            "UPDATE {} SET citizen_id = %s, digest = %s WHERE authority = %s "
+            "AND reference = %s AND citizen_id = %s AND digest = %s"
+        ).format(_in(schema, _CLAIMS)),
+        [*taker, key.authority, key.reference, *held],
+    )
+    return done.rowcount == 1
+
+
+def indexed_with_saves_held(
+    conn: Connection[Any], schema: str, keys: Sequence[RecordKey]
+) -> set[RecordKey]:
+    """Which of these keys a partition's record index holds, once its saves are held
+    off (by the table lock each save takes first, so a save in flight ends before):
+    held until the caller's transaction on `conn` ends."""
+    conn.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(_in(schema, _EVENTS)))
+    rows = conn.execute(
+        SQL(
+            "SELECT i.authority, i.reference FROM {} i JOIN "
+            "unnest(%b::text[], %b::text[]) AS k(authority, reference) "
+            "ON i.authority = k.authority AND i.reference = k.reference"
+        ).format(_in(schema, _INDEX)),
+        [[k.authority for k in keys], [k.reference for k in keys]],
+    ).fetchall()
+    return {RecordKey(a, r) for a, r in rows}

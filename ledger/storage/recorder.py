@@ -25,6 +25,10 @@ from ledger.transparency.merkle import leaf_hash
 from ledger.transparency.tree import leaf_data, leaf_document
 
 IndexRow = tuple[str, str, uuid.UUID, int, bytes]
+# A claim on a reference (a partitioned ledger's): the key, and the citizen and digest
+# of the record it names; a claim's holder is the last two.
+Claim = tuple[RecordKey, uuid.UUID, bytes]
+Holder = tuple[uuid.UUID, bytes]
 # (position, citizen or other aggregate id, version, topic, state), as the database
 # gives them: the id may be a UUID or its text, the state bytes or a buffer.
 LogRow = tuple[int, Any, int, str, Any]

@@ -1,0 +1,144 @@
+"""One namespace of references over every partition.
+
+With one database, the record index refuses an (authority, reference) that already
+names a record of other content. Partitioned, each partition's index sees only its own
+citizens, so a writer also claims each reference new to its partition in the
+partition the reference hashes to (`partition_of_reference`): a row (authority,
+reference, citizen, digest) in that partition's claims table.
+
+A claim is made before the record is applied and confirmed inside the save, while the
+writer holds its partition's table lock. A claim held for another record may be
+stale: its writer died, or its record was refused by a rule. Whoever meets one takes
+the holder's partition's table lock, which waits out any save in flight, and looks in
+that partition's record index: the record is there (the reference is refused), or it
+is not, and the claim is taken over. A writer's claim taken over before its save is
+found by its confirmation, and its batch is applied again; one taken over after its
+save is impossible, since the record is then in its index. So two records can never
+hold one reference, without a transaction across databases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from eventsourcing.persistence import IntegrityError
+from psycopg_pool import ConnectionPool
+
+from ledger.domain.records import RecordKey
+from ledger.domain.shards import partition_of, partition_of_reference, partition_schema
+from ledger.errors import ConcurrencyConflict
+from ledger.storage import environment
+from ledger.storage.postgres import (
+    claim_holders,
+    claim_references,
+    indexed_with_saves_held,
+    take_claim,
+)
+from ledger.storage.recorder import Claim, Holder
+
+if TYPE_CHECKING:
+    from ledger.partitioned.ledger import PartitionedLedger
+
+# Takeovers lost to other writers before a claim is given up as contended.
+ATTEMPTS = 8
+# Connections a process keeps to each shard for claims: one a writer thread at a time.
+SHARD_POOL = 4
+CONNECT_TIMEOUT = 5
+
+
+class ClaimLost(IntegrityError):
+    """A claim made for a batch was taken over before its save: the batch is applied
+    again, and meets the record that took it."""
+
+
+class Claims:
+    """The claims of a partitioned ledger's writers in this process: through a small
+    pool of connections to each shard, whatever number of partitions it holds."""
+
+    def __init__(self, routed: PartitionedLedger) -> None:
+        self.routed = routed
+        self._pools: dict[tuple[str, ...], ConnectionPool[psycopg.Connection[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _target(self, partition: int) -> tuple[dict[str, Any], str]:
+        env = environment(self.routed.urls[partition])
+        return {
+            "host": env["POSTGRES_HOST"], "port": env["POSTGRES_PORT"],
+            "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
+            "password": env["POSTGRES_PASSWORD"], "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT,
+        }, partition_schema(partition)  # fmt: skip
+
+    @contextmanager
+    def _on(self, partition: int) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+        """A pooled connection to the partition's shard, and the partition's schema."""
+        kwargs, schema = self._target(partition)
+        key = tuple(str(kwargs[k]) for k in ("host", "port", "dbname", "user"))
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = ConnectionPool(
+                    kwargs=kwargs, min_size=1, max_size=SHARD_POOL, name="ledger-claims",
+                    open=True,
+                )  # fmt: skip
+        with pool.connection() as conn:
+            yield conn, schema
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+    def _by_partition(self, wanted: Sequence[Claim]) -> dict[int, list[Claim]]:
+        grouped: dict[int, list[Claim]] = {}
+        for claim in wanted:
+            partition = partition_of_reference(claim[0], self.routed.partitions)
+            grouped.setdefault(partition, []).append(claim)
+        return grouped
+
+    def claim(self, wanted: Sequence[Claim]) -> set[RecordKey]:
+        refused = set()
+        for partition, claims in self._by_partition(wanted).items():
+            with self._on(partition) as (conn, schema):
+                claim_references(conn, schema, claims)
+                holders = claim_holders(conn, schema, [key for key, _, _ in claims])
+            for key, citizen, digest in claims:
+                held = holders.get(key)
+                if held != (citizen, digest) and not self._taken(partition, key, (citizen, digest)):
+                    refused.add(key)
+        return refused
+
+    def _taken(self, partition: int, key: RecordKey, mine: Holder) -> bool:
+        """Whether a key claimed for another record is ours now: False when that record
+        is stored in its citizen's partition."""
+        for _ in range(ATTEMPTS):
+            with self._on(partition) as (conn, schema):
+                held = claim_holders(conn, schema, [key]).get(key)
+                if held is None:
+                    claim_references(conn, schema, [(key, *mine)])
+                    continue
+            if held == mine:
+                return True
+            # A connection of its own: it waits for the holder's partition's saves.
+            holders = partition_of(held[0], self.routed.partitions)
+            kwargs, holder_schema = self._target(holders)
+            with psycopg.connect(**kwargs) as holding, holding.transaction():
+                if indexed_with_saves_held(holding, holder_schema, [key]):
+                    return False
+                with self._on(partition) as (conn, schema):
+                    if take_claim(conn, schema, key, held, mine):
+                        return True
+        raise ConcurrencyConflict(f"{key}: other writers kept claiming this reference; try again")
+
+    def confirm(self, wanted: Sequence[Claim]) -> None:
+        for partition, claims in self._by_partition(wanted).items():
+            with self._on(partition) as (conn, schema):
+                holders = claim_holders(conn, schema, [key for key, _, _ in claims])
+            for key, citizen, digest in claims:
+                if holders.get(key) != (citizen, digest):
+                    raise ClaimLost(f"{key}: claimed meanwhile for another record")

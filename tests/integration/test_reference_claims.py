@@ -1,0 +1,160 @@
+"""A partitioned ledger's references are one namespace: an (authority, reference)
+names one record across every partition, as it does in one database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.domain.identity import citizen_id, make_resident_id
+from ledger.domain.shards import partition_of
+from ledger.partitioned import Catalog, PartitionedLedger
+from tests.builders import append, enrolled, fine, register_authorities
+from tests.schemas import fresh_databases
+
+pytestmark = pytest.mark.postgres
+
+PARTITIONS = 4
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def catalog(postgres_url: str, postgres_schema_url: str) -> Iterator[str]:
+    """A ledger of four partitions on two databases, with the test authorities."""
+    with fresh_databases(postgres_url, "ab") as shards:
+        opened = Ledger(postgres_schema_url)
+        try:
+            Catalog(opened).init(PARTITIONS, shards)
+            register_authorities(opened)
+        finally:
+            opened.close()
+        yield postgres_schema_url
+
+
+def _pairs(count: int) -> list[tuple[str, str]]:
+    """(citizen, other citizen) pairs whose partitions differ."""
+    residents = [make_resident_id("110101", date(1980, 1, 1), n) for n in range(1000)]
+    by_partition: dict[int, list[str]] = {}
+    for resident in residents:
+        by_partition.setdefault(partition_of(citizen_id(resident), PARTITIONS), []).append(resident)
+    left, right = by_partition[0], by_partition[1] + by_partition[2] + by_partition[3]
+    pairs = list(zip(left, right, strict=False))
+    assert len(pairs) >= count
+    return pairs[:count]
+
+
+def _stored(ledger: PartitionedLedger) -> Counter[tuple[str, str]]:
+    """How many records each (authority, reference) names, over every partition."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for number in range(ledger.partitions):
+        reader = ledger.partition(number).reader
+        for _, logged in reader.by_citizen(reader.head()):
+            seen.update((e.record.authority, e.record.reference) for e in logged)
+    return seen
+
+
+def test_a_reference_of_another_partitions_record_is_refused(catalog: str) -> None:
+    ((wang, li),) = _pairs(1)
+    ledger = PartitionedLedger(Ledger(catalog))
+    try:
+        assert append(ledger, enrolled(wang), enrolled(li)).rejected == []
+        # A fine refused by a rule (it is dated after today) leaves its claim behind,
+        # as a writer that died before its save would.
+        late = append(ledger, fine("TP-1", citizen=wang, occurred_on="2999-01-01"))
+        assert [r.field for r in late.rejected] == ["occurred_on"]
+        # The reference is free: another citizen's record in another partition takes it.
+        assert append(ledger, fine("TP-1", citizen=li)).appended == 1
+        again = append(ledger, fine("TP-1", citizen=wang), fine("TP-1", citizen=li))
+        assert [(r.line, r.field) for r in again.rejected] == [(1, "reference")]
+        assert "a record in another partition" in again.rejected[0].error
+        assert [d.line for d in again.duplicates] == [2]
+        assert _stored(ledger)[("traffic-police", "TP-1")] == 1
+    finally:
+        ledger.close()
+
+
+def test_writers_racing_for_the_same_references_store_each_once(
+    catalog: str, tmp_path: Path
+) -> None:
+    """Two `ledger append` processes send the same references for different citizens
+    in different partitions at once: each reference is stored once, by whichever
+    process had it acknowledged, and the other is told it is taken."""
+    pairs = _pairs(150)
+    ledger = PartitionedLedger(Ledger(catalog))
+    try:
+        enrolments = [enrolled(c) for pair in pairs for c in pair]
+        assert append(ledger, *enrolments).appended == len(enrolments)
+    finally:
+        ledger.close()
+    feeds = []
+    for side in (0, 1):
+        feed = tmp_path / f"feed-{side}.ndjson"
+        feed.write_text("".join(
+            json.dumps(fine(f"TP-{n}", citizen=pair[side])) + "\n" for n, pair in enumerate(pairs)
+        ))  # fmt: skip
+        feeds.append(feed)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "append", str(feed), "--json", "--db", catalog],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for feed in feeds
+    ]
+    reports: list[dict[str, Any]] = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=240)
+        assert writer.returncode in (0, 1), err[-2000:]
+        reports.append(json.loads(out))
+    for report in reports:
+        assert report["appended"] + len(report["rejected"]) == len(pairs)
+        assert {r["field"] for r in report["rejected"]} <= {"reference"}
+    assert sum(r["appended"] for r in reports) == len(pairs)
+    ledger = PartitionedLedger(Ledger(catalog))
+    try:
+        stored = _stored(ledger)
+    finally:
+        ledger.close()
+    assert [stored[("traffic-police", f"TP-{n}")] for n in range(len(pairs))] == [1] * len(pairs)
+
+
+def test_a_claim_taken_over_before_its_save_is_found_and_the_record_refused(
+    catalog: str,
+) -> None:
+    """Between a writer's claim and its save, another writer takes the claim over (it
+    sees no record yet) and stores its own record: the first writer's save finds its
+    claim gone, and its batch, applied again, is refused the reference."""
+    ((wang, li),) = _pairs(1)
+    first, other = PartitionedLedger(Ledger(catalog)), PartitionedLedger(Ledger(catalog))
+    try:
+        assert append(first, enrolled(wang), enrolled(li)).rejected == []
+        claims = first._claims
+        claim = claims.claim
+        overtaken: list[Any] = []
+
+        def claim_then_overtaken(wanted: Any) -> Any:
+            refused = claim(wanted)
+            if not overtaken:
+                overtaken.append(append(other, fine("TP-7", citizen=li)))
+            return refused
+
+        claims.claim = claim_then_overtaken  # type: ignore[method-assign]
+        report = append(first, fine("TP-7", citizen=wang))
+        assert overtaken[0].appended == 1
+        assert report.retries >= 1
+        assert [(r.line, r.field) for r in report.rejected] == [(1, "reference")]
+        assert _stored(first)[("traffic-police", "TP-7")] == 1
+    finally:
+        first.close()
+        other.close()
