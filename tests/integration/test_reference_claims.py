@@ -98,9 +98,8 @@ def test_writers_racing_for_the_same_references_store_each_once(
     feeds = []
     for side in (0, 1):
         feed = tmp_path / f"feed-{side}.ndjson"
-        feed.write_text("".join(
-            json.dumps(fine(f"TP-{n}", citizen=pair[side])) + "\n" for n, pair in enumerate(pairs)
-        ))  # fmt: skip
+        fines = [fine(f"TP-{n}", citizen=pair[side]) for n, pair in enumerate(pairs)]
+        feed.write_text("".join(json.dumps(f) + "\n" for f in fines))
         feeds.append(feed)
     writers = [
         subprocess.Popen(
@@ -109,7 +108,7 @@ def test_writers_racing_for_the_same_references_store_each_once(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for feed in feeds
     ]
     reports: list[dict[str, Any]] = []
