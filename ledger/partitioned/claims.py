@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -35,6 +36,8 @@ from ledger.storage import environment
 from ledger.storage.postgres import (
     claim_holders,
     claim_references,
+    index_page,
+    indexed,
     indexed_with_saves_held,
     take_claim,
 )
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 
 # Takeovers lost to other writers before a claim is given up as contended.
 ATTEMPTS = 8
+# Index rows read at a time when checking that every stored record holds its claim.
+CHECK_PAGE = 5000
 # Connections a process keeps to each shard for claims: one a writer thread at a time.
 SHARD_POOL = 4
 CONNECT_TIMEOUT = 5
@@ -135,6 +140,11 @@ class Claims:
                         return True
         raise ConcurrencyConflict(f"{key}: other writers kept claiming this reference; try again")
 
+    def _stores(self, partition: int, key: RecordKey, held: Holder | None) -> bool:
+        """Whether the partition's record index holds `key` for this (citizen, digest)."""
+        with self._on(partition) as (conn, schema):
+            return [(key, *held)] == indexed(conn, schema, [key]) if held else False
+
     def confirm(self, wanted: Sequence[Claim]) -> None:
         for partition, claims in self._by_partition(wanted).items():
             with self._on(partition) as (conn, schema):
@@ -142,3 +152,63 @@ class Claims:
             for key, citizen, digest in claims:
                 if holders.get(key) != (citizen, digest):
                     raise ClaimLost(f"{key}: claimed meanwhile for another record")
+
+
+@dataclass
+class ClaimsChecked:
+    """Whether every stored record holds the claim on its reference."""
+
+    records: int = 0
+    # Claims made for records stored without one (by `check_claims(..., fill=True)`).
+    claimed: int = 0
+    # References of stored records not claimed (by `check_claims(..., fill=False)`).
+    unclaimed: list[RecordKey] = field(default_factory=list)
+    # References held by records in two partitions: (key, one's partition, the other's).
+    doubled: list[tuple[RecordKey, int, int]] = field(default_factory=list)
+
+
+def check_claims(routed: PartitionedLedger, fill: bool) -> ClaimsChecked:
+    """Every partition's stored records against the claims on their references; with
+    `fill`, a record stored without its claim (by a ledger partitioned before there were
+    claims) gets it, unless another record holds it."""
+    claims, checked = Claims(routed), ClaimsChecked()
+    try:
+        for partition in range(routed.partitions):
+            after: RecordKey | None = None
+            while True:
+                with claims._on(partition) as (conn, schema):
+                    page = index_page(conn, schema, after, CHECK_PAGE)
+                if not page:
+                    break
+                after = page[-1][0]
+                checked.records += len(page)
+                _check_page(claims, partition, page, fill, checked)
+    finally:
+        claims.close()
+    return checked
+
+
+def _check_page(
+    claims: Claims, partition: int, page: list[Claim], fill: bool, checked: ClaimsChecked
+) -> None:
+    for holder, wanted in claims._by_partition(page).items():
+        keys = [key for key, _, _ in wanted]
+        with claims._on(holder) as (conn, schema):
+            before = claim_holders(conn, schema, keys)
+            held = before
+            if fill and len(before) < len(keys):
+                claim_references(conn, schema, [w for w in wanted if w[0] not in before])
+                held = claim_holders(conn, schema, keys)
+        for key, citizen, digest in wanted:
+            mine = (citizen, digest)
+            found = held.get(key)
+            if found == mine:
+                checked.claimed += key not in before
+                continue
+            other = None if found is None else partition_of(found[0], claims.routed.partitions)
+            if other is not None and claims._stores(other, key, found):
+                checked.doubled.append((key, partition, other))
+            elif fill and claims._taken(holder, key, mine):
+                checked.claimed += 1
+            else:
+                checked.unclaimed.append(key)

@@ -641,12 +641,32 @@ def indexed_with_saves_held(
     off (by the table lock each save takes first, so a save in flight ends before):
     held until the caller's transaction on `conn` ends."""
     conn.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(_in(schema, _EVENTS)))
+    return {key for key, _, _ in indexed(conn, schema, keys)}
+
+
+def indexed(conn: Connection[Any], schema: str, keys: Sequence[RecordKey]) -> list[Claim]:
+    """The entries a partition's record index holds for these keys, as claims."""
     rows = conn.execute(
         SQL(
-            "SELECT i.authority, i.reference FROM {} i JOIN "
+            "SELECT i.authority, i.reference, i.citizen_id, i.digest FROM {} i JOIN "
             "unnest(%b::text[], %b::text[]) AS k(authority, reference) "
             "ON i.authority = k.authority AND i.reference = k.reference"
         ).format(_in(schema, _INDEX)),
         [[k.authority for k in keys], [k.reference for k in keys]],
     ).fetchall()
-    return {RecordKey(a, r) for a, r in rows}
+    return [(RecordKey(a, r), c, bytes(d)) for a, r, c, d in rows]
+
+
+def index_page(
+    conn: Connection[Any], schema: str, after: RecordKey | None, limit: int
+) -> list[Claim]:
+    """A partition's record index in key order, after `after`: each key with the citizen
+    and digest of its record, as a claim on it would hold them."""
+    rows = conn.execute(
+        SQL(
+            "SELECT authority, reference, citizen_id, digest FROM {} "
+            "WHERE (authority, reference) > (%s, %s) ORDER BY authority, reference LIMIT %s"
+        ).format(_in(schema, _INDEX)),
+        [after.authority if after else "", after.reference if after else "", limit],
+    ).fetchall()
+    return [(RecordKey(a, r), c, bytes(d)) for a, r, c, d in rows]

@@ -13,12 +13,14 @@ from rich.table import Table
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError
+from ledger.partitioned import PartitionedLedger
 from ledger.partitioned.checkpoints import (
     check_top_checkpoints,
     sign_top,
     top_checkpoints,
 )
 from ledger.partitioned.checkpoints import prove_inclusion as prove_partitioned
+from ledger.partitioned.claims import check_claims
 from ledger.transparency.audit import Log, verify_log
 from ledger.transparency.audit import checkpoint as sign_checkpoint
 from ledger.transparency.checkpoint import (
@@ -219,6 +221,22 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
             tops = len(top_checkpoints(routed))
             signed = "signed and " if verifier else ""
             click.echo(f"{tops} top checkpoint(s): each {signed}matching every log's tree")
+            _claims_verified(routed)
+
+
+def _claims_verified(routed: PartitionedLedger) -> None:
+    """That every stored record holds the claim on its reference; else exit 1."""
+    checked = check_claims(routed, fill=False)
+    for key, one, other in checked.doubled:
+        click.echo(f"damage: {key} is held by records in partition {one} and partition "
+                   f"{other}", err=True)  # fmt: skip
+    if checked.unclaimed:
+        click.echo(f"{len(checked.unclaimed)} stored record(s) hold no claim on their reference "
+                   f"(the first: {checked.unclaimed[0]}); run `ledger shards claim-references`",
+                   err=True)  # fmt: skip
+    if checked.doubled or checked.unclaimed:
+        sys.exit(EXIT_REJECTED)
+    click.echo(f"{checked.records} references: each held by its record's claim alone")
 
 
 @main.command()

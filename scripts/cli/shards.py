@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ledger.application import Ledger
 from ledger.domain.shards import ShardMap
 from ledger.partitioned import Catalog
+from ledger.partitioned.claims import ClaimsChecked, check_claims
 from ledger.partitioned.move import move_partition
-from scripts.cli.base import db_option, emit_json, main, open_ledger
+from scripts.cli.base import db_option, emit_json, main, open_ledger, open_routed
+from scripts.errors import EXIT_REJECTED
 
 
 @main.group()
@@ -67,6 +72,32 @@ def shards_move(partition: int, shard: str, url: str) -> None:
         )
     click.echo(f"moved partition {moved.partition} ({moved.events} events) to shard {shard}; "
                f"frozen {moved.frozen_seconds:.1f}s")  # fmt: skip
+
+
+@shards.command("claim-references")
+@db_option
+def shards_claim_references(url: str) -> None:
+    """Claim the references of records stored before a partitioned ledger claimed them
+    (see `ledger verify`), so none can be taken by a record in another partition.
+
+    Exit 0 when every stored record holds its claim, 1 when a reference is held by
+    records in two partitions (each named)."""
+    with open_routed(url) as routed:
+        if isinstance(routed, Ledger):
+            raise click.ClickException("this ledger is one log: its record index holds every "
+                                       "reference already")  # fmt: skip
+        checked = check_claims(routed, fill=True)
+    click.echo(f"checked {checked.records} records: {checked.claimed} references claimed now")
+    _doubled(checked)
+
+
+def _doubled(checked: ClaimsChecked) -> None:
+    """Name each reference held by records in two partitions, and exit 1 if any is."""
+    for key, one, other in checked.doubled:
+        click.echo(f"{key} is held by records in partition {one} and partition {other}",
+                   err=True)  # fmt: skip
+    if checked.doubled:
+        sys.exit(EXIT_REJECTED)
 
 
 @shards.command("list")

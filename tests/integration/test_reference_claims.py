@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from ledger.application import Ledger
 from ledger.domain.identity import citizen_id, make_resident_id
 from ledger.domain.shards import partition_of
 from ledger.partitioned import Catalog, PartitionedLedger
+from scripts.cli import main
+from tests.behind import behind_the_back
 from tests.builders import append, enrolled, fine, register_authorities
 from tests.schemas import fresh_databases
 
@@ -157,3 +160,46 @@ def test_a_claim_taken_over_before_its_save_is_found_and_the_record_refused(
     finally:
         first.close()
         other.close()
+
+
+def test_records_stored_without_claims_are_found_claimed_and_doubles_named(
+    catalog: str,
+) -> None:
+    """A ledger partitioned before references were claimed: `ledger verify` finds its
+    records without claims, `ledger shards claim-references` claims them, and a
+    reference taken meanwhile by a record in another partition is named in both."""
+    (wang, li), (zhao, qian) = _pairs(2)
+    ledger = PartitionedLedger(Ledger(catalog))
+    try:
+        citizens = [enrolled(c) for c in (wang, li, zhao, qian)]
+        assert append(ledger, *citizens, fine("TP-1", citizen=wang)).rejected == []
+        for number in range(PARTITIONS):
+            with behind_the_back(ledger.urls[number]) as run:
+                run("DELETE FROM ledger_reference_claims")
+        # Unclaimed, TP-1 is taken by another citizen's record in another partition.
+        assert append(ledger, fine("TP-1", citizen=li)).appended == 1
+        assert append(ledger, fine("TP-2", citizen=zhao)).appended == 1
+    finally:
+        ledger.close()
+    runner = CliRunner()
+    verified = runner.invoke(main, ["verify", "--db", catalog])
+    assert verified.exit_code == 1
+    assert "run `ledger shards claim-references`" in verified.output
+    claimed = runner.invoke(main, ["shards", "claim-references", "--db", catalog])
+    assert claimed.exit_code == 1, claimed.output
+    doubled = next(line for line in claimed.output.splitlines() if "TP-1 is held" in line)
+    assert {int(w) for w in doubled.split() if w.isdigit()} == {
+        partition_of(citizen_id(c), PARTITIONS) for c in (wang, li)
+    }
+    assert "references claimed now" in claimed.output
+    again = runner.invoke(main, ["verify", "--db", catalog])
+    assert again.exit_code == 1
+    assert "damage: traffic-police/TP-1 is held by records in" in again.output
+    assert "hold no claim" not in again.output
+    # The other references are claimed now: TP-2 is refused to another partition.
+    ledger = PartitionedLedger(Ledger(catalog))
+    try:
+        refused = append(ledger, fine("TP-2", citizen=qian))
+        assert [r.field for r in refused.rejected] == ["reference"]
+    finally:
+        ledger.close()
