@@ -7,11 +7,12 @@ partition the reference hashes to (`partition_of_reference`): a row (authority,
 reference, citizen, digest) in that partition's claims table.
 
 A claim is made before the record is applied and confirmed inside the save, while the
-writer holds its partition's table lock. A claim held for another record may be
-stale: its writer died, or its record was refused by a rule. Whoever meets one takes
-the holder's partition's table lock, which waits out any save in flight, and looks in
-that partition's record index: the record is there (the reference is refused), or it
-is not, and the claim is taken over. A writer's claim taken over before its save is
+writer holds its partition's table lock. A claim held for another record is waited on
+while it is fresh (its writer is saving), and may then be stale: its writer died, or
+its record was refused by a rule. Whoever meets one takes the holder's partition's
+table lock, which waits out any save in flight, and looks in that partition's record
+index: the record is there (the reference is refused), or it is not, and the claim is
+taken over. A writer's claim taken over before its save is
 found by its confirmation, and its batch is applied again; one taken over after its
 save is impossible, since the record is then in its index. So two records can never
 hold one reference, without a transaction across databases.
@@ -20,6 +21,7 @@ hold one reference, without a transaction across databases.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from ledger.domain.shards import partition_of, partition_of_reference, partition
 from ledger.errors import ConcurrencyConflict
 from ledger.storage import environment
 from ledger.storage.postgres import (
+    claim_ages,
     claim_holders,
     claim_references,
     index_page,
@@ -46,8 +49,11 @@ from ledger.storage.recorder import Claim, Holder
 if TYPE_CHECKING:
     from ledger.partitioned.ledger import PartitionedLedger
 
-# Takeovers lost to other writers before a claim is given up as contended.
-ATTEMPTS = 8
+# Seconds a claim is taken for its writer's, saving now, and waited on; older, it is
+# taken for a writer's that died or whose record a rule refused.
+FRESH = 2.0
+# Seconds more a claim is fought over before the batch is given up, to be sent again.
+CONTENDED = 10.0
 # Index rows read at a time when checking that every stored record holds its claim.
 CHECK_PAGE = 5000
 # Connections a process keeps to each shard for claims: one a writer thread at a time.
@@ -120,17 +126,27 @@ class Claims:
 
     def _taken(self, partition: int, key: RecordKey, mine: Holder) -> bool:
         """Whether a key claimed for another record is ours now: False when that record
-        is stored in its citizen's partition."""
-        for _ in range(ATTEMPTS):
+        is stored in its citizen's partition. A claim younger than FRESH seconds is
+        waited on, as its writer is likely saving: taking it would only have that
+        writer take it back (writers racing for the same references would go on taking
+        each other's claims, none ever saving)."""
+        deadline = time.monotonic() + FRESH + CONTENDED
+        while time.monotonic() < deadline:
             with self._on(partition) as (conn, schema):
-                held = claim_holders(conn, schema, [key]).get(key)
-                if held is None:
+                found = claim_ages(conn, schema, [key]).get(key)
+                if found is None:
                     claim_references(conn, schema, [(key, *mine)])
                     continue
+            held, age = found
             if held == mine:
                 return True
-            # A connection of its own: it waits for the holder's partition's saves.
             holders = partition_of(held[0], self.routed.partitions)
+            if self._stores(holders, key, held):
+                return False
+            if age < FRESH:
+                time.sleep(min(0.05, FRESH - age))
+                continue
+            # A connection of its own: it waits for the holder's partition's saves.
             kwargs, holder_schema = self._target(holders)
             with psycopg.connect(**kwargs) as holding, holding.transaction():
                 if indexed_with_saves_held(holding, holder_schema, [key]):

@@ -89,6 +89,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
                 "authority text NOT NULL, reference text NOT NULL, "
                 "citizen_id uuid NOT NULL, digest bytea NOT NULL, "
+                "claimed_at timestamptz NOT NULL DEFAULT now(), "
                 "PRIMARY KEY (authority, reference))"
             ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.claims_table))
         )
@@ -608,16 +609,25 @@ def claim_holders(
     conn: Connection[Any], schema: str, keys: Sequence[RecordKey]
 ) -> dict[RecordKey, Holder]:
     """The (citizen, digest) each of these keys is claimed for, if it is."""
+    return {key: holder for key, (holder, _) in claim_ages(conn, schema, keys).items()}
+
+
+def claim_ages(
+    conn: Connection[Any], schema: str, keys: Sequence[RecordKey]
+) -> dict[RecordKey, tuple[Holder, float]]:
+    """The (citizen, digest) each of these keys is claimed for, if it is, and the
+    seconds since it was (by the database's clock)."""
     rows = conn.execute(
         SQL(
-            "SELECT c.authority, c.reference, c.citizen_id, c.digest FROM {} c "
+            "SELECT c.authority, c.reference, c.citizen_id, c.digest, "
+            "EXTRACT(EPOCH FROM now() - c.claimed_at)::float8 FROM {} c "
             "JOIN unnest(%b::text[], %b::text[]) AS k(authority, reference) "
             "ON c.authority = k.authority AND c.reference = k.reference"
         ).format(_in(schema, _CLAIMS)),
         [[k.authority for k in keys], [k.reference for k in keys]],
         prepare=True,
     ).fetchall()
-    return {RecordKey(a, r): (c, bytes(d)) for a, r, c, d in rows}
+    return {RecordKey(a, r): ((c, bytes(d)), age) for a, r, c, d, age in rows}
 
 
 def take_claim(
@@ -626,7 +636,7 @@ def take_claim(
     """Move a key's claim from `held` to `taker`, if it is still `held`'s."""
     done = conn.execute(
         SQL(
-            "UPDATE {} SET citizen_id = %s, digest = %s WHERE authority = %s "
+            "UPDATE {} SET citizen_id = %s, digest = %s, claimed_at = now() WHERE authority = %s "
             "AND reference = %s AND citizen_id = %s AND digest = %s"
         ).format(_in(schema, _CLAIMS)),
         [*taker, key.authority, key.reference, *held],
