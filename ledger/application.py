@@ -227,6 +227,8 @@ class _Batch:
     stored_duplicates: list[tuple[int, IndexEntry]] = field(default_factory=list)
     batch_duplicates: list[tuple[int, _Pending]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # When its references were claimed (time.monotonic()), on a partitioned ledger.
+    claimed_since: float = 0.0
 
 
 class ReferenceClaims(Protocol):
@@ -237,9 +239,10 @@ class ReferenceClaims(Protocol):
         """Claim each key for its (citizen, digest); the keys refused, because another
         citizen's record, or another record, holds them in another log."""
 
-    def confirm(self, wanted: Sequence[Claim]) -> None:
-        """Called in the save, as this ledger's other writers wait: IntegrityError
-        (the batch is applied again) if any key is no longer claimed as wanted."""
+    def confirm(self, wanted: Sequence[Claim], since: float) -> None:
+        """Called in the save, as this ledger's other writers wait, of claims made from
+        `since` (time.monotonic()) on: IntegrityError (the batch is applied again) if
+        any key is no longer claimed as wanted."""
 
 
 class Ledger(Application[uuid.UUID]):
@@ -453,7 +456,7 @@ class Ledger(Application[uuid.UUID]):
         claims, confirm = self.claims, None
         if claims is not None:
             wanted = [(RecordKey(a, r), cid, d) for a, r, cid, _, d in batch.index_rows]
-            confirm = partial(claims.confirm, wanted)
+            confirm = partial(claims.confirm, wanted, batch.claimed_since)
         positions = self.recorder.insert_events(
             events, index_rows=batch.index_rows, read_versions=unchanged,
             exclusive=exclusive, leaves=leaves, confirm=confirm,
@@ -497,6 +500,7 @@ class Ledger(Application[uuid.UUID]):
             today=self.today(),
             now=self.clock.now(),
         )
+        batch.claimed_since = time.monotonic()
         refused = self._claimed(parsed, batch.known)
         for line, rec in parsed:
             digest = rec.digest

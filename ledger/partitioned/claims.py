@@ -20,6 +20,7 @@ hold one reference, without a transaction across databases.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,8 @@ from ledger.storage.postgres import (
     claim_ages,
     claim_holders,
     claim_references,
+    claimed,
+    claiming,
     index_page,
     indexed,
     indexed_with_saves_held,
@@ -76,18 +79,12 @@ class Claims:
         self._lock = threading.Lock()
 
     def _target(self, partition: int) -> tuple[dict[str, Any], str]:
-        env = environment(self.routed.urls[partition])
-        return {
-            "host": env["POSTGRES_HOST"], "port": env["POSTGRES_PORT"],
-            "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
-            "password": env["POSTGRES_PASSWORD"], "autocommit": True,
-            "connect_timeout": CONNECT_TIMEOUT,
-        }, partition_schema(partition)  # fmt: skip
+        return _connection_kwargs(self.routed.urls[partition]), partition_schema(partition)
 
-    @contextmanager
-    def _on(self, partition: int) -> Iterator[tuple[psycopg.Connection[Any], str]]:
-        """A pooled connection to the partition's shard, and the partition's schema."""
-        kwargs, schema = self._target(partition)
+    def _pool(self, partition: int) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The pool of connections to the partition's shard (where the map places it
+        now: a partition moved is reached at its new shard)."""
+        kwargs = _connection_kwargs(self.routed.urls[partition])
         key = tuple(str(kwargs[k]) for k in ("host", "port", "dbname", "user"))
         with self._lock:
             pool = self._pools.get(key)
@@ -96,8 +93,20 @@ class Claims:
                     kwargs=kwargs, min_size=1, max_size=SHARD_POOL, name="ledger-claims",
                     open=True,
                 )  # fmt: skip
-        with pool.connection() as conn:
-            yield conn, schema
+            return pool
+
+    @contextmanager
+    def _on(self, partition: int) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+        """A pooled connection to the partition's shard, and the partition's schema."""
+        with self._pool(partition).connection() as conn:
+            yield conn, partition_schema(partition)
+
+    def _by_shard(self, wanted: Sequence[Claim]) -> list[list[tuple[int, list[Claim]]]]:
+        """The claims by the partition they are kept in, those partitions by shard."""
+        shards: dict[int, list[tuple[int, list[Claim]]]] = {}
+        for partition, claims in sorted(self._by_partition(wanted).items()):
+            shards.setdefault(id(self._pool(partition)), []).append((partition, claims))
+        return list(shards.values())
 
     def close(self) -> None:
         with self._lock:
@@ -114,15 +123,31 @@ class Claims:
 
     def claim(self, wanted: Sequence[Claim]) -> set[RecordKey]:
         refused = set()
-        for partition, claims in self._by_partition(wanted).items():
-            with self._on(partition) as (conn, schema):
-                claim_references(conn, schema, claims)
-                holders = claim_holders(conn, schema, [key for key, _, _ in claims])
-            for key, citizen, digest in claims:
-                held = holders.get(key)
-                if held != (citizen, digest) and not self._taken(partition, key, (citizen, digest)):
-                    refused.add(key)
+        for shard in self._by_shard(wanted):
+            # One round trip and one commit a shard: its partitions' statements in a
+            # pipeline, in one transaction.
+            with self._on(shard[0][0]) as (conn, _):
+                with conn.transaction(), conn.pipeline():
+                    sent = [conn.execute(*claiming(partition_schema(partition), claims),
+                                         prepare=True) for partition, claims in shard]  # fmt: skip
+                answers = [claimed(cursor.fetchall()) for cursor in sent]
+            for (partition, claims), holders in zip(shard, answers, strict=True):
+                for key, citizen, digest in claims:
+                    mine = (citizen, digest)
+                    if key in holders and holders[key] is None:
+                        continue
+                    if holders.get(key) == mine and self._renewed(partition, key, mine):
+                        continue
+                    if not self._taken(partition, key, mine):
+                        refused.add(key)
         return refused
+
+    def _renewed(self, partition: int, key: RecordKey, mine: Holder) -> bool:
+        """A claim of ours from before (a batch sent again) made fresh again, as the
+        confirmation's shortcut takes every claim of the batch to be; False if it was
+        taken over meanwhile."""
+        with self._on(partition) as (conn, schema):
+            return take_claim(conn, schema, key, mine, mine)
 
     def _taken(self, partition: int, key: RecordKey, mine: Holder) -> bool:
         """Whether a key claimed for another record is ours now: False when that record
@@ -161,13 +186,33 @@ class Claims:
         with self._on(partition) as (conn, schema):
             return [(key, *held)] == indexed(conn, schema, [key]) if held else False
 
-    def confirm(self, wanted: Sequence[Claim]) -> None:
-        for partition, claims in self._by_partition(wanted).items():
-            with self._on(partition) as (conn, schema):
-                holders = claim_holders(conn, schema, [key for key, _, _ in claims])
-            for key, citizen, digest in claims:
-                if holders.get(key) != (citizen, digest):
-                    raise ClaimLost(f"{key}: claimed meanwhile for another record")
+    def confirm(self, wanted: Sequence[Claim], since: float) -> None:
+        if time.monotonic() - since < FRESH / 2:
+            # Claims made since then are younger than FRESH: nobody takes them over
+            # before this save ends, as doing so would need its partition's lock.
+            return
+        for shard in self._by_shard(wanted):
+            with self._on(shard[0][0]) as (conn, _):
+                holders: dict[RecordKey, Holder] = {}
+                for partition, claims in shard:
+                    keys = [key for key, _, _ in claims]
+                    holders |= claim_holders(conn, partition_schema(partition), keys)
+            for _, claims in shard:
+                for key, citizen, digest in claims:
+                    if holders.get(key) != (citizen, digest):
+                        raise ClaimLost(f"{key}: claimed meanwhile for another record")
+
+
+@functools.lru_cache(maxsize=256)
+def _connection_kwargs(url: str) -> dict[str, Any]:
+    """How to connect to the database of a partition's URL (its schema aside)."""
+    env = environment(url)
+    return {
+        "host": env["POSTGRES_HOST"], "port": env["POSTGRES_PORT"],
+        "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"], "autocommit": True,
+        "connect_timeout": CONNECT_TIMEOUT,
+    }  # fmt: skip
 
 
 @dataclass

@@ -592,17 +592,35 @@ def _in(schema: str, table: str) -> Any:
 
 def claim_references(conn: Connection[Any], schema: str, wanted: Sequence[Claim]) -> None:
     """Claim each (key, citizen, digest) whose key is not claimed yet."""
+    conn.execute(*claiming(schema, wanted))
+
+
+def claiming(schema: str, wanted: Sequence[Claim]) -> tuple[Any, list[Any]]:
+    """The statement, and its parameters, that claims each (key, citizen, digest) whose
+    key is not claimed yet, and gives a row for each key: (authority, reference, None,
+    None) for a claim it made, the key and its holder for one made before. A key it
+    gives no row for was claimed by another writer as it ran."""
     keys = [key for key, _, _ in wanted]
-    conn.execute(
-        SQL(
-            "INSERT INTO {} (authority, reference, citizen_id, digest) "
-            "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bytea[]) "
-            "ON CONFLICT DO NOTHING"
-        ).format(_in(schema, _CLAIMS)),
-        [[k.authority for k in keys], [k.reference for k in keys],
-         [c for _, c, _ in wanted], [d for _, _, d in wanted]],
-        prepare=True,
-    )  # fmt: skip
+    statement = SQL(
+        "WITH wanted AS (SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], "
+        "%b::bytea[]) AS w(authority, reference, citizen_id, digest)), "
+        "made AS (INSERT INTO {claims} (authority, reference, citizen_id, digest) "
+        "SELECT * FROM wanted ON CONFLICT DO NOTHING RETURNING authority, reference) "
+        "SELECT authority, reference, NULL::uuid, NULL::bytea FROM made UNION ALL "
+        # Key by key through the primary key, however large the table has grown.
+        "SELECT w.authority, w.reference, c.citizen_id, c.digest FROM wanted w "
+        "CROSS JOIN LATERAL (SELECT citizen_id, digest FROM {claims} c "
+        "WHERE c.authority = w.authority AND c.reference = w.reference) c"
+    ).format(claims=_in(schema, _CLAIMS))
+    return statement, [
+        [k.authority for k in keys], [k.reference for k in keys],
+        [c for _, c, _ in wanted], [d for _, _, d in wanted],
+    ]  # fmt: skip
+
+
+def claimed(rows: Sequence[tuple[Any, ...]]) -> dict[RecordKey, Holder | None]:
+    """What `claiming`'s rows say: None for a key claimed now, else its holder."""
+    return {RecordKey(a, r): None if c is None else (c, bytes(d)) for a, r, c, d in rows}
 
 
 def claim_holders(
