@@ -21,6 +21,8 @@ hold one reference, without a transaction across databases.
 from __future__ import annotations
 
 import functools
+import math
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -45,6 +47,7 @@ from ledger.storage.postgres import (
     index_page,
     indexed,
     indexed_with_saves_held,
+    release_claims,
     take_claim,
 )
 from ledger.storage.recorder import Claim, Holder
@@ -62,6 +65,11 @@ CHECK_PAGE = 5000
 # Connections a process keeps to each shard for claims: one a writer thread at a time.
 SHARD_POOL = 4
 CONNECT_TIMEOUT = 5
+
+
+class _Yielded(Exception):
+    """This writer met a fresh claim of an older one's, which may be waiting for this
+    one's: it lets its own claims go, and claims again."""
 
 
 class ClaimLost(IntegrityError):
@@ -122,7 +130,25 @@ class Claims:
         return grouped
 
     def claim(self, wanted: Sequence[Claim]) -> set[RecordKey]:
-        refused = set()
+        deadline = time.monotonic() + FRESH + CONTENDED
+        while True:
+            made: list[tuple[int, Claim]] = []
+            try:
+                return self._claim(wanted, made, time.monotonic())
+            except _Yielded:
+                # An older writer waits for references this one claimed: let them go.
+                self._release(made)
+                if time.monotonic() > deadline:
+                    raise ConcurrencyConflict(
+                        "other writers kept claiming the same references; try again"
+                    ) from None
+                time.sleep(random.uniform(0.01, 0.1))  # noqa: S311 - jitter
+
+    def _claim(
+        self, wanted: Sequence[Claim], made: list[tuple[int, Claim]], since: float
+    ) -> set[RecordKey]:
+        """Claim `wanted` (noting in `made` each claim this makes); the keys refused."""
+        contested: list[tuple[int, Claim]] = []
         for shard in self._by_shard(wanted):
             # One round trip and one commit a shard: its partitions' statements in a
             # pipeline, in one transaction.
@@ -132,29 +158,40 @@ class Claims:
                                          prepare=True) for partition, claims in shard]  # fmt: skip
                 answers = [claimed(cursor.fetchall()) for cursor in sent]
             for (partition, claims), holders in zip(shard, answers, strict=True):
-                for key, citizen, digest in claims:
-                    mine = (citizen, digest)
-                    if key in holders and holders[key] is None:
-                        continue
-                    if holders.get(key) == mine and self._renewed(partition, key, mine):
-                        continue
-                    if not self._taken(partition, key, mine):
-                        refused.add(key)
+                for claim in claims:
+                    made_now = claim[0] in holders and holders[claim[0]] is None
+                    (made if made_now else contested).append((partition, claim))
+        refused = set()
+        for partition, (key, citizen, digest) in contested:
+            mine = (citizen, digest)
+            if self._renewed(partition, key, mine) or self._taken(partition, key, mine, since):
+                made.append((partition, (key, citizen, digest)))
+            else:
+                refused.add(key)
         return refused
+
+    def _release(self, made: list[tuple[int, Claim]]) -> None:
+        """Give up claims this writer made and has not saved records for."""
+        by_partition: dict[int, list[Claim]] = {}
+        for partition, claim in made:
+            by_partition.setdefault(partition, []).append(claim)
+        for partition, claims in by_partition.items():
+            with self._on(partition) as (conn, schema):
+                release_claims(conn, schema, claims)
 
     def _renewed(self, partition: int, key: RecordKey, mine: Holder) -> bool:
         """A claim of ours from before (a batch sent again) made fresh again, as the
-        confirmation's shortcut takes every claim of the batch to be; False if it was
-        taken over meanwhile."""
+        confirmation's shortcut takes every claim of the batch to be; False if it is
+        not ours."""
         with self._on(partition) as (conn, schema):
             return take_claim(conn, schema, key, mine, mine)
 
-    def _taken(self, partition: int, key: RecordKey, mine: Holder) -> bool:
+    def _taken(self, partition: int, key: RecordKey, mine: Holder, since: float) -> bool:
         """Whether a key claimed for another record is ours now: False when that record
-        is stored in its citizen's partition. A claim younger than FRESH seconds is
-        waited on, as its writer is likely saving: taking it would only have that
-        writer take it back (writers racing for the same references would go on taking
-        each other's claims, none ever saving)."""
+        is stored in its citizen's partition. A claim younger than FRESH seconds is its
+        writer's, saving now: a writer younger than it yields (_Yielded), an older one
+        waits for it. Else writers racing for the same references would take each
+        other's claims, none ever saving."""
         deadline = time.monotonic() + FRESH + CONTENDED
         while time.monotonic() < deadline:
             with self._on(partition) as (conn, schema):
@@ -169,6 +206,8 @@ class Claims:
             if self._stores(holders, key, held):
                 return False
             if age < FRESH:
+                if age > time.monotonic() - since:
+                    raise _Yielded
                 time.sleep(min(0.05, FRESH - age))
                 continue
             # A connection of its own: it waits for the holder's partition's saves.
@@ -188,8 +227,8 @@ class Claims:
 
     def confirm(self, wanted: Sequence[Claim], since: float) -> None:
         if time.monotonic() - since < FRESH / 2:
-            # Claims made since then are younger than FRESH: nobody takes them over
-            # before this save ends, as doing so would need its partition's lock.
+            # Claims made since then are younger than FRESH: nobody has taken them over,
+            # and taking them now needs this partition's lock, held until the save ends.
             return
         for shard in self._by_shard(wanted):
             with self._on(shard[0][0]) as (conn, _):
@@ -269,7 +308,8 @@ def _check_page(
             other = None if found is None else partition_of(found[0], claims.routed.partitions)
             if other is not None and claims._stores(other, key, found):
                 checked.doubled.append((key, partition, other))
-            elif fill and claims._taken(holder, key, mine):
+            # A record stored long ago is older than any writer: it waits, never yields.
+            elif fill and claims._taken(holder, key, mine, since=-math.inf):
                 checked.claimed += 1
             else:
                 checked.unclaimed.append(key)

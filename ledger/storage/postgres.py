@@ -648,6 +648,21 @@ def claim_ages(
     return {RecordKey(a, r): ((c, bytes(d)), age) for a, r, c, d, age in rows}
 
 
+def release_claims(conn: Connection[Any], schema: str, claims: Sequence[Claim]) -> None:
+    """Drop these claims, each only if still held as given."""
+    keys = [key for key, _, _ in claims]
+    conn.execute(
+        SQL(
+            "DELETE FROM {} c USING unnest(%b::text[], %b::text[], %b::uuid[], %b::bytea[]) "
+            "AS w(authority, reference, citizen_id, digest) WHERE c.authority = w.authority "
+            "AND c.reference = w.reference AND c.citizen_id = w.citizen_id "
+            "AND c.digest = w.digest"
+        ).format(_in(schema, _CLAIMS)),
+        [[k.authority for k in keys], [k.reference for k in keys],
+         [c for _, c, _ in claims], [d for _, _, d in claims]],
+    )  # fmt: skip
+
+
 def take_claim(
     conn: Connection[Any], schema: str, key: RecordKey, held: Holder, taker: Holder
 ) -> bool:

@@ -44,13 +44,19 @@ def catalog(postgres_url: str, postgres_schema_url: str) -> Iterator[str]:
 
 
 def _pairs(count: int) -> list[tuple[str, str]]:
-    """(citizen, other citizen) pairs whose partitions differ."""
+    """(citizen, other citizen) pairs whose partitions differ, each side's citizens in
+    every partition."""
     residents = [make_resident_id("110101", date(1980, 1, 1), n) for n in range(1000)]
-    by_partition: dict[int, list[str]] = {}
+    pairs: list[tuple[str, str]] = []
+    waiting: str | None = None
     for resident in residents:
-        by_partition.setdefault(partition_of(citizen_id(resident), PARTITIONS), []).append(resident)
-    left, right = by_partition[0], by_partition[1] + by_partition[2] + by_partition[3]
-    pairs = list(zip(left, right, strict=False))
+        if waiting is None:
+            waiting = resident
+        elif partition_of(citizen_id(resident), PARTITIONS) != partition_of(
+            citizen_id(waiting), PARTITIONS
+        ):
+            pairs.append((waiting, resident) if len(pairs) % 2 else (resident, waiting))
+            waiting = None
     assert len(pairs) >= count
     return pairs[:count]
 
@@ -91,7 +97,7 @@ def test_writers_racing_for_the_same_references_store_each_once(
     """Two `ledger append` processes send the same references for different citizens
     in different partitions at once: each reference is stored once, by whichever
     process had it acknowledged, and the other is told it is taken."""
-    pairs = _pairs(150)
+    pairs = _pairs(400)
     ledger = PartitionedLedger(Ledger(catalog))
     try:
         enrolments = [enrolled(c) for pair in pairs for c in pair]
