@@ -607,10 +607,13 @@ def claiming(schema: str, wanted: Sequence[Claim]) -> tuple[Any, list[Any]]:
         "made AS (INSERT INTO {claims} (authority, reference, citizen_id, digest) "
         "SELECT * FROM wanted ON CONFLICT DO NOTHING RETURNING authority, reference) "
         "SELECT authority, reference, NULL::uuid, NULL::bytea FROM made UNION ALL "
-        # Key by key through the primary key, however large the table has grown.
+        # The keys not claimed now, one by one through the primary key, however large
+        # the table has grown.
         "SELECT w.authority, w.reference, c.citizen_id, c.digest FROM wanted w "
         "CROSS JOIN LATERAL (SELECT citizen_id, digest FROM {claims} c "
-        "WHERE c.authority = w.authority AND c.reference = w.reference) c"
+        "WHERE c.authority = w.authority AND c.reference = w.reference) c "
+        "WHERE NOT EXISTS (SELECT 1 FROM made m WHERE m.authority = w.authority "
+        "AND m.reference = w.reference)"
     ).format(claims=_in(schema, _CLAIMS))
     return statement, [
         [k.authority for k in keys], [k.reference for k in keys],
