@@ -686,7 +686,7 @@ class Ledger(Application[uuid.UUID]):
 
 
 T = TypeVar("T")
-PARTITION_POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "4"}
+PARTITION_POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
 # A use of a citizen's file as its event: the event's class and its own fields.
 Used = tuple[type[FileUsed], dict[str, Any]]
 # A registry: of the authorities or of the relying parties.
