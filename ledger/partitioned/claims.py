@@ -97,9 +97,11 @@ class Claims:
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
+                # A wait for a connection no longer than for a new one: a shard that is
+                # down is an outage the writer's patience waits out, batch by batch.
                 pool = self._pools[key] = ConnectionPool(
                     kwargs=kwargs, min_size=1, max_size=SHARD_POOL, name="ledger-claims",
-                    open=True,
+                    timeout=CONNECT_TIMEOUT, open=True,
                 )  # fmt: skip
             return pool
 
@@ -265,6 +267,11 @@ class ClaimsChecked:
     unclaimed: list[RecordKey] = field(default_factory=list)
     # References held by records in two partitions: (key, one's partition, the other's).
     doubled: list[tuple[RecordKey, int, int]] = field(default_factory=list)
+
+    def doubles(self) -> list[str]:
+        """Each reference held by records in two partitions, in words."""
+        return [f"{key} is held by records in partition {one} and partition {other}"
+                for key, one, other in self.doubled]  # fmt: skip
 
 
 def check_claims(routed: PartitionedLedger, fill: bool) -> ClaimsChecked:

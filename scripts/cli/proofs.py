@@ -227,9 +227,8 @@ def verify(public_key: str | None, key: str | None, url: str) -> None:
 def _claims_verified(routed: PartitionedLedger) -> None:
     """That every stored record holds the claim on its reference; else exit 1."""
     checked = check_claims(routed, fill=False)
-    for key, one, other in checked.doubled:
-        click.echo(f"damage: {key} is held by records in partition {one} and partition "
-                   f"{other}", err=True)  # fmt: skip
+    for double in checked.doubles():
+        click.echo(f"damage: {double}", err=True)
     if checked.unclaimed:
         click.echo(f"{len(checked.unclaimed)} stored record(s) hold no claim on their reference "
                    f"(the first: {checked.unclaimed[0]}); run `ledger shards claim-references`",

@@ -11,7 +11,7 @@ from rich.table import Table
 from ledger.application import Ledger
 from ledger.domain.shards import ShardMap
 from ledger.partitioned import Catalog
-from ledger.partitioned.claims import ClaimsChecked, check_claims
+from ledger.partitioned.claims import check_claims
 from ledger.partitioned.move import move_partition
 from scripts.cli.base import db_option, emit_json, main, open_ledger, open_routed
 from scripts.errors import EXIT_REJECTED
@@ -88,14 +88,8 @@ def shards_claim_references(url: str) -> None:
                                        "reference already")  # fmt: skip
         checked = check_claims(routed, fill=True)
     click.echo(f"checked {checked.records} records: {checked.claimed} references claimed now")
-    _doubled(checked)
-
-
-def _doubled(checked: ClaimsChecked) -> None:
-    """Name each reference held by records in two partitions, and exit 1 if any is."""
-    for key, one, other in checked.doubled:
-        click.echo(f"{key} is held by records in partition {one} and partition {other}",
-                   err=True)  # fmt: skip
+    for double in checked.doubles():
+        click.echo(double, err=True)
     if checked.doubled:
         sys.exit(EXIT_REJECTED)
 

@@ -272,9 +272,10 @@ def _blueprint() -> Blueprint:
         """The latest signed checkpoint: of the log, or of a partitioned ledger's
         partition (`partition`); without one, a partitioned ledger's latest top
         checkpoint, which signs every log's checkpoint (its leaves)."""
-        parts = ledger_parts()
-        if parts.partitions is not None and args["partition"] is None:
-            tops = answer(lambda: top_checkpoints(parts.partitions.routed))  # type: ignore[union-attr]
+        partitions = ledger_parts().partitions
+        if partitions is not None and args["partition"] is None:
+            routed = partitions.routed
+            tops = answer(lambda: top_checkpoints(routed))
             if not tops:
                 raise Problem(404, "Not Found", "no checkpoint has been signed yet")
             return {"size": len(tops[-1].leaves), "created_at": None, "note": tops[-1].note,

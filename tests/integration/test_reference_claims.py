@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +25,7 @@ from ledger.partitioned import Catalog, PartitionedLedger
 from scripts.cli import main
 from tests.behind import behind_the_back
 from tests.builders import append, enrolled, fine, register_authorities
+from tests.proxy import Proxy, through
 from tests.schemas import fresh_databases
 
 pytestmark = pytest.mark.postgres
@@ -209,3 +213,70 @@ def test_records_stored_without_claims_are_found_claimed_and_doubles_named(
         assert [r.field for r in refused.rejected] == ["reference"]
     finally:
         ledger.close()
+
+
+def test_a_partitioned_append_rides_out_a_shard_that_goes_away(
+    postgres_url: str, postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """`ledger append --patience` into partitions of which half are on a shard reached
+    through a forwarder that is killed mid-feed (every connection to it cut, as by a
+    restart) and started again: every record is stored once, its claim with it."""
+    catalog = postgres_schema_url
+    host = urlsplit(postgres_url)
+    with fresh_databases(postgres_url, "ab") as shards:
+        proxy = Proxy(host.hostname or "127.0.0.1", host.port or 5432)
+        proxy.start()
+        try:
+            (a, url_a), (b, url_b) = shards
+            opened = Ledger(catalog)
+            try:
+                Catalog(opened).init(PARTITIONS, [(a, url_a), (b, through(url_b, proxy.port))])
+                register_authorities(opened)
+            finally:
+                opened.close()
+            residents = [
+                make_resident_id(region, date(1980, 1, 1), n)
+                for region in ("110101", "110102", "110105", "110106")
+                for n in range(1000)
+            ]
+            records = [enrolled(r) for r in residents]
+            records += [fine(f"TP-{n}", citizen=r) for n, r in enumerate(residents)]
+            feed = tmp_path / "feed.ndjson"
+            feed.write_text("".join(json.dumps(r) + "\n" for r in records))
+            appending = subprocess.Popen(
+                [sys.executable, "-m", "scripts.cli", "append", str(feed), "--json",
+                 "--patience", "60", "--db", catalog],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            # Once partition 1, on the forwarded shard, has taken records: cut it off.
+            deadline = time.monotonic() + 60
+            while _count(url_b, "partition_0001") == 0:
+                assert time.monotonic() < deadline
+                assert appending.poll() is None, appending.communicate()
+                time.sleep(0.05)
+            proxy.kill()
+            time.sleep(1.5)
+            proxy.start()
+            out, err = appending.communicate(timeout=240)
+            assert appending.returncode == 0, err[-2000:]
+            assert json.loads(out)["appended"] == len(records)
+            ledger = PartitionedLedger(Ledger(catalog))
+            try:
+                stored = _stored(ledger)
+            finally:
+                ledger.close()
+            assert sum(stored.values()) == len(records)
+            assert max(stored.values()) == 1
+            verified = CliRunner().invoke(main, ["verify", "--db", catalog])
+            assert verified.exit_code == 0, verified.output
+            assert f"{len(records)} references: each held by its record's claim alone" in (
+                verified.output
+            )
+        finally:
+            proxy.close()
+
+
+def _count(url: str, schema: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {schema}.ledger_events").fetchone()
+        return int(row[0]) if row else 0
