@@ -18,14 +18,19 @@ from scripts.drill.failover import missing
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.failover
-def test_appends_go_on_through_the_promoted_standby() -> None:
+def _drill_can_run() -> None:
+    """Skip when pg_auto_failover is missing here; fail when it must be there."""
     reason = missing()
     if reason is not None:
         # .ci/run installs pg_auto_failover where it can, and then says it must run.
         if os.environ.get("LEDGER_FAILOVER_REQUIRED") == "1":
             pytest.fail(f"the failover drill cannot run: {reason}")
         pytest.skip(f"the failover drill cannot run: {reason}")
+
+
+@pytest.mark.failover
+def test_appends_go_on_through_the_promoted_standby() -> None:
+    _drill_can_run()
     done = subprocess.run(
         [sys.executable, "-m", "scripts.failover_drill", "--citizens", "120", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
@@ -45,11 +50,7 @@ def test_appends_go_on_through_the_promoted_standby() -> None:
 @pytest.mark.failover
 def test_the_drills_servers_stop_when_the_drill_is_killed() -> None:
     """kill -9 of the drill mid-run leaves no keeper or server of its shard running."""
-    reason = missing()
-    if reason is not None:
-        if os.environ.get("LEDGER_FAILOVER_REQUIRED") == "1":
-            pytest.fail(f"the failover drill cannot run: {reason}")
-        pytest.skip(f"the failover drill cannot run: {reason}")
+    _drill_can_run()
     drill = subprocess.Popen(
         [sys.executable, "-m", "scripts.failover_drill", "--citizens", "120", "--json"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
