@@ -53,10 +53,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        self.index_table = events_table_name.removesuffix("_events") + "_record_index"
-        self.tree_table = events_table_name.removesuffix("_events") + "_merkle_nodes"
-        self.checkpoint_table = events_table_name.removesuffix("_events") + "_checkpoints"
-        self.claims_table = events_table_name.removesuffix("_events") + "_reference_claims"
+        self.index_table = _beside(events_table_name, "record_index")
+        self.tree_table = _beside(events_table_name, "merkle_nodes")
+        self.checkpoint_table = _beside(events_table_name, "checkpoints")
+        self.claims_table = _beside(events_table_name, "reference_claims")
         self._sequence: str | None = None
         self.sql_create_statements.append(
             SQL(
@@ -575,6 +575,13 @@ def _let_reader_take_its_time(conn: Connection[Any]) -> None:
 
 
 MAX_POSITION = 2**63 - 1
+
+
+def _beside(events_table: str, name: str) -> str:
+    """The name of one of the log's other tables, beside its events table."""
+    return f"{events_table.removesuffix('_events')}_{name}"
+
+
 STREAM_ROWS = 20_000
 TREE_ROWS = 20_000
 # The first batch of a long read that its reader starts on while the rest comes.
@@ -583,7 +590,9 @@ FIRST_ROWS = 2_000
 
 # A partitioned ledger's claims on references (see ledger.partitioned.claims), on a
 # connection to a partition's shard: each partition's tables are in its own schema.
-_EVENTS, _INDEX, _CLAIMS = "ledger_events", "ledger_record_index", "ledger_reference_claims"
+# eventsourcing names the events table after the application class, Ledger.
+_EVENTS = "ledger_events"
+_INDEX, _CLAIMS = _beside(_EVENTS, "record_index"), _beside(_EVENTS, "reference_claims")
 
 
 def _in(schema: str, table: str) -> Any:
