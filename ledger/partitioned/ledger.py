@@ -3,6 +3,7 @@ the partition their id hashes to."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
@@ -45,6 +46,10 @@ class PartitionedLedger:
         self.partitions = shard_map.partitions
         self.urls = [shard_map.partition_url(p) for p in range(self.partitions)]
         self._open: dict[int, Ledger] = {}
+        # Threads of one process (the service's) share the partitions: each is opened
+        # once, and opening one never waits on another's (a shard may be slow to answer).
+        self._lock = threading.Lock()
+        self._opening: dict[int, threading.Lock] = {}
         self._claims = Claims(self)
 
     @property
@@ -54,13 +59,24 @@ class PartitionedLedger:
     def partition(self, number: int) -> Ledger:
         """Partition `number`'s own ledger, checking records against the catalog."""
         found = self._open.get(number)
-        if found is None:
-            found = open_patiently(
-                self.urls[number], self.clock, self.patience, registries=self.catalog
-            )
-            found.claims = self._claims
-            self._open[number] = found
-        return found
+        if found is not None:
+            return found
+        with self._lock:
+            opening = self._opening.setdefault(number, threading.Lock())
+        with opening:
+            while True:
+                found = self._open.get(number)
+                if found is not None:
+                    return found
+                url = self.urls[number]
+                found = open_patiently(url, self.clock, self.patience, registries=self.catalog)
+                found.claims = self._claims
+                with self._lock:
+                    # Moved while it opened: open it again where the map places it now.
+                    if url == self.urls[number]:
+                        self._open[number] = found
+                        return found
+                found.close()
 
     def partition_of_resident(self, resident_id: str) -> int:
         """The partition of the citizen with this identity number (checked first)."""
@@ -71,7 +87,8 @@ class PartitionedLedger:
 
     def close_partitions(self) -> None:
         """Close every partition's ledger opened (the catalog's stays open)."""
-        opened, self._open = self._open, {}
+        with self._lock:
+            opened, self._open = self._open, {}
         for ledger in opened.values():
             ledger.close()
 
@@ -148,16 +165,18 @@ class PartitionedLedger:
         opened (read from the catalog): their ledgers are closed, to be opened again at
         their new place when next asked for."""
         shard_map = Catalog(self.catalog).shard_map()
-        moved = []
-        for partition in range(self.partitions):
-            url = shard_map.partition_url(partition)
-            if url != self.urls[partition]:
-                self.urls[partition] = url
-                moved.append(partition)
-                stale = self._open.pop(partition, None)
-                if stale is not None:
-                    with suppress(Exception):
-                        stale.close()
+        moved, stale = [], []
+        with self._lock:
+            for partition in range(self.partitions):
+                url = shard_map.partition_url(partition)
+                if url != self.urls[partition]:
+                    self.urls[partition] = url
+                    moved.append(partition)
+                    stale.append(self._open.pop(partition, None))
+        for ledger in stale:
+            if ledger is not None:
+                with suppress(Exception):
+                    ledger.close()
         return moved
 
     def append_feed(

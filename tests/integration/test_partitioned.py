@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ledger.application import FixedClock, Ledger
 from ledger.domain.identity import citizen_id
 from ledger.domain.shards import partition_of
 from ledger.partitioned import Catalog, PartitionedLedger
+from ledger.partitioned import ledger as ledger_module
 from ledger.partitioned.checkpoints import check_top_link, prove_inclusion, verify_inclusion
 from ledger.transparency.checkpoint import Checkpoint, load_verifier, open_note
 from ledger.transparency.merkle import ProofError
@@ -252,6 +254,38 @@ def test_the_shard_map_refuses_what_it_cannot_keep(
         assert Catalog(app).shard_map().partitions == 4
     finally:
         app.close()
+
+
+def test_threads_asking_for_partitions_at_once_share_one_ledger_each(
+    cli: Any, shards: list[tuple[str, str]], postgres_schema_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The service's threads share a PartitionedLedger: a partition asked for by many at
+    once is opened once (a second one would hold its own pool, never closed), and a
+    slow one does not hold up the others."""
+    _init(cli, postgres_schema_url, 4, ("a", shards[0][1]), ("b", shards[1][1]))
+    real = ledger_module.open_patiently
+    opened: Counter[str] = Counter()
+
+    def slow_open(url: str, *args: Any, **kwargs: Any) -> Ledger:
+        opened[url] += 1
+        time.sleep(0.3)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "open_patiently", slow_open)
+    partitioned = PartitionedLedger(Ledger(postgres_schema_url))
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            started = time.monotonic()
+            got = list(pool.map(partitioned.partition, [n % 4 for n in range(32)]))
+            spent = time.monotonic() - started
+        assert sorted(opened.values()) == [1, 1, 1, 1]
+        for n, ledger in zip([n % 4 for n in range(32)], got, strict=True):
+            assert ledger is partitioned.partition(n)
+        # Four opens of 0.3 s each, side by side rather than one after another.
+        assert spent < 1.0
+    finally:
+        partitioned.close()
 
 
 def test_a_partition_is_a_hash_of_the_citizen_not_a_range_of_the_id() -> None:
