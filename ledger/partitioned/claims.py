@@ -152,10 +152,10 @@ class Claims:
         """Claim `wanted` (noting in `made` each claim this makes); the keys refused."""
         contested: list[tuple[int, Claim]] = []
         for shard in self._by_shard(wanted):
-            # One round trip and one commit a shard: its partitions' statements in a
-            # pipeline, in one transaction.
+            # One round trip and one commit a shard: its partitions' statements, with
+            # the transaction's BEGIN and COMMIT, in one pipeline.
             with self._on(shard[0][0]) as (conn, _):
-                with conn.transaction(), conn.pipeline():
+                with conn.pipeline(), conn.transaction():
                     sent = [conn.execute(*claiming(partition_schema(partition), claims),
                                          prepare=True) for partition, claims in shard]  # fmt: skip
                 answers = [claimed(cursor.fetchall()) for cursor in sent]
