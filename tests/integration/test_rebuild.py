@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from datetime import date
@@ -20,7 +21,8 @@ from projections import policy
 from projections.known import KnownViews
 from projections.queries import Scores
 from projections.runner import RebuildFailed, catch_up, rebuild, tracking_name
-from projections.store import EncodedViews, ViewStore
+from projections.scoring import CitizenFacts, Contribution
+from projections.store import CitizenViews, EncodedViews, ViewStore
 from tests.builders import append, enrolled, fine, record, register_authorities, target
 
 POLICIES = [policy.load("national-v1"), policy.load("finance-v1")]
@@ -68,6 +70,48 @@ def test_a_rebuild_by_two_workers_writes_what_one_process_writes(
     rebuild(ledger.reader, store, POLICIES, head, workers=2, chunk=50)
     assert contents(store) == alone
     assert multiprocessing.active_children() == []
+
+
+def test_rebuilding_one_policy_keeps_every_other_policys_views(
+    ledger: Ledger, store: ViewStore
+) -> None:
+    register_authorities(ledger)
+    feed(ledger, range(2), enrol=True)
+    catch_up(ledger, store, POLICIES)
+    before = contents(store)
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking_name(POLICIES[0])])
+    feed(ledger, range(2, 3))
+    head = ledger.max_position()
+    rebuild(ledger.reader, store, POLICIES[:1], head, workers=1, chunk=50)
+    after = contents(store)
+    # The other policy's views and position are as they were; the one rebuilt has the
+    # new fines.
+    assert len(before["citizens"]["finance-v1"]) == len(CITIZENS)
+    assert after["citizens"]["finance-v1"] == before["citizens"]["finance-v1"]
+    assert after["views"]["finance-v1"] == before["views"]["finance-v1"]
+    assert after["positions"] == {tracking_name(POLICIES[0]): head,
+                                  tracking_name(POLICIES[1]): before["positions"][
+                                      tracking_name(POLICIES[1])]}  # fmt: skip
+    assert len(after["views"]["national-v1"]) == 3 * len(CITIZENS)
+    # A rebuild of both again gives what catching the other one up gives.
+    catch_up(ledger, store, POLICIES)
+    caught = contents(store)
+    rebuild(ledger.reader, store, POLICIES, head, workers=1, chunk=50)
+    assert contents(store) == caught
+
+
+def test_views_with_characters_copy_escapes_are_written_and_read_back_whole(
+    store: ViewStore,
+) -> None:
+    awkward = "back\\slash\ttab\nnew\rreturn"
+    found = [Contribution(awkward, "R-1", "traffic_fine", "traffic_fine.open", -5,
+                          date(2024, 1, 1), None)]  # fmt: skip
+    citizen = uuid.uuid4()
+    store.replace_all(
+        [("scores:x", "x")], 7, [CitizenViews(citizen, CitizenFacts("resident"), [found])]
+    )
+    assert store.view("scores:x", "x", citizen) == (found, 7)
 
 
 class KillingStore(ViewStore):
