@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -35,7 +36,7 @@ from ledger.storage.recorder import (
     packed_positions,
     read_ids,
 )
-from ledger.transparency.tree import frontier, new_nodes
+from ledger.transparency.tree import Nodes, frontier, new_nodes
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -142,12 +143,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         c.execute(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0")
         last = c.fetchone()[0]
         start = 0 if last is None else last + 1
-        stored = {}
-        for level, idx in frontier(start, len(events)):
-            c.execute(
-                f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
-            )
-            stored[(level, idx)] = bytes(c.fetchone()[0])
+        stored = Nodes(partial(self._nodes, c))(frontier(start, len(events)))
         made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
         c.executemany(
             f"INSERT INTO {self.tree_table} (level, idx, hash, position) VALUES (?, ?, ?, ?)",
@@ -162,13 +158,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return 0 if rows[0][0] is None else int(rows[0][0]) + 1
 
     def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._nodes(c, nodes)
+
+    def _nodes(self, c: Any, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         found = {}
         for level, idx in nodes:
-            rows = self._query(
+            c.execute(
                 f"SELECT hash FROM {self.tree_table} WHERE level = ? AND idx = ?", [level, idx]
             )
-            if rows:
-                found[(level, idx)] = bytes(rows[0][0])
+            row = c.fetchone()
+            if row is not None:
+                found[(level, idx)] = bytes(row[0])
         return found
 
     def leaf_index(self, position: int) -> int | None:

@@ -2,9 +2,11 @@
 
 Leaf i is the i-th event of the log in position order; its data is the canonical
 encoding below. Only complete (perfect, aligned) subtrees are stored, as (level,
-index) -> hash, so appending k events to a tree of n writes k leaves and at most
-k + log2(n + k) inner nodes, and any root or proof for any size is built from
-O(log n) stored nodes fetched at once.
+index) -> hash: every leaf, and the inner nodes from level FIRST_STORED up, so
+appending k events to a tree of n writes k leaves and at most k / 8 + log2(n + k)
+inner nodes. A node of the levels in between is hashed again from the 2**level leaves
+under it (`Nodes`), so any root or proof for any size is still built from O(log n)
+stored nodes and a few leaves, fetched at once.
 
 Leaf data, canonical JSON (keys sorted, no spaces, UTF-8) of:
     {"position": <int>, "aggregate": "<uuid>", "version": <int>, "type": "<topic>",
@@ -83,11 +85,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# The lowest level of inner nodes stored. Below it a node costs a row a record or more
+# to keep, and fewer than 2**FIRST_STORED leaves to hash again when a proof needs it.
+FIRST_STORED = 4
+
+
+def is_stored(node: Node) -> bool:
+    """Whether the tree keeps this node (a leaf, or an inner node from FIRST_STORED up)."""
+    return node[0] == 0 or node[0] >= FIRST_STORED
+
+
 def new_nodes(
     start: int, leaves: Sequence[bytes], stored: Mapping[Node, bytes]
 ) -> dict[Node, bytes]:
-    """The leaves (level 0) and inner nodes completed by appending `leaves` (leaf hashes)
-    to a tree of `start` leaves; `stored` must hold `frontier(start, len(leaves))`."""
+    """The nodes to store (`is_stored`) completed by appending `leaves` (leaf hashes) to
+    a tree of `start` leaves; `stored` must hold `frontier(start, len(leaves))`, as
+    `Nodes` gives it."""
     size = start + len(leaves)
     made: dict[Node, bytes] = {(0, start + i): h for i, h in enumerate(leaves)}
     level = 0
@@ -96,7 +109,34 @@ def new_nodes(
             left = made.get((level, 2 * index)) or stored[(level, 2 * index)]
             made[(level + 1, index)] = node_hash(left, made[(level, 2 * index + 1)])
         level += 1
-    return made
+    return {node: digest for node, digest in made.items() if is_stored(node)}
+
+
+class Nodes:
+    """Nodes of any level from a store of those `is_stored` keeps: the others hashed
+    again from the leaves under them."""
+
+    def __init__(self, fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]]) -> None:
+        self.fetch = fetch
+
+    def __call__(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
+        """The wanted nodes found: one missing, or a leaf under it, is left out."""
+        wanted = set(wanted)
+        hashed = {node for node in wanted if not is_stored(node)}
+        under = {(0, leaf) for level, index in hashed
+                 for leaf in range(index << level, (index + 1) << level)}  # fmt: skip
+        found = dict(self.fetch((wanted - hashed) | under))
+        for level, index in hashed:
+            row = [found.get((0, leaf)) for leaf in range(index << level, (index + 1) << level)]
+            if all(row):
+                found[(level, index)] = _perfect_root(row)  # type: ignore[arg-type]
+        return {node: found[node] for node in wanted if node in found}
+
+
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    while len(hashes) > 1:
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    return hashes[0]
 
 
 def frontier(start: int, count: int) -> list[Node]:
@@ -140,7 +180,7 @@ class Hashes:
     """Range hashes (RFC 9162 MTH of a range of leaves) from stored subtree nodes."""
 
     def __init__(self, fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]]) -> None:
-        self.fetch = fetch
+        self.fetch = Nodes(fetch)
         self.known: dict[Node, bytes] = {}
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
@@ -209,6 +249,6 @@ def subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[in
 _EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 __all__ = [
-    "Hashes", "blocks", "frontier", "leaf_data", "leaf_document", "leaf_hash", "new_nodes",
-    "root_of_levels",
+    "FIRST_STORED", "Hashes", "Nodes", "blocks", "frontier", "is_stored", "leaf_data",
+    "leaf_document", "leaf_hash", "new_nodes", "root_of_levels",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ from ledger.log import UnreadableLog
 from ledger.storage import PostgresLedgerRecorder
 from ledger.transparency import merkle
 from ledger.transparency.audit import Log, ProofRequestError, verify_log
-from ledger.transparency.tree import leaf_data
+from ledger.transparency.tree import FIRST_STORED, leaf_data, new_nodes
 from tests.behind import behind_the_back
 from tests.builders import LI_WEI, WANG_FANG, append, enrolled, fine, register_authorities
 
@@ -110,10 +110,10 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
         monkeypatch.setattr(f"ledger.storage.{store}.TREE_ROWS", 3)
     assert verify_log(filled) is None
     with behind_the_back(store_url) as run:
-        run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
+        run("UPDATE NODES SET hash = %s WHERE level = 4 AND idx = 1", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
-    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(18), "tree altered")
+    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(16), "tree altered")
     with behind_the_back(store_url) as run:
         run("DELETE FROM EVENTS WHERE POS = %s", [23])
     damage = verify_log(filled)
@@ -159,26 +159,27 @@ def test_swapping_two_events_is_found_at_the_first(filled: Ledger, store_url: st
 
 def test_altering_a_stored_inner_node_is_found(filled: Ledger, store_url: str) -> None:
     with behind_the_back(store_url) as run:
-        run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
+        run("UPDATE NODES SET hash = %s WHERE level = 4 AND idx = 1", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
     assert damage.kind == "tree altered"
-    assert damage.position == Log(filled).store.tree_position(4)
+    assert damage.position == Log(filled).store.tree_position(16)
 
 
-@pytest.mark.parametrize("level", [0, 1])
+@pytest.mark.parametrize(("level", "first"), [(0, 4), (FIRST_STORED, 0)])
 def test_stored_hashes_cut_elsewhere_are_found_though_the_level_joins_the_same(
-    filled: Ledger, store_url: str, level: int
+    filled: Ledger, store_url: str, level: int, first: int
 ) -> None:
     # The whole level is compared first as one string: this must not pass it.
     with behind_the_back(store_url) as run:
         left, right = (bytes(run("SELECT hash FROM NODES WHERE level = %s AND idx = %s",
-                                 [level, idx])[0][0]) for idx in (4, 5))  # fmt: skip
-        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = 4", [left[:31], level])
-        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = 5", [left[31:] + right, level])
+                                 [level, idx])[0][0]) for idx in (first, first + 1))  # fmt: skip
+        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = %s", [left[:31], level, first])
+        run("UPDATE NODES SET hash = %s WHERE level = %s AND idx = %s",
+            [left[31:] + right, level, first + 1])  # fmt: skip
     damage = verify_log(filled)
     assert damage is not None
-    position = Log(filled).store.tree_position(4 << level)
+    position = Log(filled).store.tree_position(first << level)
     assert (damage.position, damage.kind) == (
         (position, "altered") if level == 0 else (position, "tree altered")
     )
@@ -200,10 +201,49 @@ def test_a_tree_read_out_of_order_is_compared_node_by_node(
     monkeypatch.setattr(recorder, "tree_levels", scrambled)
     assert verify_log(filled) is None
     with behind_the_back(store_url) as run:
-        run("UPDATE NODES SET hash = %s WHERE level = 2 AND idx = 1", [bytes(32)])
+        run("UPDATE NODES SET hash = %s WHERE level = 4 AND idx = 1", [bytes(32)])
     damage = verify_log(filled)
     assert damage is not None
-    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(4), "tree altered")
+    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(16), "tree altered")
+
+
+def test_only_leaves_and_inner_nodes_from_the_first_stored_level_up_are_kept(
+    filled: Ledger, store_url: str
+) -> None:
+    size = Log(filled).size()
+    with behind_the_back(store_url) as run:
+        kept = {(int(level), int(count)) for level, count in
+                run("SELECT level, count(*) FROM NODES GROUP BY level")}  # fmt: skip
+    expected = {(0, size)} | {
+        (level, size >> level) for level in range(FIRST_STORED, size.bit_length())
+    }
+    assert kept == expected
+
+
+def test_a_tree_stored_whole_by_an_earlier_version_still_proves_grows_and_verifies(
+    filled: Ledger, store_url: str
+) -> None:
+    """Ledgers written before the levels below FIRST_STORED were left out hold them:
+    they are checked, never needed, and new appends go on beside them."""
+    leaves = [leaf for _, leaf in _leaves(filled)]
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        levels.append(merkle.parents(levels[-1]))
+    with behind_the_back(store_url) as run:
+        for level in range(1, FIRST_STORED):
+            for idx, digest in enumerate(levels[level]):
+                run("INSERT INTO NODES (level, idx, hash, position) VALUES (%s, %s, %s, NULL)",
+                    [level, idx, digest])  # fmt: skip
+    assert verify_log(filled) is None
+    append(filled, *(fine(f"TP-9-{k}", amount=f"{k}.00") for k in range(1, 30)))
+    test_the_stored_tree_matches_the_log_at_every_size(filled)
+    test_inclusion_and_consistency_proofs_verify(filled)
+    assert verify_log(filled) is None
+    with behind_the_back(store_url) as run:
+        run("UPDATE NODES SET hash = %s WHERE level = 1 AND idx = 9", [bytes(32)])
+    damage = verify_log(filled)
+    assert damage is not None
+    assert (damage.position, damage.kind) == (Log(filled).store.tree_position(18), "tree altered")
 
 
 @pytest.fixture
@@ -216,8 +256,6 @@ def signer(tmp_path: Any) -> tuple[Any, Any]:
 
 def _recompute_tree(run: Callable[..., Any]) -> None:
     """What a careful forger does: rebuild every stored node from the events as they are."""
-    from ledger.transparency.tree import new_nodes  # noqa: PLC0415
-
     rows = run("SELECT POS, originator_id, originator_version, topic, state FROM EVENTS "
                "ORDER BY POS")  # fmt: skip
     leaves = [
