@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -36,7 +37,7 @@ from ledger.storage import redact_text
 from projections.known import KnownViews
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, contributions
+from projections.scoring import CitizenFacts, Contribution, contributions
 from projections.store import (
     CHUNK,
     CitizenViews,
@@ -44,6 +45,7 @@ from projections.store import (
     PositionConflict,
     ViewStore,
     encode_views,
+    same_contributions,
 )
 
 PAGE = 1000
@@ -128,7 +130,7 @@ def _pages(
             ]
             views = list(_views(citizens, kept, group))
             before_write()
-            writer.write([(tracking_name(p), p.name) for p in group], page.end, views)
+            writer.write([(tracking_name(p), p.name) for p in group], page.end, views, kept)
             # Kept as written before the write is done: if it fails, the catch-up ends
             # with its error and the store's positions no longer match what is kept.
             known.written(names, page.end, views)
@@ -154,14 +156,20 @@ class _PageWriter:
         self._pending: Future[None] | None = None
 
     def write(
-        self, projections: Sequence[tuple[str, str]], position: int, views: list[CitizenViews]
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        views: list[CitizenViews],
+        written: Mapping[uuid.UUID, CitizenViews],
     ) -> None:
-        """Hand a page over once the one before it is written (its error is raised here)."""
+        """Hand a page over once the one before it is written (its error is raised here);
+        `written` holds the views of its citizens as last written."""
         self.wait()
+        save = partial(self._store.save_page, projections, position, views, written)
         if self._thread is None:
-            self._store.save_page(projections, position, views)
+            save()
         else:
-            self._pending = self._thread.submit(self._store.save_page, projections, position, views)
+            self._pending = self._thread.submit(save)
 
     def wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -252,10 +260,19 @@ def _views(
         keys = facts.linked(logged.record.key for logged in records)
         linked = {(key.authority, key.reference) for key in keys}
         yield CitizenViews(cid, facts, [
-            [c for c in before if (c.authority, c.reference) not in linked]
-            + contributions(facts, p, keys)
+            _unless_same(
+                [c for c in before if (c.authority, c.reference) not in linked]
+                + contributions(facts, p, keys),
+                before,
+            )
             for p, before in zip(policies, views.contributions, strict=True)
         ])  # fmt: skip
+
+
+def _unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contribution]:
+    """The old view itself when the new one holds the same contributions: so marked, it
+    is not written again (most records count under some policies only)."""
+    return old if same_contributions(new, old) else new
 
 
 class RebuildFailed(LedgerError):

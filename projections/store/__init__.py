@@ -11,10 +11,11 @@ from projections.store.encoding import (
     CitizenViews,
     EncodedViews,
     encode_views,
+    same_contributions,
 )
 from projections.store.views import PositionConflict, ScoreInputs, ViewStore
 
 __all__ = [
     "CHUNK", "VIEW_COLUMNS", "CitizenViews", "EncodedViews", "PositionConflict",
-    "ScoreInputs", "ViewStore", "encode_views",
+    "ScoreInputs", "ViewStore", "encode_views", "same_contributions",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ rows are few, and a read is one index lookup."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -55,13 +55,30 @@ def contributions_of(text: str | bytes) -> list[Contribution]:
     ]  # fmt: skip
 
 
-def view_rows(views: Iterable[CitizenViews], policies: Sequence[str]) -> list[tuple[str, ...]]:
-    """(policy, citizen id, identity number, contributions) rows of these views."""
-    return [
-        (policy, cid.hex, facts.resident_id, contributions_text(found))
-        for cid, facts, per_policy in views
-        for policy, found in zip(policies, per_policy, strict=True)
-    ]
+def view_rows(
+    views: Iterable[CitizenViews],
+    policies: Sequence[str],
+    written: Mapping[uuid.UUID, CitizenViews] | None = None,
+) -> list[tuple[str, ...]]:
+    """(policy, citizen id, identity number, contributions) rows of these views. With
+    `written`, the views as they were last written, a policy's view that is the very
+    list written then is left out: a fold hands the old list back when a new record
+    changed nothing under that policy (`same_contributions`)."""
+    rows: list[tuple[str, ...]] = []
+    for cid, facts, per_policy in views:
+        before = written.get(cid) if written else None
+        for n, (policy, found) in enumerate(zip(policies, per_policy, strict=True)):
+            if before is None or before.contributions[n] is not found:
+                rows.append((policy, cid.hex, facts.resident_id, contributions_text(found)))
+    return rows
+
+
+def same_contributions(new: Sequence[Contribution], old: Sequence[Contribution]) -> bool:
+    """Whether two views hold the same contributions, in whatever order; False is also
+    said of equal views the canonical order cannot tell apart (written again, no harm)."""
+    if len(new) != len(old):
+        return False
+    return list(new) == list(old) or sorted(new, key=_CANONICAL) == sorted(old, key=_CANONICAL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -245,12 +245,14 @@ class ViewStore:
         projections: Sequence[tuple[str, str]],
         position: int,
         views: Sequence[CitizenViews],
+        written: Mapping[uuid.UUID, CitizenViews] | None = None,
     ) -> None:
         """Replace these citizens' views under every (tracking name, policy) projection
         and move all their positions, in one transaction. `views` gives each citizen's
         identity number (in their facts) and, per projection in order, every
-        contribution of theirs."""
-        rows = view_rows(views, [policy for _, policy in projections])
+        contribution of theirs; a view still the list in `written` (the citizens' views
+        as last written) is stored already, and is not written again."""
+        rows = view_rows(views, [policy for _, policy in projections], written)
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.domain.identity import make_resident_id
+from ledger.domain.identity import citizen_id, make_resident_id
 from projections import policy
 from projections.known import KnownViews
 from projections.queries import Scores
@@ -222,16 +222,53 @@ def test_views_of_an_old_layout_are_dropped_and_built_again(
         reopened.close()
 
 
+@pytest.mark.postgres
+def test_a_view_a_new_record_leaves_as_it_was_is_not_written_again(
+    postgres_schema_url: str,
+) -> None:
+    """A traffic fine counts under national-v1 only: a catch-up that keeps its citizens
+    rewrites that policy's row, and leaves finance-v1's as it was (its transaction id,
+    PostgreSQL's xmin, is unchanged), while both stay what a rebuild gives."""
+    ledger, store = Ledger(postgres_schema_url), ViewStore(postgres_schema_url)
+    try:
+        register_authorities(ledger)
+        feed(ledger, range(1), enrol=True)
+        known = KnownViews()
+        catch_up(ledger, store, POLICIES, known=known)
+        citizen = citizen_id(CITIZENS[0]).hex
+
+        def written() -> dict[str, int]:
+            rows = store.read("SELECT policy, xmin::text::bigint FROM score_views "
+                              "WHERE citizen_id = ?", [citizen])  # fmt: skip
+            return dict(rows)
+
+        # The first page after a rebuild reads its citizens from the log and writes them
+        # whole; from then on it keeps them.
+        for n in range(3):
+            before = written()
+            append(ledger, fine(f"TP-again-{n}", CITIZENS[0]))
+            catch_up(ledger, store, POLICIES, known=known)
+            after = written()
+            assert after["national-v1"] != before["national-v1"]
+        assert after["finance-v1"] == before["finance-v1"]
+        caught = contents(store)
+        rebuild(ledger.reader, store, POLICIES, ledger.max_position(), workers=1)
+        assert contents(store) == caught
+    finally:
+        store.close()
+        ledger.close()
+
+
 class FailingWrite(ViewStore):
     """Fails the write of the page that ends at `fail_at`, once, before writing it."""
 
     fail_at = -1
 
-    def save_page(self, projections: Any, position: int, views: Any) -> None:
+    def save_page(self, projections: Any, position: int, views: Any, *rest: Any) -> None:
         if position == self.fail_at:
             self.fail_at = -1
             raise RuntimeError(f"the write of the page up to {position} failed")
-        super().save_page(projections, position, views)
+        super().save_page(projections, position, views, *rest)
 
 
 def test_a_page_whose_write_failed_is_folded_again_not_taken_as_kept(

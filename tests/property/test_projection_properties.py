@@ -460,9 +460,9 @@ class CrashingViewStore(ViewStore):
         finally:
             self._writing = False
 
-    def save_page(self, projections: Any, position: int, views: Any) -> None:
+    def save_page(self, projections: Any, position: int, views: Any, *rest: Any) -> None:
         with self._write():
-            super().save_page(projections, position, views)
+            super().save_page(projections, position, views, *rest)
         for tracking, _ in projections:
             self.written[tracking] = position
 
