@@ -159,10 +159,11 @@ class Claims:
                     sent = [conn.execute(*claiming(partition_schema(partition), claims),
                                          prepare=True) for partition, claims in shard]  # fmt: skip
                 answers = [claimed(cursor.fetchall()) for cursor in sent]
-            for (partition, claims), holders in zip(shard, answers, strict=True):
+            # A key not claimed now is held already: by this record (a batch sent
+            # again), or by another, whose claim may be stale; each is looked at alone.
+            for (partition, claims), made_now in zip(shard, answers, strict=True):
                 for claim in claims:
-                    made_now = claim[0] in holders and holders[claim[0]] is None
-                    (made if made_now else contested).append((partition, claim))
+                    (made if claim[0] in made_now else contested).append((partition, claim))
         refused = set()
         for partition, (key, citizen, digest) in contested:
             mine = (citizen, digest)

@@ -607,23 +607,13 @@ def claim_references(conn: Connection[Any], schema: str, wanted: Sequence[Claim]
 
 def claiming(schema: str, wanted: Sequence[Claim]) -> tuple[Any, list[Any]]:
     """The statement, and its parameters, that claims each (key, citizen, digest) whose
-    key is not claimed yet, and gives a row for each key: (authority, reference, None,
-    None) for a claim it made, the key and its holder for one made before. A key it
-    gives no row for was claimed by another writer as it ran."""
+    key is not claimed yet, and gives the (authority, reference) of each claim it made;
+    a key it gives no row for was claimed before, for this record or another."""
     keys = [key for key, _, _ in wanted]
     statement = SQL(
-        "WITH wanted AS (SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], "
-        "%b::bytea[]) AS w(authority, reference, citizen_id, digest)), "
-        "made AS (INSERT INTO {claims} (authority, reference, citizen_id, digest) "
-        "SELECT * FROM wanted ON CONFLICT DO NOTHING RETURNING authority, reference) "
-        "SELECT authority, reference, NULL::uuid, NULL::bytea FROM made UNION ALL "
-        # The keys not claimed now, one by one through the primary key, however large
-        # the table has grown.
-        "SELECT w.authority, w.reference, c.citizen_id, c.digest FROM wanted w "
-        "CROSS JOIN LATERAL (SELECT citizen_id, digest FROM {claims} c "
-        "WHERE c.authority = w.authority AND c.reference = w.reference) c "
-        "WHERE NOT EXISTS (SELECT 1 FROM made m WHERE m.authority = w.authority "
-        "AND m.reference = w.reference)"
+        "INSERT INTO {claims} (authority, reference, citizen_id, digest) "
+        "SELECT * FROM unnest(%b::text[], %b::text[], %b::uuid[], %b::bytea[]) "
+        "ON CONFLICT DO NOTHING RETURNING authority, reference"
     ).format(claims=_in(schema, _CLAIMS))
     return statement, [
         [k.authority for k in keys], [k.reference for k in keys],
@@ -631,9 +621,9 @@ def claiming(schema: str, wanted: Sequence[Claim]) -> tuple[Any, list[Any]]:
     ]  # fmt: skip
 
 
-def claimed(rows: Sequence[tuple[Any, ...]]) -> dict[RecordKey, Holder | None]:
-    """What `claiming`'s rows say: None for a key claimed now, else its holder."""
-    return {RecordKey(a, r): None if c is None else (c, bytes(d)) for a, r, c, d in rows}
+def claimed(rows: Sequence[tuple[Any, ...]]) -> set[RecordKey]:
+    """The keys `claiming`'s rows say it claimed."""
+    return {RecordKey(authority, reference) for authority, reference in rows}
 
 
 def claim_holders(
