@@ -31,7 +31,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.domain import RECORD_TYPE_OF_EVENT, USE_OF_EVENT, Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import ResidentId
-from ledger.domain.records import Record, RecordKey
+from ledger.domain.records import Record, RecordKey, restored, slot_setters
 from ledger.errors import LedgerError
 from ledger.storage import LedgerRecorder, connect_postgres
 from ledger.storage.recorder import LogRow
@@ -78,6 +78,12 @@ class LoggedRecord:
             "recorded_at": self.recorded_at.isoformat(),
             **self.record.to_wire(),
         }
+
+
+_new = object.__new__
+_POSITION, _RECORDED_AT, _CITIZEN_ID, _VERSION, _RECORD = slot_setters(
+    LoggedRecord, "position", "recorded_at", "citizen_id", "version", "record"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +506,15 @@ def _logged(
             f"position {position}: the stored {record_type} cannot be read "
             f"({type(e).__name__}: {e})"
         ) from None
-    return LoggedRecord(position, recorded_at, cid, version, record)
+    # As LoggedRecord(...) makes it, in half the time (see records.slot_setters): one is
+    # made for every event read.
+    logged = _new(LoggedRecord)
+    _POSITION(logged, position)
+    _RECORDED_AT(logged, recorded_at)
+    _CITIZEN_ID(logged, cid)
+    _VERSION(logged, version)
+    _RECORD(logged, record)
+    return logged
 
 
 def _record(
@@ -511,7 +525,7 @@ def _record(
     get = fields.get
     amount = get("amount")
     target = get("target")
-    record = Record(
+    record = restored(
         record_type,
         resident,
         fields["authority"],
@@ -522,7 +536,7 @@ def _record(
         get("credential"),
         get("reason"),
         get("outcome"),
-        RecordKey(*target["_data_"]) if target is not None else None,
+        target["_data_"] if target is not None else None,
     )
     return record, datetime.fromisoformat(fields["timestamp"]["_data_"])
 

@@ -124,3 +124,60 @@ class Record:
         if self.amount is not None:
             wire["amount"] = str(self.amount.quantize(CENT))
         return hashlib.sha256(orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def restored(
+    record_type: str,
+    citizen: ResidentId,
+    authority: str,
+    reference: str,
+    occurred_on: date,
+    kind: str | None,
+    amount: Decimal | None,
+    credential: str | None,
+    reason: str | None,
+    outcome: str | None,
+    target: tuple[str, str] | None,
+) -> Record:
+    """The record a stored event holds, from its parts: equal to `Record(...)` of them,
+    made in half the time. The log's readers make one of every event they read, and a
+    frozen dataclass's own __init__ sets each field through object.__setattr__; this
+    sets the slots directly."""
+    record = _new(Record)
+    _TYPE(record, record_type)
+    _CITIZEN(record, citizen)
+    _AUTHORITY(record, authority)
+    _REFERENCE(record, reference)
+    _OCCURRED_ON(record, occurred_on)
+    _KIND(record, kind)
+    _AMOUNT(record, amount)
+    _CREDENTIAL(record, credential)
+    _REASON(record, reason)
+    _OUTCOME(record, outcome)
+    _TARGET(record, None if target is None else _key(*target))
+    _KEY(record, _key(authority, reference))
+    _DIGEST(record, b"")
+    return record
+
+
+def _key(authority: str, reference: str) -> RecordKey:
+    key = _new(RecordKey)
+    _KEY_AUTHORITY(key, authority)
+    _KEY_REFERENCE(key, reference)
+    return key
+
+
+def slot_setters(cls: type, *names: str) -> list[Any]:
+    """The setters of a slotted class's fields, which a frozen dataclass's __setattr__
+    does not stand in front of: for building, in the hottest loops, a value its frozen
+    __init__ would build in twice the time."""
+    return [cls.__dict__[name].__set__ for name in names]
+
+
+_new = object.__new__
+(_TYPE, _CITIZEN, _AUTHORITY, _REFERENCE, _OCCURRED_ON, _KIND, _AMOUNT, _CREDENTIAL, _REASON,
+ _OUTCOME, _TARGET, _KEY, _DIGEST) = slot_setters(
+    Record, "type", "citizen", "authority", "reference", "occurred_on", "kind", "amount",
+    "credential", "reason", "outcome", "target", "key", "_digest",
+)  # fmt: skip
+_KEY_AUTHORITY, _KEY_REFERENCE = slot_setters(RecordKey, "authority", "reference")
