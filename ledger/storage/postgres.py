@@ -495,12 +495,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 where += SQL(" AND originator_id < %s")
                 params.append(high)
         # Binary, with the id as text: no hex decoding of the state, and a UUID made
-        # once per citizen (by the log's port), not once per row.
+        # once per citizen (by the log's port), not once per row. The order names the
+        # table's column, not the text of the same name: the primary key then gives it,
+        # and the first rows come at once, not after a sort of the whole range.
         for batch in self._batches(
             "ledger_log",
             SQL(
                 "SELECT notification_id, originator_id::text, originator_version, topic, state "
-                "FROM {} WHERE {} ORDER BY originator_id, originator_version"
+                "FROM {} e WHERE {} ORDER BY e.originator_id, e.originator_version"
             ).format(self._table(self.events_table_name), where),
             params,
             STREAM_ROWS,
@@ -511,8 +513,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return self._tuples(
             SQL(
                 "SELECT notification_id, originator_id::text, originator_version, topic, state "
-                "FROM {} WHERE originator_id = ANY(%b) AND notification_id <= %b "
-                "ORDER BY originator_id, originator_version"
+                "FROM {} e WHERE originator_id = ANY(%b) AND notification_id <= %b "
+                "ORDER BY e.originator_id, e.originator_version"
             ).format(self._table(self.events_table_name)),
             [list(originators), MAX_POSITION if upto is None else upto],
             binary=True,
