@@ -19,7 +19,9 @@ import orjson
 
 from projections.scoring import CitizenFacts, Contribution
 
-CHUNK = 2000
+# Citizens a chunk: small enough that the writer starts soon after the workers, and
+# finishes soon after them (2,000 made a rebuild of the bench's log 5% slower).
+CHUNK = 1000
 
 VIEW_COLUMNS = ("policy", "citizen_id", "resident_id", "contributions")
 
