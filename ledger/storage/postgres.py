@@ -35,7 +35,7 @@ from ledger.storage.recorder import (
     leaves_of,
     read_ids,
 )
-from ledger.transparency.tree import Nodes, frontier, new_nodes
+from ledger.transparency.tree import fetch_nodes, frontier, new_nodes
 
 DDL_LOCK = 0x1ED6E5
 _INDEX_COLUMNS = (
@@ -292,7 +292,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         row = curs.fetchone()
         start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
         needed = frontier(start, len(events))
-        stored = Nodes(partial(self._nodes, curs))(needed) if needed else {}
+        stored = fetch_nodes(partial(self._nodes, curs), needed) if needed else {}
         made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
         self._copy(
             curs,

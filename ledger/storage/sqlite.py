@@ -36,7 +36,7 @@ from ledger.storage.recorder import (
     packed_positions,
     read_ids,
 )
-from ledger.transparency.tree import Nodes, frontier, new_nodes
+from ledger.transparency.tree import fetch_nodes, frontier, new_nodes
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -143,7 +143,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         c.execute(f"SELECT MAX(idx) FROM {self.tree_table} WHERE level = 0")
         last = c.fetchone()[0]
         start = 0 if last is None else last + 1
-        stored = Nodes(partial(self._nodes, c))(frontier(start, len(events)))
+        stored = fetch_nodes(partial(self._nodes, c), frontier(start, len(events)))
         made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
         c.executemany(
             f"INSERT INTO {self.tree_table} (level, idx, hash, position) VALUES (?, ?, ?, ?)",

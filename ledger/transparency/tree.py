@@ -5,7 +5,7 @@ encoding below. Only complete (perfect, aligned) subtrees are stored, as (level,
 index) -> hash: every leaf, and the inner nodes from level FIRST_STORED up, so
 appending k events to a tree of n writes k leaves and at most k / 8 + log2(n + k)
 inner nodes. A node of the levels in between is hashed again from the 2**level leaves
-under it (`Nodes`), so any root or proof for any size is still built from O(log n)
+under it (`fetch_nodes`), so any root or proof for any size is still built from O(log n)
 stored nodes and a few leaves, fetched at once.
 
 Leaf data, canonical JSON (keys sorted, no spaces, UTF-8) of:
@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ledger.transparency.merkle import leaf_hash, node_hash
+from ledger.transparency.merkle import leaf_hash, node_hash, root_from_hashes
 
 Node = tuple[
     int, int
@@ -100,7 +100,7 @@ def new_nodes(
 ) -> dict[Node, bytes]:
     """The nodes to store (`is_stored`) completed by appending `leaves` (leaf hashes) to
     a tree of `start` leaves; `stored` must hold `frontier(start, len(leaves))`, as
-    `Nodes` gives it."""
+    `fetch_nodes` gives it."""
     size = start + len(leaves)
     made: dict[Node, bytes] = {(0, start + i): h for i, h in enumerate(leaves)}
     level = 0
@@ -112,31 +112,23 @@ def new_nodes(
     return {node: digest for node, digest in made.items() if is_stored(node)}
 
 
-class Nodes:
-    """Nodes of any level from a store of those `is_stored` keeps: the others hashed
-    again from the leaves under them."""
-
-    def __init__(self, fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]]) -> None:
-        self.fetch = fetch
-
-    def __call__(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
-        """The wanted nodes found: one missing, or a leaf under it, is left out."""
-        wanted = set(wanted)
-        hashed = {node for node in wanted if not is_stored(node)}
-        under = {(0, leaf) for level, index in hashed
-                 for leaf in range(index << level, (index + 1) << level)}  # fmt: skip
-        found = dict(self.fetch((wanted - hashed) | under))
-        for level, index in hashed:
-            row = [found.get((0, leaf)) for leaf in range(index << level, (index + 1) << level)]
-            if all(row):
-                found[(level, index)] = _perfect_root(row)  # type: ignore[arg-type]
-        return {node: found[node] for node in wanted if node in found}
-
-
-def _perfect_root(hashes: list[bytes]) -> bytes:
-    while len(hashes) > 1:
-        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
-    return hashes[0]
+def fetch_nodes(
+    fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]], wanted: Iterable[Node]
+) -> dict[Node, bytes]:
+    """The wanted nodes of any level found, from `fetch` of the ones `is_stored` keeps:
+    the others hashed again from the leaves under them, fetched with the rest in one
+    call. A node missing, or with a leaf under it missing, is left out."""
+    wanted = set(wanted)
+    under = {
+        (level, index): [(0, leaf) for leaf in range(index << level, (index + 1) << level)]
+        for level, index in wanted
+        if not is_stored((level, index))
+    }
+    found = dict(fetch((wanted - under.keys()) | {leaf for row in under.values() for leaf in row}))
+    for node, row in under.items():
+        if all(leaf in found for leaf in row):
+            found[node] = root_from_hashes([found[leaf] for leaf in row])
+    return {node: found[node] for node in wanted if node in found}
 
 
 def frontier(start: int, count: int) -> list[Node]:
@@ -180,13 +172,13 @@ class Hashes:
     """Range hashes (RFC 9162 MTH of a range of leaves) from stored subtree nodes."""
 
     def __init__(self, fetch: Callable[[Iterable[Node]], Mapping[Node, bytes]]) -> None:
-        self.fetch = Nodes(fetch)
+        self.fetch = fetch
         self.known: dict[Node, bytes] = {}
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
         wanted = {n for b, e in ranges for n in blocks(b, e)} - self.known.keys()
         if wanted:
-            found = self.fetch(wanted)
+            found = fetch_nodes(self.fetch, wanted)
             missing = wanted - found.keys()
             if missing:
                 raise LookupError(f"the stored tree lacks nodes {sorted(missing)[:3]}")
@@ -249,6 +241,6 @@ def subproof_ranges(m: int, begin: int, n: int, complete: bool) -> list[tuple[in
 _EMPTY = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 __all__ = [
-    "FIRST_STORED", "Hashes", "Nodes", "blocks", "frontier", "is_stored", "leaf_data",
-    "leaf_document", "leaf_hash", "new_nodes", "root_of_levels",
+    "FIRST_STORED", "Hashes", "blocks", "fetch_nodes", "frontier", "is_stored",
+    "leaf_data", "leaf_document", "leaf_hash", "new_nodes", "root_of_levels",
 ]  # fmt: skip

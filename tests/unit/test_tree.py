@@ -13,9 +13,9 @@ from ledger.transparency import merkle
 from ledger.transparency.tree import (
     FIRST_STORED,
     Hashes,
-    Nodes,
     _plain,
     blocks,
+    fetch_nodes,
     frontier,
     leaf_data,
     new_nodes,
@@ -30,8 +30,8 @@ def _grown(appends: list[int]) -> dict[tuple[int, int], bytes]:
     stored: dict[tuple[int, int], bytes] = {}
     start = 0
     for count in appends:
-        needed = Nodes(lambda wanted: {n: stored[n] for n in wanted if n in stored})(
-            frontier(start, count)
+        needed = fetch_nodes(
+            lambda wanted: {n: stored[n] for n in wanted if n in stored}, frontier(start, count)
         )
         stored.update(new_nodes(start, LEAVES[start : start + count], needed))
         start += count
