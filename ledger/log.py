@@ -180,24 +180,33 @@ class LogReader:
         statement as its own reads of tables in the same database."""
         return self.recorder.log_head_query()
 
-    def page(self, after: int, limit: int, upto: int | None = None) -> Page:
-        """The citizens' records of at most `limit` positions after `after`, up to `upto`."""
-        rows = self.recorder.log_page(after, limit, upto)
-        ids: dict[Any, uuid.UUID] = {}
+    def page(
+        self,
+        after: int,
+        limit: int,
+        upto: int | None = None,
+        partition: tuple[int, int] | None = None,
+    ) -> Page:
+        """The citizens' records of at most `limit` positions after `after`, up to `upto`;
+        with `partition` (k, n), only the records of the citizens `partition_of` puts in k
+        (and then the end is the last of their positions read)."""
+        ids = None if partition is None else partition_bounds(*partition)
+        rows = self.recorder.log_page(after, limit, upto, ids)
+        cids: dict[Any, uuid.UUID] = {}
         residents: dict[uuid.UUID, ResidentId] = {}
         read: list[tuple[int, uuid.UUID, int, str, dict[str, Any]]] = []
         for position, originator, version, topic, state in rows:
             record_type = _record_type(position, topic)
             if record_type is None:
                 continue
-            cid = ids.get(originator)
+            cid = cids.get(originator)
             if cid is None:
-                cid = ids[originator] = _uuid(originator)
+                cid = cids[originator] = _uuid(originator)
             fields = _fields(position, state)
             if record_type == r.ENROLLED:
                 residents[cid] = self._resident(cid, fields)
             read.append((position, cid, version, record_type, fields))
-        self._add_residents(residents, ids.values())
+        self._add_residents(residents, cids.values())
         found = tuple(
             _logged(position, cid, version, record_type, residents[cid], fields)
             for position, cid, version, record_type, fields in read

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from ledger.log import LoggedRecord, LogReader
 from projections.store import CitizenViews
@@ -24,13 +25,24 @@ from projections.store import CitizenViews
 KEPT_CITIZENS = 20_000
 
 
-class KnownViews:
-    """The facts and views of recently written citizens under one group of policies."""
+class Workers(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, limit: int = KEPT_CITIZENS) -> None:
+
+class KnownViews:
+    """The facts and views of recently written citizens under one group of policies.
+
+    When a catch-up is shared by processes (projections.shares), each keeps its own
+    share's. With `keep_shares` those processes are kept here from one catch-up to the
+    next (as a follower keeps them), until `close` ends them; else each catch-up ends
+    the processes it started."""
+
+    def __init__(self, limit: int = KEPT_CITIZENS, keep_shares: bool = False) -> None:
         self.limit = limit
+        self.keep_shares = keep_shares
         self._views: OrderedDict[uuid.UUID, CitizenViews] = OrderedDict()
         self._at: tuple[tuple[str, ...], int] | None = None
+        self.shares: Workers | None = None
 
     def before(
         self,
@@ -70,3 +82,9 @@ class KnownViews:
     def clear(self) -> None:
         self._views.clear()
         self._at = None
+
+    def close(self) -> None:
+        """End the processes sharing the catch-up, if any; what they kept goes with them."""
+        shares, self.shares = self.shares, None
+        if shares is not None:
+            shares.close()

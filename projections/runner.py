@@ -3,16 +3,16 @@
 Each policy is its own projection with its own tracking position, so a new policy
 is built from position zero while the others stay current. The log is read through
 its port (ledger.log) only. A rebuild reads it citizen by citizen, a catch-up page by
-page, and both fold through the one loop in `_views`: each citizen's facts are folded
-once and scored under every policy that stands at the same position; the views and
-the new positions are written in one transaction. One projector writes at a time
-(projections.lock); a follower rides out database outages by reconnecting and going
-on from its tracking positions.
+page, and both fold through the one fold (projections.fold): each citizen's facts are
+folded once and scored under every policy that stands at the same position; the views
+and the new positions are written in one transaction. Once there is enough to fold,
+worker processes share it by citizen (projections.shares), and this process writes.
+One projector writes at a time (projections.lock); a follower rides out database
+outages by reconnecting and going on from its tracking positions.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sqlite3
 import time
@@ -21,23 +21,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import partial
-from multiprocessing.connection import Connection, wait
-from typing import Any
 
 import eventsourcing.persistence as es
 import psycopg
 
 from ledger.application import Ledger
-from ledger.domain import records as r
-from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.errors import DatabaseUnavailable
 from ledger.garbage import fewer_collections
-from ledger.lifecycle import FORK, as_forked_child, start_forked
-from ledger.log import LoggedRecord, LogReader, UnreadableLog, Watch
-from ledger.storage import redact_text
+from ledger.log import LogReader, Watch
+from ledger.storage import is_in_memory, redact_text
+from projections.fold import page_views, views_of
 from projections.known import KnownViews
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, Contribution, contributions
+from projections.shares import CatchUpFailed, CatchUpShares, RebuildFailed, RebuildShares
 from projections.store import (
     CHUNK,
     CitizenViews,
@@ -45,12 +42,18 @@ from projections.store import (
     PositionConflict,
     ViewStore,
     encode_views,
-    same_contributions,
 )
 
 PAGE = 1000
-# Below this many events a rebuild is quicker in one process than starting others.
+# Positions a page when workers share the catch-up: each has its share's worth of
+# records to fold, and a stretch costs a round trip to each and a write of its own.
+SHARED_PAGE = 5000
+# Below this many events to fold, a rebuild or a catch-up is quicker in one process
+# than starting others.
 PARALLEL_FROM = 20_000
+
+__all__ = ["CatchUpFailed", "Projector", "RebuildFailed", "catch_up", "follow", "rebuild",
+           "tracking_name"]  # fmt: skip
 
 
 def tracking_name(policy: Policy) -> str:
@@ -61,7 +64,7 @@ def catch_up(
     ledger: Ledger,
     store: ViewStore,
     policies: Sequence[Policy],
-    page_size: int = PAGE,
+    page_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
@@ -75,26 +78,118 @@ def catch_up(
     citizens as each page is handed to be written.
 
     Policies at position zero are rebuilt in one pass first. Then each round gives every
-    group of policies at the same position one page, so a policy behind the others
-    never holds them back. `before_write` is called before each write (a projector
-    confirms its lock there). `workers`: processes sharing a rebuild (by default both
-    cores once the log is long enough to be worth starting them). `known` keeps the
-    facts and views of the citizens written from one call to the next (a follower
-    passes one).
+    group of policies at the same position one page (`page_size` records, by default
+    PAGE in one process and SHARED_PAGE positions shared), so a policy behind the
+    others never holds them back. `before_write` is called before each write (a projector
+    confirms its lock there). `workers`: processes sharing a rebuild or a catch-up (by
+    default both cores once there are PARALLEL_FROM events to fold, and a catch-up
+    shared before stays shared). `known` keeps the facts and views of the citizens
+    written from one call to the next, and with `keep_shares` the processes sharing
+    the catch-up (a follower passes one, and closes it when it stops).
     """
+    owned = known is None
     known = known if known is not None else KnownViews()
     log = ledger.reader
-    positions = store.positions()
-    fresh = [p for p in policies if positions.get(tracking_name(p), 0) == 0]
-    head = log.head() if stop_at is None else min(stop_at, log.head())
-    if fresh and head > 0:
-        before_write()
-        rebuild(log, store, fresh, head, workers=_workers(workers, head), progress=progress)
-    with fewer_collections(), _PageWriter(store) as writer:
-        _pages(log, writer, store.positions(), policies, page_size, progress, stop_at,
-               before_write, known)  # fmt: skip
+    try:
+        positions = store.positions()
+        fresh = [p for p in policies if positions.get(tracking_name(p), 0) == 0]
+        head = log.head() if stop_at is None else min(stop_at, log.head())
+        if fresh and head > 0:
+            before_write()
+            rebuild(log, store, fresh, head, workers=_workers(workers, head),
+                    progress=progress)  # fmt: skip
+        positions = store.positions()
+        starts = {positions.get(tracking_name(p), 0) for p in policies}
+        with fewer_collections():
+            # Policies at different positions (one being built anew) go round by round
+            # in this process, until they stand together.
+            shares = (
+                None
+                if len(starts) > 1
+                else _sharing(log, known, policies, min(starts), stop_at, workers)
+            )
+            if shares is not None:
+                _shared_pages(log, store, shares, policies, starts.pop(),
+                              page_size or SHARED_PAGE, progress, stop_at, before_write,
+                              known)  # fmt: skip
+            else:
+                with _PageWriter(store) as writer:
+                    _pages(log, writer, positions, policies, page_size or PAGE, progress,
+                           stop_at, before_write, known)  # fmt: skip
+    finally:
+        if owned or not known.keep_shares:
+            known.close()
     positions = store.positions()
     return {p.name: positions.get(tracking_name(p), 0) for p in policies}
+
+
+def _sharing(
+    log: LogReader,
+    known: KnownViews,
+    policies: Sequence[Policy],
+    start: int,
+    stop_at: int | None,
+    workers: int | None,
+) -> CatchUpShares | None:
+    """The processes to share this catch-up: those kept in `known` when they fold the
+    same policies, else new ones when asked for or worth starting; None for one process."""
+    current = known.shares
+    if (
+        isinstance(current, CatchUpShares)
+        and current.policies == [p.name for p in policies]
+        and workers in (None, len(current.pipes))
+    ):
+        return current
+    if workers is None:
+        head = log.head() if stop_at is None else min(stop_at, log.head())
+        workers = _workers(None, head - start)
+    if workers <= 1 or is_in_memory(log.url):
+        return None
+    known.close()
+    # What one process kept stands for nothing once others have moved the positions.
+    known.clear()
+    known.shares = shares = CatchUpShares(log.url, policies, workers)
+    return shares
+
+
+def _shared_pages(
+    log: LogReader,
+    store: ViewStore,
+    shares: CatchUpShares,
+    policies: Sequence[Policy],
+    start: int,
+    page_size: int,
+    progress: Callable[[int, int], None] | None,
+    stop_at: int | None,
+    before_write: Callable[[], None],
+    known: KnownViews,
+) -> None:
+    """The incremental part of `catch_up` for policies at one position, by stretches
+    of `page_size` positions that every worker folds its share of: while this process
+    writes one stretch, the workers fold the next. A failure ends the workers (what
+    they kept goes with them)."""
+    projections = [(tracking_name(p), p.name) for p in policies]
+
+    def stretch(after: int) -> tuple[int, int] | None:
+        head = log.head() if stop_at is None else min(stop_at, log.head())
+        return (after, min(after + page_size, head)) if head > after else None
+
+    try:
+        asked = stretch(start)
+        if asked is not None:
+            shares.ask(*asked)
+        while asked is not None:
+            made = shares.take()
+            done, asked = asked, stretch(asked[1])
+            if asked is not None:
+                shares.ask(*asked)
+            before_write()
+            store.save_rows(projections, done[1], [row for share in made for row in share.rows])
+            if progress is not None:
+                progress(done[1] - done[0], sum(share.citizens for share in made))
+    except BaseException:
+        known.close()
+        raise
 
 
 def _pages(
@@ -118,17 +213,10 @@ def _pages(
             page = log.page(start, page_size, stop_at)
             if page.end == start:
                 continue
-            touched = page.by_citizen()
             # Policies at one position hold the same facts: fold them once, and write
-            # every policy's views of the page in one transaction. A citizen whose
-            # views are not kept is read from the log and scored whole.
+            # every policy's views of the page in one transaction.
             names = [p.name for p in group]
-            kept, earlier = known.before(log, names, start, touched)
-            citizens = [
-                (cid, records if cid in kept else earlier.get(cid, []) + records)
-                for cid, records in touched.items()
-            ]
-            views = list(_views(citizens, kept, group))
+            views, kept = page_views(log, known, group, start, page)
             before_write()
             writer.write([(tracking_name(p), p.name) for p in group], page.end, views, kept)
             # Kept as written before the write is done: if it fails, the catch-up ends
@@ -212,11 +300,11 @@ def rebuild(
     anyway; on PostgreSQL the shares arrive as COPY text, so writing them is cheap)."""
     projections = [(tracking_name(p), p.name) for p in policies]
     if workers <= 1 or partition is not None:
-        views = _views(log.by_citizen(head, partition), {}, policies)
+        views = views_of(log.by_citizen(head, partition), {}, policies)
         encoded = encode_views(views, [p.name for p in policies], store.postgres, chunk)
         store.replace_all_encoded(projections, head, _told(encoded, progress))
         return
-    with _Shares(log.url, policies, head, workers, store.postgres, chunk) as shares:
+    with RebuildShares(log.url, policies, head, workers, store.postgres, chunk) as shares:
         store.replace_all_encoded(projections, head, _told(shares.chunks(), progress))
 
 
@@ -230,164 +318,10 @@ def _told(
             progress(chunk.records, chunk.citizens)
 
 
-def _views(
-    citizens: Iterable[tuple[uuid.UUID, Sequence[LoggedRecord]]],
-    known: Mapping[uuid.UUID, CitizenViews],
-    policies: Sequence[Policy],
-) -> Iterator[CitizenViews]:
-    """The one fold: each citizen's facts as known, with their new records folded in,
-    and their contributions under every policy, in order. A citizen new to the views is
-    scored whole; for one already known only the records the new ones are linked to
-    are scored again (no other record's contributions can have changed)."""
-    for cid, records in citizens:
-        views = known.get(cid)
-        facts = None if views is None else views.facts
-        for logged in records:
-            record = logged.record
-            if facts is None:
-                if record.type != r.ENROLLED:
-                    raise UnreadableLog(
-                        f"position {logged.position}: citizen {cid} has records before "
-                        "the enrolment"
-                    )
-                facts = CitizenFacts(record.citizen.value)
-            facts.apply(record)
-        if facts is None:
-            continue
-        if views is None:
-            yield CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
-            continue
-        keys = facts.linked(logged.record.key for logged in records)
-        linked = {(key.authority, key.reference) for key in keys}
-        yield CitizenViews(cid, facts, [
-            _unless_same(
-                [c for c in before if (c.authority, c.reference) not in linked]
-                + contributions(facts, p, keys),
-                before,
-            )
-            for p, before in zip(policies, views.contributions, strict=True)
-        ])  # fmt: skip
-
-
-def _unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contribution]:
-    """The old view itself when the new one holds the same contributions: so marked, it
-    is not written again (most records count under some policies only)."""
-    return old if same_contributions(new, old) else new
-
-
-class RebuildFailed(LedgerError):
-    """A process sharing a rebuild failed or died; nothing of the rebuild was written."""
-
-    field = "rebuild"
-
-
 def _workers(asked: int | None, head: int) -> int:
     if asked is not None:
         return max(1, asked)
     return min(2, os.cpu_count() or 1) if head >= PARALLEL_FROM else 1
-
-
-class _Shares:
-    """Worker processes (forked, each ending with this one) that each read, fold,
-    score and encode one share of the citizens, sending chunks back over a pipe."""
-
-    def __init__(
-        self, url: str, policies: Sequence[Policy], head: int, workers: int, postgres: bool,
-        chunk: int,
-    ) -> None:  # fmt: skip
-        self.processes: list[multiprocessing.process.BaseProcess] = []
-        self.pipes: dict[Connection, int] = {}
-        for k in range(workers):
-            receive, send = FORK.Pipe(duplex=False)
-            process = FORK.Process(
-                target=_share, name=f"rebuild-{k}of{workers}", daemon=True,
-                args=(url, list(policies), head, (k, workers), postgres, chunk, send,
-                      os.getpid()),
-            )  # fmt: skip
-            start_forked(process)
-            # Only the child holds the sending end (the next child is forked after this
-            # is closed): its death is an end of file here.
-            send.close()
-            self.processes.append(process)
-            self.pipes[receive] = k
-        # Every share has opened its connection before the writer takes its lock (on
-        # SQLite a share opening the ledger would otherwise wait on the writer).
-        for receive in list(self.pipes):
-            self._expect(receive, "ready")
-
-    def chunks(self) -> Iterator[EncodedViews]:
-        """Every share's chunks as they come; RebuildFailed if a share fails or dies."""
-        waiting = dict(self.pipes)
-        while waiting:
-            for receive in wait(list(waiting)):
-                assert isinstance(receive, Connection)
-                kind, value = self._receive(receive)
-                if kind == "done":
-                    del waiting[receive]
-                elif kind == "chunk":
-                    yield value
-                else:
-                    raise RebuildFailed(f"share {self.pipes[receive]} sent {kind!r}")
-
-    def _expect(self, receive: Connection, expected: str) -> None:
-        kind, _ = self._receive(receive)
-        if kind != expected:
-            raise RebuildFailed(f"share {self.pipes[receive]} sent {kind!r}, not {expected!r}")
-
-    def _receive(self, receive: Connection) -> tuple[str, Any]:
-        k = self.pipes[receive]
-        try:
-            kind, value = receive.recv()
-        except (EOFError, OSError):
-            process = self.processes[k]
-            process.join(5)
-            raise RebuildFailed(
-                f"the process rebuilding share {k} of {len(self.processes)} died "
-                f"(exit code {process.exitcode}); the old views stay"
-            ) from None
-        if kind == "error":
-            raise RebuildFailed(f"share {k} of {len(self.processes)} failed: {value}")
-        return str(kind), value
-
-    def __enter__(self) -> _Shares:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for receive in self.pipes:
-            receive.close()
-        for process in self.processes:
-            process.join(1 if process.exitcode is None else 0)
-            if process.is_alive():
-                process.kill()
-                process.join()
-
-
-def _share(
-    url: str,
-    policies: list[Policy],
-    head: int,
-    partition: tuple[int, int],
-    postgres: bool,
-    chunk: int,
-    send: Connection,
-    parent: int,
-) -> None:
-    """A worker's part of a rebuild (see `_Shares`)."""
-    as_forked_child(parent)
-    try:
-        ledger = Ledger(url)
-        try:
-            send.send(("ready", None))
-            views = _views(ledger.reader.by_citizen(head, partition), {}, policies)
-            for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
-                send.send(("chunk", encoded))
-        finally:
-            ledger.close()
-        send.send(("done", None))
-    except BaseException as e:  # noqa: BLE001 - any failure is reported, then this ends
-        with suppress(OSError):
-            send.send(("error", redact_text(f"{type(e).__name__}: {e}", url)))
-        raise SystemExit(1) from None
 
 
 def follow(
@@ -403,11 +337,14 @@ def follow(
     On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
     seconds anyway, so a lost notification delays it by one interval at most.
     """
-    known = KnownViews()
-    with ledger.reader.watch(interval) as watch:
-        while not should_stop():
-            reached = catch_up(ledger, store, policies, known=known)
-            watch.wait(min(reached.values(), default=0), interval)
+    known = KnownViews(keep_shares=True)
+    try:
+        with ledger.reader.watch(interval) as watch:
+            while not should_stop():
+                reached = catch_up(ledger, store, policies, known=known)
+                watch.wait(min(reached.values(), default=0), interval)
+    finally:
+        known.close()
 
 
 # What a lost connection or a database restart raises: worth waiting out, not dying of.
@@ -451,7 +388,7 @@ class Projector:
         self._watch: Watch | None = None
         self._standby = False
         self._down_since: float | None = None
-        self._known = KnownViews()
+        self._known = KnownViews(keep_shares=True)
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Follow the log; returns the positions last written."""
@@ -476,6 +413,7 @@ class Projector:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, LAST_BACKOFF)
         finally:
+            self._known.close()
             self._disconnect()
             self.lock.close()
             if self._ledger is not None:

@@ -190,7 +190,7 @@ from projections.runner import catch_up
 from projections.store import ViewStore
 app, store = Ledger(sys.argv[1]), ViewStore(sys.argv[1])
 policies = [policy.load(n) for n in policy.available()]
-known = KnownViews()
+known = KnownViews(keep_shares=True)
 figures = []
 # Half the log behind in two halves: the first as a fresh `ledger project` meets it
 # (every citizen read from the log), the second as a follower that wrote the first.
@@ -199,6 +199,7 @@ for stop in (int(sys.argv[2]), None):
     started = time.perf_counter()
     reached = catch_up(app, store, policies, stop_at=stop, known=known)
     figures += [time.perf_counter() - started, min(reached.values()) - start]
+known.close()
 print(*figures)
 """
 

@@ -460,15 +460,20 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             f'SELECT MAX(notification_id) FROM "{self.datastore.schema}"."{self.events_table_name}"'
         )
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]:
+    def log_page(
+        self, after: int, limit: int, upto: int | None, partition: IdRange | None = None
+    ) -> list[LogRow]:
+        where: Any = SQL("notification_id > %s AND notification_id <= %s")
+        params: list[Any] = [after, MAX_POSITION if upto is None else upto]
+        if partition is not None:
+            where, params = _in_range(where, params, partition)
         # Binary, with the id as text: no hex decoding of the state, no UUID objects.
         return self._tuples(
             SQL(
                 "SELECT notification_id, originator_id::text, originator_version, topic, state "
-                "FROM {} WHERE notification_id > %s AND notification_id <= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(self._table(self.events_table_name)),
-            [after, MAX_POSITION if upto is None else upto, limit],
+                "FROM {} WHERE {} ORDER BY notification_id LIMIT %s"
+            ).format(self._table(self.events_table_name), where),
+            [*params, limit],
             binary=True,
         )
 
@@ -488,12 +493,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         where: Any = SQL("topic LIKE %s AND notification_id <= %s")
         params: list[Any] = [topic_prefix + "%", upto]
         if partition is not None:
-            low, high = partition
-            where += SQL(" AND originator_id >= %s")
-            params.append(low)
-            if high is not None:
-                where += SQL(" AND originator_id < %s")
-                params.append(high)
+            where, params = _in_range(where, params, partition)
         # Binary, with the id as text: no hex decoding of the state, and a UUID made
         # once per citizen (by the log's port), not once per row. The order names the
         # table's column, not the text of the same name: the primary key then gives it,
@@ -568,6 +568,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ):
             curs.execute(statement, params, prepare=True)
             return curs.fetchall()
+
+
+def _in_range(where: Any, params: list[Any], partition: IdRange) -> tuple[Any, list[Any]]:
+    """A condition and its parameters narrowed to the aggregates whose ids lie in a range."""
+    low, high = partition
+    where += SQL(" AND originator_id >= %s")
+    params = [*params, low]
+    if high is not None:
+        where += SQL(" AND originator_id < %s")
+        params.append(high)
+    return where, params
 
 
 def _let_reader_take_its_time(conn: Connection[Any]) -> None:

@@ -94,7 +94,12 @@ class LedgerRecorder(Protocol):
 
     def log_head_query(self) -> str: ...
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]: ...
+    def log_page(
+        self, after: int, limit: int, upto: int | None, partition: IdRange | None = None
+    ) -> list[LogRow]:
+        """At most `limit` events after `after`, up to `upto`, in position order; with
+        `partition`, only those of aggregates whose ids lie in that range."""
+        ...
 
     def log_enrolments(self, originators: Sequence[uuid.UUID]) -> list[LogRow]:
         """The first event of each of these aggregates that has one."""

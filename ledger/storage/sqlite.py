@@ -300,12 +300,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def log_head_query(self) -> str:
         return f"SELECT MAX(rowid) FROM {self.events_table_name}"
 
-    def log_page(self, after: int, limit: int, upto: int | None) -> list[LogRow]:
+    def log_page(
+        self, after: int, limit: int, upto: int | None, partition: IdRange | None = None
+    ) -> list[LogRow]:
+        where, params = _in_range(
+            "rowid > ? AND rowid <= ?", [after, MAX_POSITION if upto is None else upto],
+            partition,
+        )  # fmt: skip
         rows = self._query(
             "SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
-            "ORDER BY rowid LIMIT ?",
-            [after, MAX_POSITION if upto is None else upto, limit],
+            f"FROM {self.events_table_name} WHERE {where} ORDER BY rowid LIMIT ?",
+            [*params, limit],
         )
         return [tuple(row) for row in rows]
 
@@ -315,15 +320,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def log_by_originator(
         self, topic_prefix: str, upto: int, partition: IdRange | None
     ) -> Iterator[LogRow]:
-        where, params = "topic LIKE ? AND rowid <= ?", [topic_prefix + "%", upto]
-        if partition is not None:
-            # Ids are stored as 32 hex digits, which sort as the ids do.
-            low, high = partition
-            where += " AND originator_id >= ?"
-            params.append(low.hex)
-            if high is not None:
-                where += " AND originator_id < ?"
-                params.append(high.hex)
+        where, params = _in_range("topic LIKE ? AND rowid <= ?", [topic_prefix + "%", upto],
+                                  partition)  # fmt: skip
         with self._reading() as conn:
             yield from conn.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state "
@@ -402,3 +400,17 @@ def _canonical_id(stored: Any) -> str:
         return str(uuid.UUID(stored))
     except (AttributeError, TypeError, ValueError):
         return str(stored)
+
+
+def _in_range(where: str, params: list[Any], partition: IdRange | None) -> tuple[str, list[Any]]:
+    """A condition and its parameters narrowed to the aggregates whose ids lie in a range."""
+    if partition is None:
+        return where, params
+    # Ids are stored as 32 hex digits, which sort as the ids do.
+    low, high = partition
+    where += " AND originator_id >= ?"
+    params = [*params, low.hex]
+    if high is not None:
+        where += " AND originator_id < ?"
+        params.append(high.hex)
+    return where, params

@@ -12,10 +12,11 @@ from projections.store.encoding import (
     EncodedViews,
     encode_views,
     same_contributions,
+    view_rows,
 )
 from projections.store.views import PositionConflict, ScoreInputs, ViewStore
 
 __all__ = [
     "CHUNK", "VIEW_COLUMNS", "CitizenViews", "EncodedViews", "PositionConflict",
-    "ScoreInputs", "ViewStore", "encode_views", "same_contributions",
+    "ScoreInputs", "ViewStore", "encode_views", "same_contributions", "view_rows",
 ]  # fmt: skip

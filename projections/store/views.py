@@ -252,7 +252,14 @@ class ViewStore:
         identity number (in their facts) and, per projection in order, every
         contribution of theirs; a view still the list in `written` (the citizens' views
         as last written) is stored already, and is not written again."""
-        rows = view_rows(views, [policy for _, policy in projections], written)
+        policies = [policy for _, policy in projections]
+        self.save_rows(projections, position, view_rows(views, policies, written))
+
+    def save_rows(
+        self, projections: Sequence[tuple[str, str]], position: int, rows: list[tuple[str, ...]]
+    ) -> None:
+        """As `save_page`, from the rows `view_rows` made of the views (perhaps in other
+        processes)."""
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)

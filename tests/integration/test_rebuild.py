@@ -1,5 +1,6 @@
-"""A rebuild shared by worker processes, on both stores: it writes what one process
-writes, and a worker killed half-way (kill -9) leaves the old views served."""
+"""A rebuild and a catch-up shared by worker processes, on both stores: they write
+what one process writes, and a worker killed half-way (kill -9) leaves the old views
+served."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ledger.domain.identity import citizen_id, make_resident_id
 from projections import policy
 from projections.known import KnownViews
 from projections.queries import Scores
-from projections.runner import RebuildFailed, catch_up, rebuild, tracking_name
+from projections.runner import CatchUpFailed, RebuildFailed, catch_up, rebuild, tracking_name
 from projections.scoring import CitizenFacts, Contribution
 from projections.store import CitizenViews, EncodedViews, ViewStore
 from tests.builders import append, enrolled, fine, record, register_authorities, target
@@ -301,3 +302,89 @@ def test_a_page_whose_write_failed_is_folded_again_not_taken_as_kept(
         expected = contents(rebuilt)
     assert retried["views"] == expected["views"]
     assert any("TP-1" in item for _, item in retried["views"]["national-v1"])
+
+
+def test_a_catch_up_by_two_workers_writes_what_one_process_writes(
+    ledger: Ledger, store_url: str, tmp_path: Any
+) -> None:
+    """Kept warm from one call to the next, as a follower keeps its workers, and from
+    cold; the workers end with whoever keeps them."""
+    register_authorities(ledger)
+    feed(ledger, range(1), enrol=True)
+    alone, shared = ViewStore(f"sqlite:///{tmp_path}/alone.db"), ViewStore(store_url)
+    known = KnownViews(keep_shares=True)
+    try:
+        for views, workers in ((alone, 1), (shared, 2)):
+            catch_up(ledger, views, POLICIES, workers=workers)
+        told: list[tuple[int, int]] = []
+        for fines in (range(1, 2), range(2, 4)):
+            feed(ledger, fines)
+            told.clear()
+            catch_up(ledger, alone, POLICIES, workers=1, page_size=150)
+            catch_up(ledger, shared, POLICIES, workers=2, page_size=150, known=known,
+                     progress=lambda moved, citizens: told.append((moved, citizens)))  # fmt: skip
+            assert contents(shared)["views"] == contents(alone)["views"]
+            assert shared.positions() == alone.positions()
+            # Pages of 150 positions, each fine of a citizen in one of them.
+            assert sum(moved for moved, _ in told) == len(fines) * len(CITIZENS)
+            assert all(0 < citizens <= 150 for _, citizens in told)
+            assert len(multiprocessing.active_children()) == 2
+        known.close()
+        assert multiprocessing.active_children() == []
+        # From cold, with workers of its own that end with it.
+        feed(ledger, range(4, 5))
+        catch_up(ledger, alone, POLICIES, workers=1)
+        catch_up(ledger, shared, POLICIES, workers=2, page_size=150)
+        assert contents(shared) == contents(alone)
+        assert multiprocessing.active_children() == []
+    finally:
+        known.close()
+        alone.close()
+        shared.close()
+
+
+class KillingWrite(ViewStore):
+    """Kills one catch-up worker with SIGKILL as the first page is written."""
+
+    killed: list[int]
+
+    def save_rows(self, projections: Any, position: int, rows: Any) -> None:
+        if not self.killed:
+            victim = multiprocessing.active_children()[0]
+            os.kill(victim.pid or 0, signal.SIGKILL)
+            self.killed.append(victim.pid or 0)
+        super().save_rows(projections, position, rows)
+
+
+def test_a_catch_up_worker_killed_half_way_leaves_the_pages_written_before_it(
+    ledger: Ledger, store_url: str, tmp_path: Any
+) -> None:
+    register_authorities(ledger)
+    feed(ledger, range(1), enrol=True)
+    old_head = ledger.max_position()
+    with closing(ViewStore(store_url)) as views:
+        catch_up(ledger, views, POLICIES, workers=1)
+    feed(ledger, range(1, 3))
+    head = ledger.max_position()
+    killing = KillingWrite(store_url)
+    killing.killed = []
+    known = KnownViews(keep_shares=True)
+    try:
+        # The first page is written as its worker dies; the next one is lost with it.
+        with pytest.raises(CatchUpFailed, match="died"):
+            catch_up(ledger, killing, POLICIES, workers=2, page_size=200, known=known)
+        assert len(killing.killed) == 1
+        assert killing.positions() == {tracking_name(p): old_head + 200 for p in POLICIES}
+    finally:
+        killing.close()
+    # The catch-up's workers are gone, and so is what they kept.
+    assert multiprocessing.active_children() == []
+    assert known.shares is None
+    with closing(ViewStore(store_url)) as views:
+        assert catch_up(ledger, views, POLICIES, workers=2, known=known) == {
+            p.name: head for p in POLICIES
+        }
+        known.close()
+        with closing(ViewStore(f"sqlite:///{tmp_path}/rebuilt.db")) as rebuilt:
+            catch_up(ledger, rebuilt, POLICIES, workers=1)
+            assert contents(views)["views"] == contents(rebuilt)["views"]

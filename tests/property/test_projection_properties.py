@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -442,7 +442,7 @@ class SimulatedCrash(Exception):
 
 class CrashingViewStore(ViewStore):
     """A view store that dies just before committing the `crash_on`-th transaction
-    opened while writing views (by `save_page` or `replace_all_encoded`, which every
+    opened while writing views (by `save_rows` or `replace_all_encoded`, which every
     other write goes through)."""
 
     def __init__(self, url: str, crash_on: int | None) -> None:
@@ -460,9 +460,9 @@ class CrashingViewStore(ViewStore):
         finally:
             self._writing = False
 
-    def save_page(self, projections: Any, position: int, views: Any, *rest: Any) -> None:
+    def save_rows(self, projections: Any, position: int, rows: Any) -> None:
         with self._write():
-            super().save_page(projections, position, views, *rest)
+            super().save_rows(projections, position, rows)
         for tracking, _ in projections:
             self.written[tracking] = position
 
@@ -534,7 +534,7 @@ def resumed_equals_uninterrupted(
                                  label="stops"))  # fmt: skip
         # What the first run kept of its citizens goes on to the resumed one, or not: a
         # projector that retries after a failure keeps it, a new process starts bare.
-        known = KnownViews()
+        known = stack.enter_context(closing(KnownViews(keep_shares=workers > 1)))
         with fresh.views(views_url, CrashingViewStore, crash_on=crash_on) as first:
             try:
                 for stop in stops:
@@ -551,7 +551,7 @@ def resumed_equals_uninterrupted(
             assert all(at <= stops[-1] for at in written.values())
         # Resumed with a new store, with every policy.
         if not data.draw(st.booleans(), label="keeps what it knew"):
-            known = KnownViews()
+            known = stack.enter_context(closing(KnownViews(keep_shares=workers > 1)))
         with fresh.views(views_url) as resumed:
             reached = catch_up(ledger, resumed, POLICIES, page_size=later_pages,
                                workers=workers, known=known)  # fmt: skip

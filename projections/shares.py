@@ -1,0 +1,262 @@
+"""Worker processes that share the read side's work by citizen, one share each of the
+citizens `ledger.log.partition_of` spreads over them, so that no two fold the same
+citizen and every core folds.
+
+A rebuild's workers each read, fold, score and encode their share of the whole log once
+and end. A catch-up's workers stay for as long as whoever keeps them (a follower, or
+one `catch_up`): each is asked for the views of its share of a page, and keeps the
+facts and views of its citizens from one page to the next, as `KnownViews` does in one
+process. Every worker is forked from this process and ends with it; this process is
+the one writer. A worker that fails or dies fails the work it shares, with nothing of
+it written.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection, wait
+from typing import Any, NamedTuple
+
+import eventsourcing.persistence as es
+import psycopg
+
+from ledger.application import Ledger
+from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.lifecycle import FORK, as_forked_child, start_forked
+from ledger.storage import redact_text
+from projections.fold import page_views, views_of
+from projections.known import KnownViews
+from projections.policy import Policy
+from projections.store import EncodedViews, encode_views, view_rows
+
+# What a worker's failure to reach its database is: the catch-up it shares then fails
+# as an outage does in one process (DatabaseUnavailable), for a follower to wait out.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable, es.OperationalError, es.InterfaceError, psycopg.OperationalError,
+    psycopg.InterfaceError, sqlite3.OperationalError,
+)  # fmt: skip
+
+
+class RebuildFailed(LedgerError):
+    """A process sharing a rebuild failed or died; nothing of the rebuild was written."""
+
+    field = "rebuild"
+
+
+class CatchUpFailed(LedgerError):
+    """A process sharing a catch-up failed or died; the page it shared was not written."""
+
+    field = "projection"
+
+
+class _Workers:
+    """Forked processes, one per share, each with a pipe both ways to this process."""
+
+    failed: type[LedgerError] = LedgerError
+    what = "work"
+
+    def __init__(self, workers: int, target: Any, args: tuple[Any, ...]) -> None:
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.pipes: list[Connection] = []
+        try:
+            for k in range(workers):
+                mine, theirs = FORK.Pipe()
+                process = FORK.Process(
+                    target=target, name=f"{self.what}-{k}of{workers}", daemon=True,
+                    args=(*args, (k, workers), theirs, os.getpid()),
+                )  # fmt: skip
+                start_forked(process)
+                # Only the child holds its end (the next child is forked after this is
+                # closed): its death is an end of file here.
+                theirs.close()
+                self.processes.append(process)
+                self.pipes.append(mine)
+            # Every share has opened its connection before the writer takes its lock
+            # (on SQLite a share opening the ledger would otherwise wait on the writer).
+            for k in range(workers):
+                self.expect(k, "ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def expect(self, k: int, expected: str) -> Any:
+        kind, value = self.receive(k)
+        if kind != expected:
+            raise self.failed(f"share {k} sent {kind!r}, not {expected!r}")
+        return value
+
+    def receive(self, k: int) -> tuple[str, Any]:
+        try:
+            kind, value = self.pipes[k].recv()
+        except (EOFError, OSError):
+            process = self.processes[k]
+            process.join(5)
+            raise self.failed(
+                f"the process of share {k} of {len(self.processes)} in the {self.what} "
+                f"died (exit code {process.exitcode}); nothing of it was written"
+            ) from None
+        if kind == "unreachable":
+            raise DatabaseUnavailable(value)
+        if kind == "error":
+            raise self.failed(f"share {k} of {len(self.processes)} failed: {value}")
+        return str(kind), value
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.close()
+        for process in self.processes:
+            process.join(1 if process.exitcode is None else 0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.pipes, self.processes = [], []
+
+
+class RebuildShares(_Workers):
+    """A rebuild's workers, each reading, folding, scoring and encoding one share of
+    the citizens up to `head`, sending chunks back as they are made."""
+
+    failed = RebuildFailed
+    what = "rebuild"
+
+    def __init__(
+        self, url: str, policies: Sequence[Policy], head: int, workers: int, postgres: bool,
+        chunk: int,
+    ) -> None:  # fmt: skip
+        super().__init__(workers, _rebuild_share, (url, list(policies), head, postgres, chunk))
+
+    def chunks(self) -> Iterator[EncodedViews]:
+        """Every share's chunks as they come; RebuildFailed if a share fails or dies."""
+        waiting = dict(zip(self.pipes, range(len(self.pipes)), strict=True))
+        while waiting:
+            for pipe in wait(list(waiting)):
+                assert isinstance(pipe, Connection)
+                kind, value = self.receive(waiting[pipe])
+                if kind == "done":
+                    del waiting[pipe]
+                elif kind == "chunk":
+                    yield value
+                else:
+                    raise RebuildFailed(f"share {waiting[pipe]} sent {kind!r}")
+
+    def __enter__(self) -> RebuildShares:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _rebuild_share(
+    url: str,
+    policies: list[Policy],
+    head: int,
+    postgres: bool,
+    chunk: int,
+    share: tuple[int, int],
+    pipe: Connection,
+    parent: int,
+) -> None:
+    as_forked_child(parent)
+    with _reported(pipe, url):
+        ledger = Ledger(url)
+        try:
+            pipe.send(("ready", None))
+            views = views_of(ledger.reader.by_citizen(head, share), {}, policies)
+            for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
+                pipe.send(("chunk", encoded))
+        finally:
+            ledger.close()
+        pipe.send(("done", None))
+
+
+class PageShare(NamedTuple):
+    """What one share made of a page: its view rows (as `view_rows` gives them, those
+    unchanged left out), and how many records and citizens they came from."""
+
+    rows: list[tuple[str, ...]]
+    records: int
+    citizens: int
+
+
+class CatchUpShares(_Workers):
+    """A catch-up's workers for a group of policies, each keeping its share's citizens.
+
+    `ask` hands every worker the same stretch of the log, and `take` collects the rows
+    they made of it; between the two this process writes the stretch before, so the
+    workers fold while the database writes. A worker asked for the stretch after the
+    one it made last keeps that one's views as known: what it made is what the views
+    are at that position, written by whoever wrote that position (`KnownViews`).
+    """
+
+    failed = CatchUpFailed
+    what = "catch-up"
+
+    def __init__(self, url: str, policies: Sequence[Policy], workers: int) -> None:
+        self.policies = [p.name for p in policies]
+        self._asked = False
+        super().__init__(workers, _catch_up_share, (url, list(policies)))
+
+    def ask(self, start: int, end: int) -> None:
+        """Have every worker fold its share of the positions (start, end]."""
+        for pipe in self.pipes:
+            pipe.send(("page", start, end))
+        self._asked = True
+
+    def take(self) -> list[PageShare]:
+        """What every worker made of the stretch last asked for."""
+        self._asked = False
+        return [self.expect(k, "rows") for k in range(len(self.pipes))]
+
+    def close(self) -> None:
+        self._asked = False
+        super().close()
+
+
+def _catch_up_share(
+    url: str,
+    policies: list[Policy],
+    share: tuple[int, int],
+    pipe: Connection,
+    parent: int,
+) -> None:
+    as_forked_child(parent)
+    with _reported(pipe, url):
+        ledger = Ledger(url)
+        try:
+            log = ledger.reader
+            known = KnownViews()
+            names = [p.name for p in policies]
+            made: tuple[int, list[Any]] | None = None
+            pipe.send(("ready", None))
+            while True:
+                try:
+                    _, start, end = pipe.recv()
+                except EOFError:
+                    return
+                if made is not None and made[0] == start:
+                    known.written(names, start, made[1])
+                page = log.page(start, end - start, end, share)
+                views, kept = page_views(log, known, policies, start, page)
+                rows = view_rows(views, names, kept)
+                pipe.send(("rows", PageShare(rows, len(page.records), len(views))))
+                made = (end, views)
+        finally:
+            ledger.close()
+
+
+@contextmanager
+def _reported(pipe: Connection, url: str) -> Iterator[None]:
+    """A worker's failure sent to this process before the worker ends: an unreachable
+    database as such, anything else as its type and message, without the URL's
+    password."""
+    try:
+        yield
+    except BaseException as e:  # noqa: BLE001 - any failure is reported, then this ends
+        kind = "unreachable" if isinstance(e, _UNREACHABLE) else "error"
+        with suppress(OSError):
+            pipe.send((kind, redact_text(f"{type(e).__name__}: {e}", url)))
+        raise SystemExit(1) from None
