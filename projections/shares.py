@@ -66,8 +66,8 @@ class _Workers:
             for k in range(workers):
                 mine, theirs = FORK.Pipe()
                 process = FORK.Process(
-                    target=target, name=f"{self.what}-{k}of{workers}", daemon=True,
-                    args=(*args, (k, workers), theirs, os.getpid()),
+                    target=_forked, name=f"{self.what}-{k}of{workers}", daemon=True,
+                    args=(list(self.pipes), target, *args, (k, workers), theirs, os.getpid()),
                 )  # fmt: skip
                 start_forked(process)
                 # Only the child holds its end (the next child is forked after this is
@@ -107,6 +107,8 @@ class _Workers:
 
     def close(self) -> None:
         for pipe in self.pipes:
+            with suppress(OSError):
+                pipe.send(("stop", None))
             pipe.close()
         for process in self.processes:
             process.join(1 if process.exitcode is None else 0)
@@ -114,6 +116,14 @@ class _Workers:
                 process.kill()
                 process.join()
         self.pipes, self.processes = [], []
+
+
+def _forked(others: list[Connection], target: Any, *args: Any) -> None:
+    """A worker's start: without the ends of the other workers' pipes it was forked
+    with, so that each of them sees this process's end of the pipe close as it ends."""
+    for pipe in others:
+        pipe.close()
+    target(*args)
 
 
 class RebuildShares(_Workers):
@@ -234,9 +244,12 @@ def _catch_up_share(
             pipe.send(("ready", None))
             while True:
                 try:
-                    _, start, end = pipe.recv()
+                    kind, *stretch = pipe.recv()
                 except EOFError:
                     return
+                if kind == "stop":
+                    return
+                start, end = stretch
                 if made is not None and made[0] == start:
                     known.written(names, start, made[1])
                 page = log.page(start, end - start, end, share)
