@@ -45,9 +45,11 @@ from projections.store import (
 )
 
 PAGE = 1000
-# Positions a page when workers share the catch-up: each has its share's worth of
-# records to fold, and a stretch costs a round trip to each and a write of its own.
-SHARED_PAGE = 5000
+# Positions a page when workers share the catch-up. Longer stretches hold more records
+# of each citizen they touch, so fewer views are written a record: with 20,000 a warm
+# catch-up of the bench's log ran 15% faster than with 5,000, PostgreSQL doing a
+# quarter less.
+SHARED_PAGE = 20_000
 # Below this many events to fold, a rebuild or a catch-up is quicker in one process
 # than starting others.
 PARALLEL_FROM = 20_000
