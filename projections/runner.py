@@ -368,7 +368,8 @@ LAST_BACKOFF = 2.0
 
 class Projector:
     """Keeps every policy's projection of the ledger at `url` at the end of its log, as
-    the one writer, through database outages and lost locks, until told to stop."""
+    the one writer, through database outages and lost locks, until told to stop.
+    `workers`: processes sharing its rebuilds and catch-ups, as `catch_up` takes them."""
 
     def __init__(
         self,
@@ -377,9 +378,11 @@ class Projector:
         interval: float = 1.0,
         log: Callable[[str], None] = lambda _: None,
         open_ledger: Callable[[str], Ledger] = Ledger,
+        workers: int | None = None,
     ) -> None:
         self.url = url
         self.policies = policies
+        self.workers = workers
         self.lock = projector_lock(url)
         self.interval = interval
         self.log = log
@@ -447,6 +450,7 @@ class Projector:
             self._store,
             self.policies,
             before_write=self.lock.check,
+            workers=self.workers,
             known=self._known,
         )
         self._recovered()

@@ -58,6 +58,8 @@ class _Workers:
 
     failed: type[LedgerError] = LedgerError
     what = "work"
+    # What a failure leaves, as the error says it.
+    left = ""
 
     def __init__(self, workers: int, target: Any, args: tuple[Any, ...]) -> None:
         self.processes: list[multiprocessing.process.BaseProcess] = []
@@ -97,12 +99,12 @@ class _Workers:
             process.join(5)
             raise self.failed(
                 f"the process of share {k} of {len(self.processes)} in the {self.what} "
-                f"died (exit code {process.exitcode}); nothing of it was written"
+                f"died (exit code {process.exitcode}); {self.left}"
             ) from None
         if kind == "unreachable":
             raise DatabaseUnavailable(value)
         if kind == "error":
-            raise self.failed(f"share {k} of {len(self.processes)} failed: {value}")
+            raise self.failed(f"share {k} of {len(self.processes)} failed: {value}; {self.left}")
         return str(kind), value
 
     def close(self) -> None:
@@ -132,6 +134,7 @@ class RebuildShares(_Workers):
 
     failed = RebuildFailed
     what = "rebuild"
+    left = "the old views stay"
 
     def __init__(
         self, url: str, policies: Sequence[Policy], head: int, workers: int, postgres: bool,
@@ -204,6 +207,7 @@ class CatchUpShares(_Workers):
 
     failed = CatchUpFailed
     what = "catch-up"
+    left = "the views stay as the last stretch written left them"
 
     def __init__(self, url: str, policies: Sequence[Policy], workers: int) -> None:
         self.policies = [p.name for p in policies]

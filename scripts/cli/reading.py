@@ -266,8 +266,11 @@ def _follow_partitions(catalog: str, urls: list[str], interval: float) -> dict[s
         at = urls[number]
         try:
             while not stop.is_set():
+                # One process for all the partitions: worker processes forked from its
+                # threads would multiply by the partitions, on the same cores.
                 projector = Projector(at, chosen, interval, told(number),
-                                      lambda opened: Ledger(opened, clock=clock))  # fmt: skip
+                                      lambda opened: Ledger(opened, clock=clock),
+                                      workers=1)  # fmt: skip
                 try:
                     positions = projector.run(stop.is_set)
                 except Exception as e:
