@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import partial
 
 import eventsourcing.persistence as es
@@ -102,22 +103,16 @@ def catch_up(
                     progress=progress)  # fmt: skip
         positions = store.positions()
         starts = {positions.get(tracking_name(p), 0) for p in policies}
+        run = _Run(log, store, policies, progress, stop_at, before_write, known)
         with fewer_collections():
             # Policies at different positions (one being built anew) go round by round
             # in this process, until they stand together.
-            shares = (
-                None
-                if len(starts) > 1
-                else _sharing(log, known, policies, min(starts), stop_at, workers)
-            )
+            shares = None if len(starts) > 1 else _sharing(run, min(starts), workers)
             if shares is not None:
-                _shared_pages(log, store, shares, policies, starts.pop(),
-                              page_size or SHARED_PAGE, progress, stop_at, before_write,
-                              known)  # fmt: skip
+                _shared_pages(run, shares, starts.pop(), page_size or SHARED_PAGE)
             else:
                 with _PageWriter(store) as writer:
-                    _pages(log, writer, positions, policies, page_size or PAGE, progress,
-                           stop_at, before_write, known)  # fmt: skip
+                    _pages(run, writer, positions, page_size or PAGE)
     finally:
         if owned or not known.keep_shares:
             known.close()
@@ -125,55 +120,53 @@ def catch_up(
     return {p.name: positions.get(tracking_name(p), 0) for p in policies}
 
 
-def _sharing(
-    log: LogReader,
-    known: KnownViews,
-    policies: Sequence[Policy],
-    start: int,
-    stop_at: int | None,
-    workers: int | None,
-) -> CatchUpShares | None:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every page of one `catch_up` shares."""
+
+    log: LogReader
+    store: ViewStore
+    policies: Sequence[Policy]
+    progress: Callable[[int, int], None] | None
+    stop_at: int | None
+    before_write: Callable[[], None]
+    known: KnownViews
+
+    def head(self) -> int:
+        head = self.log.head()
+        return head if self.stop_at is None else min(self.stop_at, head)
+
+
+def _sharing(run: _Run, start: int, workers: int | None) -> CatchUpShares | None:
     """The processes to share this catch-up: those kept in `known` when they fold the
     same policies, else new ones when asked for or worth starting; None for one process."""
-    current = known.shares
+    known, current = run.known, run.known.shares
     if (
         isinstance(current, CatchUpShares)
-        and current.policies == [p.name for p in policies]
+        and current.policies == [p.name for p in run.policies]
         and workers in (None, len(current.pipes))
     ):
         return current
     if workers is None:
-        head = log.head() if stop_at is None else min(stop_at, log.head())
-        workers = _workers(None, head - start)
-    if workers <= 1 or is_in_memory(log.url):
+        workers = _workers(None, run.head() - start)
+    if workers <= 1 or is_in_memory(run.log.url):
         return None
     known.close()
     # What one process kept stands for nothing once others have moved the positions.
     known.clear()
-    known.shares = shares = CatchUpShares(log.url, policies, workers)
+    known.shares = shares = CatchUpShares(run.log.url, run.policies, workers)
     return shares
 
 
-def _shared_pages(
-    log: LogReader,
-    store: ViewStore,
-    shares: CatchUpShares,
-    policies: Sequence[Policy],
-    start: int,
-    page_size: int,
-    progress: Callable[[int, int], None] | None,
-    stop_at: int | None,
-    before_write: Callable[[], None],
-    known: KnownViews,
-) -> None:
+def _shared_pages(run: _Run, shares: CatchUpShares, start: int, page_size: int) -> None:
     """The incremental part of `catch_up` for policies at one position, by stretches
     of `page_size` positions that every worker folds its share of: while this process
     writes one stretch, the workers fold the next. A failure ends the workers (what
     they kept goes with them)."""
-    projections = [(tracking_name(p), p.name) for p in policies]
+    projections = [(tracking_name(p), p.name) for p in run.policies]
 
     def stretch(after: int) -> tuple[int, int] | None:
-        head = log.head() if stop_at is None else min(stop_at, log.head())
+        head = run.head()
         return (after, min(after + page_size, head)) if head > after else None
 
     try:
@@ -185,41 +178,33 @@ def _shared_pages(
             done, asked = asked, stretch(asked[1])
             if asked is not None:
                 shares.ask(*asked)
-            before_write()
-            store.save_rows(projections, done[1], [row for share in made for row in share.rows])
-            if progress is not None:
-                progress(done[1] - done[0], sum(share.citizens for share in made))
+            run.before_write()
+            rows = [row for share in made for row in share.rows]
+            run.store.save_rows(projections, done[1], rows)
+            if run.progress is not None:
+                run.progress(done[1] - done[0], sum(share.citizens for share in made))
     except BaseException:
-        known.close()
+        run.known.close()
         raise
 
 
-def _pages(
-    log: LogReader,
-    writer: _PageWriter,
-    positions: dict[str, int],
-    policies: Sequence[Policy],
-    page_size: int,
-    progress: Callable[[int, int], None] | None,
-    stop_at: int | None,
-    before_write: Callable[[], None],
-    known: KnownViews,
-) -> None:
+def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size: int) -> None:
     """The incremental part of `catch_up`, page by page from `positions`."""
+    log, known = run.log, run.known
     while True:
         groups: dict[int, list[Policy]] = {}
-        for policy in policies:
+        for policy in run.policies:
             groups.setdefault(positions.get(tracking_name(policy), 0), []).append(policy)
         moved = written = 0
         for start, group in sorted(groups.items()):
-            page = log.page(start, page_size, stop_at)
+            page = log.page(start, page_size, run.stop_at)
             if page.end == start:
                 continue
             # Policies at one position hold the same facts: fold them once, and write
             # every policy's views of the page in one transaction.
             names = [p.name for p in group]
             views, kept = page_views(log, known, group, start, page)
-            before_write()
+            run.before_write()
             writer.write([(tracking_name(p), p.name) for p in group], page.end, views, kept)
             # Kept as written before the write is done: if it fails, the catch-up ends
             # with its error and the store's positions no longer match what is kept.
@@ -229,8 +214,8 @@ def _pages(
             moved = max(moved, page.end - start)
         if not moved:
             break
-        if progress is not None:
-            progress(moved, written)
+        if run.progress is not None:
+            run.progress(moved, written)
 
 
 class _PageWriter:

@@ -173,16 +173,10 @@ def _rebuild_share(
     pipe: Connection,
     parent: int,
 ) -> None:
-    as_forked_child(parent)
-    with _reported(pipe, url):
-        ledger = Ledger(url)
-        try:
-            pipe.send(("ready", None))
-            views = views_of(ledger.reader.by_citizen(head, share), {}, policies)
-            for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
-                pipe.send(("chunk", encoded))
-        finally:
-            ledger.close()
+    with _opened(url, pipe, parent) as ledger:
+        views = views_of(ledger.reader.by_citizen(head, share), {}, policies)
+        for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
+            pipe.send(("chunk", encoded))
         pipe.send(("done", None))
 
 
@@ -237,41 +231,42 @@ def _catch_up_share(
     pipe: Connection,
     parent: int,
 ) -> None:
-    as_forked_child(parent)
-    with _reported(pipe, url):
-        ledger = Ledger(url)
-        try:
-            log = ledger.reader
-            known = KnownViews()
-            names = [p.name for p in policies]
-            made: tuple[int, list[Any]] | None = None
-            pipe.send(("ready", None))
-            while True:
-                try:
-                    kind, *stretch = pipe.recv()
-                except EOFError:
-                    return
-                if kind == "stop":
-                    return
-                start, end = stretch
-                if made is not None and made[0] == start:
-                    known.written(names, start, made[1])
-                page = log.page(start, end - start, end, share)
-                views, kept = page_views(log, known, policies, start, page)
-                rows = view_rows(views, names, kept)
-                pipe.send(("rows", PageShare(rows, len(page.records), len(views))))
-                made = (end, views)
-        finally:
-            ledger.close()
+    with _opened(url, pipe, parent) as ledger:
+        log = ledger.reader
+        known = KnownViews()
+        names = [p.name for p in policies]
+        made: tuple[int, list[Any]] | None = None
+        while True:
+            try:
+                kind, *stretch = pipe.recv()
+            except EOFError:
+                return
+            if kind == "stop":
+                return
+            start, end = stretch
+            if made is not None and made[0] == start:
+                known.written(names, start, made[1])
+            page = log.page(start, end - start, end, share)
+            views, kept = page_views(log, known, policies, start, page)
+            rows = view_rows(views, names, kept)
+            pipe.send(("rows", PageShare(rows, len(page.records), len(views))))
+            made = (end, views)
 
 
 @contextmanager
-def _reported(pipe: Connection, url: str) -> Iterator[None]:
-    """A worker's failure sent to this process before the worker ends: an unreachable
-    database as such, anything else as its type and message, without the URL's
-    password."""
+def _opened(url: str, pipe: Connection, parent: int) -> Iterator[Ledger]:
+    """A worker's ledger, open once the worker has said it is ready, closed as it ends.
+    The worker ends with `parent`, and its failure is sent there before it ends: an
+    unreachable database as such, anything else as its type and message, without the
+    URL's password."""
+    as_forked_child(parent)
     try:
-        yield
+        ledger = Ledger(url)
+        try:
+            pipe.send(("ready", None))
+            yield ledger
+        finally:
+            ledger.close()
     except BaseException as e:  # noqa: BLE001 - any failure is reported, then this ends
         kind = "unreachable" if isinstance(e, _UNREACHABLE) else "error"
         with suppress(OSError):
