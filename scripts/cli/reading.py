@@ -166,16 +166,26 @@ def list_enforcement(as_of: date | None, policy: str | None, as_json: bool, url:
     type=click.FloatRange(0),
     help="Without --follow: seconds to wait for a running projector to stop.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Processes sharing a rebuild or a catch-up [default: both cores once there are "
+    "20,000 events or more to fold; one a partition when following a partitioned ledger].",
+)
 # Set by a parent such as `ledger serve`, so that this ends when the parent does.
 @click.option("--parent-pid", envvar="LEDGER_PARENT_PID", type=int, hidden=True)
 @db_option
-def project(follow: bool, interval: float, wait: float, parent_pid: int | None, url: str) -> None:
+def project(
+    follow: bool, interval: float, wait: float, workers: int | None, parent_pid: int | None,
+    url: str,
+) -> None:  # fmt: skip
     """Bring every policy's projection up to the end of the log.
 
     One projector writes a ledger's projections at a time. Beside a running one this
     waits --wait seconds, then exits with 2; with --follow it waits as a standby and
     takes over when the other stops. A follower rides out database outages and stops
-    cleanly on Ctrl-C or SIGTERM.
+    cleanly on Ctrl-C or SIGTERM, its worker processes with it.
     """
     if parent_pid is not None:
         end_with_parent(parent_pid)
@@ -192,10 +202,12 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
         if follow:
             urls = _partition_urls(url, interval)
             positions = (
-                _follow(url, interval) if urls is None else _follow_partitions(url, urls, interval)
+                _follow(url, interval, workers)
+                if urls is None
+                else _follow_partitions(url, urls, interval)
             )
         else:
-            positions = _project_once(url, console, wait)
+            positions = _project_once(url, console, wait, workers)
     except KeyboardInterrupt:
         sys.exit(130)
     finally:
@@ -205,22 +217,24 @@ def project(follow: bool, interval: float, wait: float, parent_pid: int | None, 
         click.echo(f"{name}: position {position}")
 
 
-def _project_once(url: str, console: Console, wait: float) -> dict[str, int]:
+def _project_once(url: str, console: Console, wait: float, workers: int | None) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log, or of every
     partition's log; the positions reached, by projection."""
     with open_routed(url) as routed:
         if isinstance(routed, Ledger):
             with open_views(url) as store:
-                return _projected(Scores(routed, store), console, wait)
+                return _projected(Scores(routed, store), console, wait, workers)
         positions = {}
         for number, scores in each_partition(routed):
-            positions.update(_projected(scores, console, wait, f"partition {number} "))
+            positions.update(_projected(scores, console, wait, workers, f"partition {number} "))
         return positions
 
 
-def _projected(scores: Scores, console: Console, wait: float, prefix: str = "") -> dict[str, int]:
+def _projected(
+    scores: Scores, console: Console, wait: float, workers: int | None, prefix: str = ""
+) -> dict[str, int]:
     chosen = scores.all_policies()
-    project_views(scores.ledger, scores.store, chosen, console, wait)
+    project_views(scores.ledger, scores.store, chosen, console, wait, workers)
     return {prefix + p.name: scores.store.position(tracking_name(p)) for p in chosen}
 
 
@@ -322,14 +336,14 @@ def _moved_to(catalog: str, partition: int, was: str, error: Exception) -> str:
         time.sleep(0.5)
 
 
-def _follow(url: str, interval: float) -> dict[str, int]:
+def _follow(url: str, interval: float, workers: int | None) -> dict[str, int]:
     """Follow as the one projector, or its standby, until interrupted; even the first
     connection is retried, so a follower may start before its database."""
     try:
         chosen = [policies.load(name) for name in policies.available()]
         projector = Projector(
             url, chosen, interval, lambda message: click.echo(f"project: {message}", err=True),
-            lambda at: Ledger(at, clock=injected_clock()),
+            lambda at: Ledger(at, clock=injected_clock()), workers,
         )  # fmt: skip
     except LedgerError as e:
         raise exit_for(e, url) from None
@@ -344,9 +358,11 @@ def project_views(
     chosen: list[Policy],
     console: Console,
     wait: float | None = None,
+    workers: int | None = None,
 ) -> None:
     """Catch up as the one projector. Beside a running one, give up after `wait` seconds,
-    or with None wait until it (or this, once it stops) has reached the end of the log."""
+    or with None wait until it (or this, once it stops) has reached the end of the log.
+    `workers`: processes sharing the work, as `catch_up` takes them."""
     lock = projector_lock(app.url)
     try:
         head = app.max_position()
@@ -361,7 +377,8 @@ def project_views(
                 time.sleep(0.2)
         behind = app.max_position() - min(store.position(tracking_name(p)) for p in chosen)
         with ProjectionProgress(console, behind) as progress:
-            catch_up(app, store, chosen, progress=progress, before_write=lock.check)
+            catch_up(app, store, chosen, progress=progress, before_write=lock.check,
+                     workers=workers)  # fmt: skip
     except (LedgerError, PositionConflict) as e:
         raise exit_for(e, app.url) from None
     finally:

@@ -1,5 +1,6 @@
 """`ledger project` as an operator runs it, in real processes: one writer at a time, a
-standby that takes over, connections cut under a follower, signals, a parent that dies."""
+standby that takes over, connections cut under a follower, signals, a parent that dies,
+and the worker processes that share a follower's work ending with it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -201,6 +203,40 @@ def test_a_follower_started_by_a_parent_ends_with_it(tmp_path: Path) -> None:
             os.kill(child, signal.SIGKILL)
         views.close()
         ledger.close()
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_a_followers_workers_end_with_it(
+    seeded: Ledger,
+    views: ViewStore,
+    store_url: str,
+    start: Callable[..., Process],
+    ending: str,
+) -> None:
+    """Told to stop, the follower ends its workers before it exits; killed, it leaves
+    them to see it gone and end by themselves."""
+    follower = start(store_url, "--follow", "--interval", "0.2", "--workers", "2")
+    wait_for(lambda: caught_up(seeded, views), "the follower catches up")
+    assert append(seeded, fine("TP-2")).rejected == []
+    wait_for(lambda: caught_up(seeded, views), "the follower's workers fold a new record")
+    workers = _children(follower.popen.pid)
+    assert len(workers) == 2
+    follower.popen.send_signal(getattr(signal, ending))
+    assert follower.popen.wait(timeout=10) in ((0, 130) if ending == "SIGTERM" else (-9,))
+    wait_for(lambda: not any(_running(pid) for pid in workers), "the workers end", timeout=10)
+    if ending == "SIGTERM":
+        assert "Traceback" not in follower.output()
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _running(int(entry.name)):
+            with suppress(FileNotFoundError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+    return found
 
 
 def _running(pid: int) -> bool:
