@@ -27,10 +27,9 @@ import eventsourcing.persistence as es
 import psycopg
 
 from ledger.application import Ledger
-from ledger.errors import DatabaseUnavailable
 from ledger.garbage import fewer_collections
 from ledger.log import LogReader, Watch
-from ledger.storage import is_in_memory, redact_text
+from ledger.storage import UNREACHABLE, is_in_memory, redact_text
 from projections.fold import page_views, views_of
 from projections.known import KnownViews
 from projections.lock import LockLost, projector_lock
@@ -335,10 +334,7 @@ def follow(
 
 
 # What a lost connection or a database restart raises: worth waiting out, not dying of.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    DatabaseUnavailable, es.OperationalError, es.InterfaceError, psycopg.OperationalError,
-    psycopg.InterfaceError, sqlite3.OperationalError,
-)  # fmt: skip
+TRANSIENT = UNREACHABLE
 # What writing a position another writer already passed raises.
 OVERTAKEN: tuple[type[BaseException], ...] = (
     PositionConflict,

@@ -7,38 +7,27 @@ and end. A catch-up's workers stay for as long as whoever keeps them (a follower
 one `catch_up`): each is asked for the views of its share of a page, and keeps the
 facts and views of its citizens from one page to the next, as `KnownViews` does in one
 process. Every worker is forked from this process and ends with it; this process is
-the one writer. A worker that fails or dies fails the work it shares, with nothing of
-it written.
+the one writer. A worker that fails or dies fails the work it shares: a rebuild writes
+nothing, a catch-up nothing after the last stretch it wrote.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
-import eventsourcing.persistence as es
-import psycopg
-
 from ledger.application import Ledger
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import FORK, as_forked_child, start_forked
-from ledger.storage import redact_text
+from ledger.storage import UNREACHABLE, redact_text
 from projections.fold import page_views, views_of
 from projections.known import KnownViews
 from projections.policy import Policy
 from projections.store import EncodedViews, encode_views, view_rows
-
-# What a worker's failure to reach its database is: the catch-up it shares then fails
-# as an outage does in one process (DatabaseUnavailable), for a follower to wait out.
-_UNREACHABLE: tuple[type[BaseException], ...] = (
-    DatabaseUnavailable, es.OperationalError, es.InterfaceError, psycopg.OperationalError,
-    psycopg.InterfaceError, sqlite3.OperationalError,
-)  # fmt: skip
 
 
 class RebuildFailed(LedgerError):
@@ -205,23 +194,16 @@ class CatchUpShares(_Workers):
 
     def __init__(self, url: str, policies: Sequence[Policy], workers: int) -> None:
         self.policies = [p.name for p in policies]
-        self._asked = False
         super().__init__(workers, _catch_up_share, (url, list(policies)))
 
     def ask(self, start: int, end: int) -> None:
         """Have every worker fold its share of the positions (start, end]."""
         for pipe in self.pipes:
             pipe.send(("page", start, end))
-        self._asked = True
 
     def take(self) -> list[PageShare]:
         """What every worker made of the stretch last asked for."""
-        self._asked = False
         return [self.expect(k, "rows") for k in range(len(self.pipes))]
-
-    def close(self) -> None:
-        self._asked = False
-        super().close()
 
 
 def _catch_up_share(
@@ -268,7 +250,7 @@ def _opened(url: str, pipe: Connection, parent: int) -> Iterator[Ledger]:
         finally:
             ledger.close()
     except BaseException as e:  # noqa: BLE001 - any failure is reported, then this ends
-        kind = "unreachable" if isinstance(e, _UNREACHABLE) else "error"
+        kind = "unreachable" if isinstance(e, UNREACHABLE) else "error"
         with suppress(OSError):
             pipe.send((kind, redact_text(f"{type(e).__name__}: {e}", url)))
         raise SystemExit(1) from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 import psycopg
-from eventsourcing.persistence import DataError, InterfaceError, OperationalError, PersistenceError
+from eventsourcing.persistence import DataError, PersistenceError
 from psycopg_pool import PoolTimeout
 
 from ledger.bulk import WorkerFailed, WorkerUnavailable
@@ -27,6 +27,7 @@ from ledger.errors import (
     StorageError,
     UnknownCitizen,
 )
+from ledger.storage import UNREACHABLE
 from ledger.transparency.checkpoint import CheckpointError
 from projections.bundle import BundleError
 from projections.lock import LockLost, ProjectorBusy
@@ -92,10 +93,7 @@ _UNAVAILABLE = (503, "Service Unavailable")
 _INTERNAL = (500, "Internal Server Error")
 
 # The database did not answer, from the ledger or from a driver: 503 with Retry-After.
-UNAVAILABLE = (
-    DatabaseUnavailable, OperationalError, InterfaceError, psycopg.OperationalError,
-    psycopg.InterfaceError, PoolTimeout, sqlite3.OperationalError,
-)  # fmt: skip
+UNAVAILABLE: tuple[type[BaseException], ...] = (*UNREACHABLE, PoolTimeout)
 # Values a database refuses to store (a NUL character in text, for one).
 UNSTORABLE = (DataError, psycopg.DataError)
 # Any other failure of the database or its driver.

@@ -14,7 +14,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.utils import get_topic
 
 from ledger.errors import StorageError
-from ledger.storage.outages import Outage, unavailable_as_ledger_error
+from ledger.storage.outages import UNREACHABLE, Outage, unavailable_as_ledger_error
 from ledger.storage.postgres import DDL_LOCK, PostgresLedgerRecorder
 from ledger.storage.recorder import (
     IndexEntry,
@@ -27,7 +27,7 @@ from ledger.storage.sqlite import SQLiteLedgerRecorder
 from ledger.storage.urls import DEFAULT_URL, SCHEMA_NAME, is_in_memory, redact, redact_text
 
 __all__ = [
-    "DDL_LOCK", "DEFAULT_URL", "IndexEntry", "IndexRow", "LedgerRecorder", "Outage",
+    "DDL_LOCK", "DEFAULT_URL", "UNREACHABLE", "IndexEntry", "IndexRow", "LedgerRecorder", "Outage",
     "PostgresLedgerRecorder", "SQLiteLedgerRecorder", "check_read_versions",
     "connect_postgres", "environment", "is_in_memory", "leaf_hashes", "ledger_recorder",
     "log_head_on",

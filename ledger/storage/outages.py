@@ -3,6 +3,7 @@ error for it, and how long a caller waits for it to come back."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,14 @@ from ledger.storage.urls import redact, redact_text
 # failover; try at a steady pace instead (a refused connection costs little).
 AttemptWithBackoff.INITIAL_DELAY = 0.5
 AttemptWithBackoff.DELAY_BACKOFF = 1.0
+
+
+# What a database that cannot be reached raises, from the ledger or from a driver: worth
+# waiting out, not dying of.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable, OperationalError, InterfaceError, psycopg.OperationalError,
+    psycopg.InterfaceError, sqlite3.OperationalError,
+)  # fmt: skip
 
 
 @contextmanager

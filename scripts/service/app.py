@@ -86,6 +86,8 @@ STARTUP_WAIT = 10.0
 # Bytes read at a time from an NDJSON body.
 BUFFER = 1024 * 1024
 SCORE_QUERY = ScoreQuery()
+# What /readyz answers 503 for: the ledger still opening, or its database away.
+_NOT_READY: tuple[type[BaseException], ...] = (FutureTimeout, *UNAVAILABLE)
 SWAGGER_ASSETS = "/docs/assets"
 PARTY_SCORE_QUERY = PartyScoreQuery()
 
@@ -396,7 +398,7 @@ def _health() -> Blueprint:
         try:
             parts = current_app.extensions["ledger"].get(wait=READY_OPEN_WAIT)
             lag = current_app.extensions["readyz"].lag(parts)
-        except (FutureTimeout, *UNAVAILABLE):
+        except _NOT_READY:
             raise unavailable() from None
         return {"status": "ready", "lag": lag}
 
