@@ -106,7 +106,7 @@ def catch_up(
         with fewer_collections():
             # Policies at different positions (one being built anew) go round by round
             # in this process, until they stand together.
-            shares = None if len(starts) > 1 else _sharing(run, min(starts), workers)
+            shares = None if len(starts) > 1 else _sharing(run, head - min(starts), workers)
             if shares is not None:
                 _shared_pages(run, shares, starts.pop(), page_size or SHARED_PAGE)
             else:
@@ -136,9 +136,10 @@ class _Run:
         return head if self.stop_at is None else min(self.stop_at, head)
 
 
-def _sharing(run: _Run, start: int, workers: int | None) -> CatchUpShares | None:
-    """The processes to share this catch-up: those kept in `known` when they fold the
-    same policies, else new ones when asked for or worth starting; None for one process."""
+def _sharing(run: _Run, behind: int, workers: int | None) -> CatchUpShares | None:
+    """The processes to share this catch-up, `behind` positions from the head: those
+    kept in `known` when they fold the same policies, else new ones when asked for or
+    worth starting; None for one process."""
     known, current = run.known, run.known.shares
     if (
         isinstance(current, CatchUpShares)
@@ -147,7 +148,7 @@ def _sharing(run: _Run, start: int, workers: int | None) -> CatchUpShares | None
     ):
         return current
     if workers is None:
-        workers = _workers(None, run.head() - start)
+        workers = _workers(None, behind)
     if workers <= 1 or is_in_memory(run.log.url):
         return None
     known.close()
