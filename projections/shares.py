@@ -171,10 +171,9 @@ def _rebuild_share(
 
 class PageShare(NamedTuple):
     """What one share made of a page: its view rows (as `view_rows` gives them, those
-    unchanged left out), and how many records and citizens they came from."""
+    unchanged left out), and how many citizens they came from."""
 
     rows: list[tuple[str, ...]]
-    records: int
     citizens: int
 
 
@@ -231,7 +230,7 @@ def _catch_up_share(
             page = log.page(start, end - start, end, share)
             views, kept = page_views(log, known, policies, start, page)
             rows = view_rows(views, names, kept)
-            pipe.send(("rows", PageShare(rows, len(page.records), len(views))))
+            pipe.send(("rows", PageShare(rows, len(views))))
             made = (end, views)
 
 
