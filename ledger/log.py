@@ -30,8 +30,9 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.domain import RECORD_TYPE_OF_EVENT, USE_OF_EVENT, Citizen
 from ledger.domain import records as r
+from ledger.domain.facts import CitizenFacts
 from ledger.domain.identity import ResidentId
-from ledger.domain.records import Record, RecordKey, restored, slot_setters
+from ledger.domain.records import Record, RecordKey, record_key, restored, slot_setters
 from ledger.errors import LedgerError
 from ledger.storage import LedgerRecorder, connect_postgres
 from ledger.storage.recorder import LogRow
@@ -245,6 +246,16 @@ class LogReader:
         ids = None if partition is None else partition_bounds(*partition)
         return _grouped(self.recorder.log_by_originator(CITIZEN_TOPIC_PREFIX, upto, ids))
 
+    def facts_by_citizen(
+        self, upto: int, partition: tuple[int, int] | None = None
+    ) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
+        """As `by_citizen`, each citizen's records folded into their facts
+        (ledger.domain.facts) as they are read: what a rebuild scores. Only what the
+        facts hold is decoded (no Record, no recorded time, no amount), which halves
+        the cost of a record; a record that cannot be read still names its position."""
+        ids = None if partition is None else partition_bounds(*partition)
+        return _folded(self.recorder.log_by_originator(CITIZEN_TOPIC_PREFIX, upto, ids))
+
     def citizens(
         self, citizens: Iterable[uuid.UUID], upto: int | None = None
     ) -> dict[uuid.UUID, list[LoggedRecord]]:
@@ -254,6 +265,16 @@ class LogReader:
         if not ids:
             return {}
         return dict(_grouped(self.recorder.log_of(ids, upto)))
+
+    def facts_of(
+        self, citizens: Iterable[uuid.UUID], upto: int | None = None
+    ) -> dict[uuid.UUID, CitizenFacts]:
+        """As `citizens`, each citizen's records folded into their facts (as
+        `facts_by_citizen` folds them)."""
+        ids = list(citizens)
+        if not ids:
+            return {}
+        return dict(_folded(self.recorder.log_of(ids, upto)))
 
     def citizen(self, citizen: uuid.UUID) -> list[LoggedRecord]:
         """One citizen's records in log order; empty when they have none."""
@@ -279,7 +300,7 @@ class LogReader:
                     raise UnreadableLog(
                         f"position {position}: citizen {citizen} has records before the enrolment"
                     )
-                resident = ResidentId(fields["resident_id"])
+                resident = _resident_of(position, fields)
             records.append(_logged(position, citizen, version, record_type, resident, fields))
         return CitizenFile(records, uses, version)
 
@@ -483,11 +504,64 @@ def _grouped(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, list[LoggedRec
                 raise UnreadableLog(
                     f"position {position}: citizen {current} has records before the enrolment"
                 )
-            resident = ResidentId(fields["resident_id"])
+            resident = _resident_of(position, fields)
         assert current is not None
         records.append(_logged(position, current, version, record_type, resident, fields))
     if current is not None:
         yield current, records
+
+
+def _folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
+    """Rows in (citizen, version) order as each citizen's facts; events of other
+    aggregates are skipped."""
+    current: uuid.UUID | None = None
+    last: Any = None
+    facts: CitizenFacts | None = None
+    for position, originator, _, topic, state in rows:
+        record_type = _record_type(position, topic)
+        if record_type is None:
+            continue
+        fields = _fields(position, state)
+        if originator != last:
+            if current is not None and facts is not None:
+                yield current, facts
+            last = originator
+            current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
+            if record_type != r.ENROLLED:
+                raise UnreadableLog(
+                    f"position {position}: citizen {current} has records before the enrolment"
+                )
+            facts = CitizenFacts(_resident_of(position, fields).value)
+        assert facts is not None
+        try:
+            get = fields.get
+            target = get("target")
+            facts.add(
+                record_type,
+                record_key(fields["authority"], fields["reference"]),
+                get("kind"),
+                date.fromisoformat(fields["occurred_on"]["_data_"]),
+                record_key(*target["_data_"]) if target is not None else None,
+                get("outcome"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise _unreadable(position, record_type, e) from None
+    if current is not None and facts is not None:
+        yield current, facts
+
+
+def _resident_of(position: int, enrolment: Mapping[str, Any]) -> ResidentId:
+    try:
+        return ResidentId(enrolment["resident_id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _unreadable(position, r.ENROLLED, e) from None
+
+
+def _unreadable(position: int, record_type: str, error: Exception) -> UnreadableLog:
+    return UnreadableLog(
+        f"position {position}: the stored {record_type} cannot be read "
+        f"({type(error).__name__}: {error})"
+    )
 
 
 def _fields(position: int, state: Any) -> dict[str, Any]:
@@ -511,10 +585,7 @@ def _logged(
     try:
         record, recorded_at = _record(record_type, resident, fields)
     except (KeyError, TypeError, ValueError) as e:
-        raise UnreadableLog(
-            f"position {position}: the stored {record_type} cannot be read "
-            f"({type(e).__name__}: {e})"
-        ) from None
+        raise _unreadable(position, record_type, e) from None
     # As LoggedRecord(...) makes it, in half the time (see records.slot_setters): one is
     # made for every event read.
     logged = _new(LoggedRecord)

@@ -1,7 +1,7 @@
 """The one fold of the read side: a citizen's records into their facts, and their
 facts into their contributions under each policy, for a rebuild (every record of a
-citizen at once) and a catch-up (the new records of a citizen whose views are known)
-alike."""
+citizen at once, folded into facts as the log is read) and a catch-up (the new
+records of a citizen whose views are known) alike."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ def views_of(
     citizens: Iterable[tuple[uuid.UUID, Sequence[LoggedRecord]]],
     known: Mapping[uuid.UUID, CitizenViews],
     policies: Sequence[Policy],
+    earlier: Mapping[uuid.UUID, CitizenFacts] | None = None,
 ) -> Iterator[CitizenViews]:
-    """The one fold: each citizen's facts as known, with their new records folded in,
-    and their contributions under every policy, in order. A citizen new to the views is
-    scored whole; for one already known only the records the new ones are linked to
-    are scored again (no other record's contributions can have changed)."""
+    """The one fold: each citizen's facts as known (their views' facts, else their
+    `earlier` facts), with their new records folded in, and their contributions under
+    every policy, in order. A citizen without views is scored whole; for one whose
+    views are known only the records the new ones are linked to are scored again (no
+    other record's contributions can have changed)."""
     for cid, records in citizens:
         views = known.get(cid)
-        facts = None if views is None else views.facts
+        facts = views.facts if views is not None else earlier.get(cid) if earlier else None
         for logged in records:
             record = logged.record
             if facts is None:
@@ -41,7 +43,7 @@ def views_of(
         if facts is None:
             continue
         if views is None:
-            yield CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
+            yield whole(cid, facts, policies)
             continue
         keys = facts.linked(logged.record.key for logged in records)
         linked = {(key.authority, key.reference) for key in keys}
@@ -55,6 +57,20 @@ def views_of(
         ])  # fmt: skip
 
 
+def scored(
+    citizens: Iterable[tuple[uuid.UUID, CitizenFacts]], policies: Sequence[Policy]
+) -> Iterator[CitizenViews]:
+    """A rebuild's views: each citizen's facts (as `LogReader.facts_by_citizen` folds
+    them) scored whole under every policy."""
+    for cid, facts in citizens:
+        yield whole(cid, facts, policies)
+
+
+def whole(cid: uuid.UUID, facts: CitizenFacts, policies: Sequence[Policy]) -> CitizenViews:
+    """A citizen's views from all their facts: every record scored."""
+    return CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
+
+
 def unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contribution]:
     """The old view itself when the new one holds the same contributions: so marked, it
     is not written again (most records count under some policies only)."""
@@ -65,12 +81,8 @@ def page_views(
     log: LogReader, known: KnownViews, policies: Sequence[Policy], start: int, page: Page
 ) -> tuple[list[CitizenViews], dict[uuid.UUID, CitizenViews]]:
     """The views of the citizens of a page read after `start`, and those kept of them
-    from before it: a citizen `known` does not keep is read from the log and scored
-    whole."""
+    from before it: a citizen `known` does not keep has their facts read from the log
+    and is scored whole."""
     touched = page.by_citizen()
     kept, earlier = known.before(log, [p.name for p in policies], start, touched)
-    citizens = [
-        (cid, records if cid in kept else earlier.get(cid, []) + records)
-        for cid, records in touched.items()
-    ]
-    return list(views_of(citizens, kept, policies)), kept
+    return list(views_of(touched.items(), kept, policies, earlier)), kept

@@ -17,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from ledger.log import LoggedRecord, LogReader
+from ledger.domain.facts import CitizenFacts
+from ledger.log import LogReader
 from projections.store import CitizenViews
 
 # About 13 KB a citizen of ten records under two policies (the growth of a catch-up's
@@ -50,9 +51,9 @@ class KnownViews:
         policies: Sequence[str],
         position: int,
         citizens: Iterable[uuid.UUID],
-    ) -> tuple[dict[uuid.UUID, CitizenViews], dict[uuid.UUID, list[LoggedRecord]]]:
+    ) -> tuple[dict[uuid.UUID, CitizenViews], dict[uuid.UUID, CitizenFacts]]:
         """For these citizens: the views kept of those this process wrote at
-        `position`, and every other one's records up to `position` from the log.
+        `position`, and every other one's facts up to `position` from the log.
         Until `written` is called, nothing kept is trusted again."""
         at = (tuple(policies), position)
         if self._at != at:
@@ -66,7 +67,7 @@ class KnownViews:
                 missing.append(citizen)
             else:
                 kept[citizen] = views
-        return kept, log.citizens(missing, position)
+        return kept, log.facts_of(missing, position)
 
     def written(
         self, policies: Sequence[str], position: int, views: Iterable[CitizenViews]

@@ -30,7 +30,7 @@ from ledger.application import Ledger
 from ledger.garbage import fewer_collections
 from ledger.log import LogReader, Watch
 from ledger.storage import UNREACHABLE, is_in_memory, redact_text
-from projections.fold import page_views, views_of
+from projections.fold import page_views, scored
 from projections.known import KnownViews
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
@@ -287,7 +287,7 @@ def rebuild(
     anyway; on PostgreSQL the shares arrive as COPY text, so writing them is cheap)."""
     projections = [(tracking_name(p), p.name) for p in policies]
     if workers <= 1 or partition is not None:
-        views = views_of(log.by_citizen(head, partition), {}, policies)
+        views = scored(log.facts_by_citizen(head, partition), policies)
         encoded = encode_views(views, [p.name for p in policies], store.postgres, chunk)
         store.replace_all_encoded(projections, head, _told(encoded, progress))
         return

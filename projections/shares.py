@@ -24,7 +24,7 @@ from ledger.application import Ledger
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.lifecycle import FORK, as_forked_child, start_forked
 from ledger.storage import UNREACHABLE, redact_text
-from projections.fold import page_views, views_of
+from projections.fold import page_views, scored
 from projections.known import KnownViews
 from projections.policy import Policy
 from projections.store import EncodedViews, encode_views, view_rows
@@ -163,7 +163,7 @@ def _rebuild_share(
     parent: int,
 ) -> None:
     with _opened(url, pipe, parent) as ledger:
-        views = views_of(ledger.reader.by_citizen(head, share), {}, policies)
+        views = scored(ledger.reader.facts_by_citizen(head, share), policies)
         for encoded in encode_views(views, [p.name for p in policies], postgres, chunk):
             pipe.send(("chunk", encoded))
         pipe.send(("done", None))

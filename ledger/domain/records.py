@@ -154,13 +154,14 @@ def restored(
     _CREDENTIAL(record, credential)
     _REASON(record, reason)
     _OUTCOME(record, outcome)
-    _TARGET(record, None if target is None else _key(*target))
-    _KEY(record, _key(authority, reference))
+    _TARGET(record, None if target is None else record_key(*target))
+    _KEY(record, record_key(authority, reference))
     _DIGEST(record, b"")
     return record
 
 
-def _key(authority: str, reference: str) -> RecordKey:
+def record_key(authority: str, reference: str) -> RecordKey:
+    """RecordKey(authority, reference), made as `restored` makes records."""
     key = _new(RecordKey)
     _KEY_AUTHORITY(key, authority)
     _KEY_REFERENCE(key, reference)

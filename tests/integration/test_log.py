@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.domain.facts import CitizenFacts, fold
 from ledger.domain.identity import citizen_id, make_resident_id
 from ledger.domain.records import Record
 from ledger.domain.wire import parse_record
@@ -187,6 +188,48 @@ def test_records_grouped_by_citizen_up_to_a_position(
             if item.position <= upto:
                 want.setdefault(item.citizen_id, []).append(item)
         assert dict(grouped) == want
+
+
+def _folded(records: list[LoggedRecord]) -> CitizenFacts:
+    return fold(records[0].record.citizen.value, [logged.record for logged in records])
+
+
+def test_facts_by_citizen_are_the_fold_of_their_records(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    log = ledger.reader
+    for upto in (REGISTRY_EVENTS + 1, REGISTRY_EVENTS + 25, log.head()):
+        grouped = dict(log.by_citizen(upto))
+        facts = list(log.facts_by_citizen(upto))
+        assert [cid for cid, _ in facts] == list(grouped)
+        assert dict(facts) == {cid: _folded(records) for cid, records in grouped.items()}
+        assert any(f.records for _, f in facts)
+    head = log.head()
+    for part in range(3):
+        share = dict(log.facts_by_citizen(head, (part, 3)))
+        assert share == {
+            cid: _folded(records) for cid, records in log.by_citizen(head, (part, 3))
+        }
+    chosen = [citizen_id(WANG_FANG), citizen_id(LI_WEI), uuid.uuid4()]
+    upto = REGISTRY_EVENTS + 25
+    assert log.facts_of(chosen, upto) == {
+        cid: _folded(records) for cid, records in log.citizens(chosen, upto).items()
+    }
+    assert log.facts_of([]) == {}
+
+
+def test_a_record_the_facts_cannot_be_read_from_names_its_position(
+    open_ledger: Callable[[], Ledger], logged: dict[int, Record], store_url: str
+) -> None:
+    settled = min(p for p, r in logged.items() if r.type == "infraction.settled")
+    with behind_the_back(store_url) as run:
+        (state,) = run("SELECT state FROM EVENTS WHERE POS = %s", [settled])[0]
+        fields = orjson.loads(bytes(state))
+        fields["target"]["_data_"] = ["traffic-police"]
+        run("UPDATE EVENTS SET state = %s WHERE POS = %s", [orjson.dumps(fields), settled])
+    reader = open_ledger().reader
+    with pytest.raises(UnreadableLog, match=rf"position {settled}: the stored infraction\.settled"):
+        list(reader.facts_by_citizen(reader.head()))
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 5])
