@@ -88,10 +88,11 @@ def contributions(
     records = facts.records
     chosen = records.values() if keys is None else [records[k] for k in keys if k in records]
     for record in chosen:
-        if record.removed:
+        raw = _RAW.get(record.type)
+        if raw is None or record.removed:
             continue
         key = record.key
-        for rule, kind, points, start, end, group in _raw(record, facts, policy):
+        for rule, kind, points, start, end, group in raw(record, facts, policy):
             if points == 0 or (end is not None and end <= start):
                 continue
             if not record.disputes:
@@ -104,38 +105,69 @@ def contributions(
     return out
 
 
-def _raw(
-    record: RecordFacts, facts: CitizenFacts, policy: Policy
-) -> Iterable[tuple[str, str, int, date, date | None, str | None]]:
-    day = record.occurred_on
+_Raw = tuple[str, str, int, date, date | None, str | None]
+
+
+def _payment(record: RecordFacts, facts: CitizenFacts, policy: Policy) -> list[_Raw]:
     kind = record.kind or ""
-    if record.type == r.INFRACTION and kind in policy.infractions:
-        rule = policy.infractions[kind]
-        expiry = add_years(day, rule.expires_after_years)
-        settled = record.settled_on
-        yield (f"{kind}.open", kind, rule.open, day,
-               min(settled, expiry) if settled else expiry, None)  # fmt: skip
-        if settled is not None and rule.residual:
-            end = min(add_years(settled, rule.residual_years), expiry)
-            if record.repaired_on is not None:
-                end = min(end, record.repaired_on)
-            yield f"{kind}.residual", kind, rule.residual, settled, end, None
-    elif record.type == r.PAYMENT and kind in policy.payments:
-        payment = policy.payments[kind]
-        group = kind if payment.cap is not None else None
-        yield kind, kind, payment.points, day, add_years(day, payment.years), group
-    elif record.type == r.VERIFICATION and kind in policy.verifications:
-        revocation = facts.revocation(record)
-        ends = revocation.occurred_on if revocation is not None else None
-        yield kind, kind, policy.verifications[kind].points, day, ends, None
-    elif record.type == r.REVOKED and record.target in facts.records:
-        verification = facts.records[record.target]
-        vkind = verification.kind or ""
-        standing = None if verification.removed else facts.revocation(verification)
-        if standing is not None and standing.key == record.key and vkind in policy.verifications:
-            revoked = policy.verifications[vkind]
-            yield (f"{vkind}.revoked", vkind, revoked.revoked, day,
-                   add_years(day, revoked.revoked_years), None)  # fmt: skip
+    payment = policy.payments.get(kind)
+    if payment is None:
+        return []
+    day = record.occurred_on
+    group = kind if payment.cap is not None else None
+    return [(kind, kind, payment.points, day, add_years(day, payment.years), group)]
+
+
+def _infraction(record: RecordFacts, facts: CitizenFacts, policy: Policy) -> list[_Raw]:
+    kind = record.kind or ""
+    rule = policy.infractions.get(kind)
+    if rule is None:
+        return []
+    day = record.occurred_on
+    expiry = add_years(day, rule.expires_after_years)
+    settled = record.settled_on
+    found: list[_Raw] = [(f"{kind}.open", kind, rule.open, day,
+                          min(settled, expiry) if settled else expiry, None)]  # fmt: skip
+    if settled is not None and rule.residual:
+        end = min(add_years(settled, rule.residual_years), expiry)
+        if record.repaired_on is not None:
+            end = min(end, record.repaired_on)
+        found.append((f"{kind}.residual", kind, rule.residual, settled, end, None))
+    return found
+
+
+def _verification(record: RecordFacts, facts: CitizenFacts, policy: Policy) -> list[_Raw]:
+    kind = record.kind or ""
+    if kind not in policy.verifications:
+        return []
+    revocation = facts.revocation(record)
+    ends = revocation.occurred_on if revocation is not None else None
+    return [(kind, kind, policy.verifications[kind].points, record.occurred_on, ends, None)]
+
+
+def _revocation(record: RecordFacts, facts: CitizenFacts, policy: Policy) -> list[_Raw]:
+    verification = facts.records.get(record.target) if record.target else None
+    if verification is None or verification.removed:
+        return []
+    vkind = verification.kind or ""
+    standing = facts.revocation(verification)
+    if standing is None or standing.key != record.key or vkind not in policy.verifications:
+        return []
+    revoked = policy.verifications[vkind]
+    day = record.occurred_on
+    return [(f"{vkind}.revoked", vkind, revoked.revoked, day,
+             add_years(day, revoked.revoked_years), None)]  # fmt: skip
+
+
+# What a record of each type counts under a policy, before disputes; the other types
+# (settlements, enrolments, disputes) count nothing themselves. Lists, not generators,
+# as a rebuild asks this of every record under every policy.
+_RAW = {
+    r.PAYMENT: _payment,
+    r.INFRACTION: _infraction,
+    r.VERIFICATION: _verification,
+    r.REVOKED: _revocation,
+}
 
 
 def _suspensions(record: RecordFacts, policy: Policy) -> list[Interval]:

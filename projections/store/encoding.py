@@ -44,7 +44,7 @@ def contributions_text(found: Iterable[Contribution]) -> str:
     """Contributions as stored: a JSON array of arrays (authority, reference, kind,
     rule, points, counts_from, counts_until, cap_group) in a canonical order, so equal
     views are equal text however they were built."""
-    return orjson.dumps([tuple(c) for c in sorted(found, key=_CANONICAL)]).decode()
+    return orjson.dumps(sorted(found, key=_CANONICAL), default=tuple).decode()
 
 
 def contributions_of(text: str | bytes) -> list[Contribution]:

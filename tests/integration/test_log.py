@@ -207,9 +207,7 @@ def test_facts_by_citizen_are_the_fold_of_their_records(
     head = log.head()
     for part in range(3):
         share = dict(log.facts_by_citizen(head, (part, 3)))
-        assert share == {
-            cid: _folded(records) for cid, records in log.by_citizen(head, (part, 3))
-        }
+        assert share == {cid: _folded(records) for cid, records in log.by_citizen(head, (part, 3))}
     chosen = [citizen_id(WANG_FANG), citizen_id(LI_WEI), uuid.uuid4()]
     upto = REGISTRY_EVENTS + 25
     assert log.facts_of(chosen, upto) == {

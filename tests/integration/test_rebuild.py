@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -18,12 +19,12 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.domain.identity import citizen_id, make_resident_id
-from projections import policy
+from projections import policy, shares
 from projections.known import KnownViews
 from projections.queries import Scores
 from projections.runner import CatchUpFailed, RebuildFailed, catch_up, rebuild, tracking_name
 from projections.scoring import CitizenFacts, Contribution
-from projections.store import CitizenViews, EncodedViews, ViewStore
+from projections.store import CitizenViews, EncodedViews, ViewStore, encode_views
 from tests.builders import append, enrolled, fine, record, register_authorities, target
 
 POLICIES = [policy.load("national-v1"), policy.load("finance-v1")]
@@ -152,8 +153,17 @@ def test_a_rebuild_reports_its_progress_chunk_by_chunk(
     assert sum(citizens for _, citizens in told) == len(CITIZENS)
 
 
+def _stalled_after_one_chunk(*args: Any, **kwargs: Any) -> Iterator[EncodedViews]:
+    """A worker's chunks, the rest of its share held back after the first: it is
+    killed before it could finish (its whole share would fit in the socket's buffer)."""
+    for n, chunk in enumerate(encode_views(*args, **kwargs)):
+        yield chunk
+        if n == 0:
+            time.sleep(60)
+
+
 def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
-    ledger: Ledger, store_url: str
+    ledger: Ledger, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     register_authorities(ledger)
     feed(ledger, range(1), enrol=True)
@@ -166,10 +176,11 @@ def test_a_rebuild_worker_killed_half_way_leaves_the_old_views_served(
     head = ledger.max_position()
     killing = KillingStore(store_url)
     try:
-        # Small chunks: a worker has many still to send (and blocks on its pipe)
-        # when the first is written, so it dies half-way through its share.
-        with pytest.raises(RebuildFailed, match="died"):
-            rebuild(ledger.reader, killing, POLICIES, head, workers=2, chunk=20)
+        # The workers are forked from here, with what this patches.
+        with monkeypatch.context() as patched:
+            patched.setattr(shares, "encode_views", _stalled_after_one_chunk)
+            with pytest.raises(RebuildFailed, match="died"):
+                rebuild(ledger.reader, killing, POLICIES, head, workers=2, chunk=20)
         assert len(killing.killed) == 1
     finally:
         killing.close()
