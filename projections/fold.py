@@ -79,10 +79,10 @@ def unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contri
 
 def page_views(
     log: LogReader, known: KnownViews, policies: Sequence[Policy], start: int, page: Page
-) -> tuple[list[CitizenViews], dict[uuid.UUID, CitizenViews]]:
-    """The views of the citizens of a page read after `start`, and those kept of them
-    from before it: a citizen `known` does not keep has their facts read from the log
-    and is scored whole."""
+) -> tuple[Iterator[CitizenViews], dict[uuid.UUID, CitizenViews]]:
+    """The views of the citizens of a page read after `start`, folded as they are
+    taken, and those kept of them from before it: a citizen `known` does not keep has
+    their facts read from the log and is scored whole."""
     touched = page.by_citizen()
     kept, earlier = known.before(log, [p.name for p in policies], start, touched)
-    return list(views_of(touched.items(), kept, policies, earlier)), kept
+    return views_of(touched.items(), kept, policies, earlier), kept

@@ -160,37 +160,60 @@ def _sharing(run: _Run, behind: int, workers: int | None) -> CatchUpShares | Non
 
 def _shared_pages(run: _Run, shares: CatchUpShares, start: int, page_size: int) -> None:
     """The incremental part of `catch_up` for policies at one position, by stretches
-    of `page_size` positions that every worker folds its share of: while this process
-    writes one stretch, the workers fold the next. A failure ends the workers (what
-    they kept goes with them)."""
+    of `page_size` positions that every worker folds its share of: this process writes
+    the rows of a stretch as the workers make them, in one transaction with the
+    positions, and the workers start on the next stretch as its last rows are written.
+    A failure ends the workers (what they kept goes with them)."""
     projections = [(tracking_name(p), p.name) for p in run.policies]
-
-    def stretch(after: int) -> tuple[int, int] | None:
-        head = run.head()
-        if head <= after:
-            return None
-        # A short stretch left over touches nearly as many citizens as a whole one,
-        # each written once more, for a fraction of the events: taken with this one.
-        end = after + page_size
-        return (after, head if head - end < page_size // 2 else end)
-
+    stretches = _Stretches(run, shares, page_size)
     try:
-        asked = stretch(start)
-        if asked is not None:
-            shares.ask(*asked)
+        asked = stretches.ask(start)
         while asked is not None:
-            made = shares.take()
-            done, asked = asked, stretch(asked[1])
-            if asked is not None:
-                shares.ask(*asked)
+            citizens = [0]
             run.before_write()
-            rows = [row for share in made for row in share.rows]
-            run.store.save_rows(projections, done[1], rows)
+            run.store.save_row_chunks(
+                projections,
+                asked[1],
+                _rows_then(shares, citizens, partial(stretches.ask, asked[1])),
+            )
             if run.progress is not None:
-                run.progress(done[1] - done[0], sum(share.citizens for share in made))
+                run.progress(asked[1] - asked[0], citizens[0])
+            asked = stretches.asked
     except BaseException:
         run.known.close()
         raise
+
+
+class _Stretches:
+    """The stretches a shared catch-up asks its workers for, one after another."""
+
+    def __init__(self, run: _Run, shares: CatchUpShares, page_size: int) -> None:
+        self.run, self.shares, self.page_size = run, shares, page_size
+        self.asked: tuple[int, int] | None = None
+
+    def ask(self, after: int) -> tuple[int, int] | None:
+        """Have the workers fold the stretch after `after`, if the log goes on."""
+        head = self.run.head()
+        if head <= after:
+            self.asked = None
+            return None
+        # A short stretch left over touches nearly as many citizens as a whole one,
+        # each written once more, for a fraction of the events: taken with this one.
+        end = after + self.page_size
+        self.asked = (after, head if head - end < self.page_size // 2 else end)
+        self.shares.ask(*self.asked)
+        return self.asked
+
+
+def _rows_then(
+    shares: CatchUpShares, citizens: list[int], then: Callable[[], object]
+) -> Iterator[list[tuple[str, ...]]]:
+    """The rows the workers make of the stretch asked, as they come, their citizens
+    counted in `citizens[0]`; `then` once every worker is done with it."""
+    for share in shares.rows():
+        citizens[0] += share.citizens
+        yield share.rows
+    then()
 
 
 def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size: int) -> None:
@@ -208,7 +231,8 @@ def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size:
             # Policies at one position hold the same facts: fold them once, and write
             # every policy's views of the page in one transaction.
             names = [p.name for p in group]
-            views, kept = page_views(log, known, group, start, page)
+            folded, kept = page_views(log, known, group, start, page)
+            views = list(folded)
             run.before_write()
             writer.write([(tracking_name(p), p.name) for p in group], page.end, views, kept)
             # Kept as written before the write is done: if it fails, the catch-up ends

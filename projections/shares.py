@@ -17,6 +17,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import islice
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
@@ -27,7 +28,7 @@ from ledger.storage import UNREACHABLE, redact_text
 from projections.fold import page_views, scored
 from projections.known import KnownViews
 from projections.policy import Policy
-from projections.store import EncodedViews, encode_views, view_rows
+from projections.store import CHUNK, CitizenViews, EncodedViews, encode_views, view_rows
 
 
 class RebuildFailed(LedgerError):
@@ -96,6 +97,20 @@ class _Workers:
             raise self.failed(f"share {k} of {len(self.processes)} failed: {value}; {self.left}")
         return str(kind), value
 
+    def gathered(self, item: str, end: str) -> Iterator[Any]:
+        """What every share sends as `item`, as it comes, until each has sent `end`."""
+        waiting = dict(zip(self.pipes, range(len(self.pipes)), strict=True))
+        while waiting:
+            for pipe in wait(list(waiting)):
+                assert isinstance(pipe, Connection)
+                kind, value = self.receive(waiting[pipe])
+                if kind == end:
+                    del waiting[pipe]
+                elif kind == item:
+                    yield value
+                else:
+                    raise self.failed(f"share {waiting[pipe]} sent {kind!r}")
+
     def close(self) -> None:
         for pipe in self.pipes:
             with suppress(OSError):
@@ -133,17 +148,7 @@ class RebuildShares(_Workers):
 
     def chunks(self) -> Iterator[EncodedViews]:
         """Every share's chunks as they come; RebuildFailed if a share fails or dies."""
-        waiting = dict(zip(self.pipes, range(len(self.pipes)), strict=True))
-        while waiting:
-            for pipe in wait(list(waiting)):
-                assert isinstance(pipe, Connection)
-                kind, value = self.receive(waiting[pipe])
-                if kind == "done":
-                    del waiting[pipe]
-                elif kind == "chunk":
-                    yield value
-                else:
-                    raise RebuildFailed(f"share {waiting[pipe]} sent {kind!r}")
+        return self.gathered("chunk", "done")
 
     def __enter__(self) -> RebuildShares:
         return self
@@ -170,8 +175,8 @@ def _rebuild_share(
 
 
 class PageShare(NamedTuple):
-    """What one share made of a page: its view rows (as `view_rows` gives them, those
-    unchanged left out), and how many citizens they came from."""
+    """Part of what one share made of a stretch: view rows (as `view_rows` gives them,
+    those unchanged left out), and how many citizens they came from."""
 
     rows: list[tuple[str, ...]]
     citizens: int
@@ -180,11 +185,11 @@ class PageShare(NamedTuple):
 class CatchUpShares(_Workers):
     """A catch-up's workers for a group of policies, each keeping its share's citizens.
 
-    `ask` hands every worker the same stretch of the log, and `take` collects the rows
-    they made of it; between the two this process writes the stretch before, so the
-    workers fold while the database writes. A worker asked for the stretch after the
-    one it made last keeps that one's views as known: what it made is what the views
-    are at that position, written by whoever wrote that position (`KnownViews`).
+    `ask` hands every worker the same stretch of the log, and `rows` gives the rows they
+    make of it, a chunk of citizens at a time as each is folded, so that this process
+    writes while the workers fold. A worker asked for the stretch after the one it made
+    last keeps that one's views as known: what it made is what the views are at that
+    position, written by whoever wrote that position (`KnownViews`).
     """
 
     failed = CatchUpFailed
@@ -200,9 +205,9 @@ class CatchUpShares(_Workers):
         for pipe in self.pipes:
             pipe.send(("page", start, end))
 
-    def take(self) -> list[PageShare]:
-        """What every worker made of the stretch last asked for."""
-        return [self.expect(k, "rows") for k in range(len(self.pipes))]
+    def rows(self) -> Iterator[PageShare]:
+        """The rows every worker makes of the stretch last asked for, as they come."""
+        return self.gathered("rows", "made")
 
 
 def _catch_up_share(
@@ -228,9 +233,12 @@ def _catch_up_share(
             if made is not None and made[0] == start:
                 known.written(names, start, made[1])
             page = log.page(start, end - start, end, share)
-            views, kept = page_views(log, known, policies, start, page)
-            rows = view_rows(views, names, kept)
-            pipe.send(("rows", PageShare(rows, len(views))))
+            folded, kept = page_views(log, known, policies, start, page)
+            views: list[CitizenViews] = []
+            while part := list(islice(folded, CHUNK)):
+                views += part
+                pipe.send(("rows", PageShare(view_rows(part, names, kept), len(part))))
+            pipe.send(("made", None))
             made = (end, views)
 
 

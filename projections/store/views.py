@@ -260,26 +260,37 @@ class ViewStore:
     ) -> None:
         """As `save_page`, from the rows `view_rows` made of the views (perhaps in other
         processes)."""
+        self.save_row_chunks(projections, position, [rows])
+
+    def save_row_chunks(
+        self,
+        projections: Sequence[tuple[str, str]],
+        position: int,
+        chunks: Iterable[Sequence[tuple[str, ...]]],
+    ) -> None:
+        """As `save_rows`, the rows written a chunk at a time as `chunks` yields them,
+        all in one transaction: they can come from workers still making the rest."""
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)
-            if not rows:
-                return
-            if self.postgres:
-                # One statement for the page, its rows as arrays.
-                tx.execute(
-                    "INSERT INTO score_views (policy, citizen_id, resident_id, contributions) "
-                    "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) "
-                    f"{_UPSERT}",
-                    [list(column) for column in zip(*rows, strict=True)],
-                    binary=True,
-                )
-            else:
-                tx.executemany(
-                    "INSERT INTO score_views (policy, citizen_id, resident_id, contributions) "
-                    f"VALUES (?, ?, ?, ?) {_UPSERT}",
-                    rows,
-                )
+            for rows in chunks:
+                if not rows:
+                    continue
+                if self.postgres:
+                    # One statement a chunk, its rows as arrays.
+                    tx.execute(
+                        "INSERT INTO score_views (policy, citizen_id, resident_id, "
+                        "contributions) SELECT * FROM unnest(?::text[], ?::text[], "
+                        f"?::text[], ?::text[]) {_UPSERT}",
+                        [list(column) for column in zip(*rows, strict=True)],
+                        binary=True,
+                    )
+                else:
+                    tx.executemany(
+                        "INSERT INTO score_views (policy, citizen_id, resident_id, "
+                        f"contributions) VALUES (?, ?, ?, ?) {_UPSERT}",
+                        rows,
+                    )
 
     def replace_all(
         self,

@@ -355,16 +355,20 @@ def test_a_catch_up_by_two_workers_writes_what_one_process_writes(
 
 
 class KillingWrite(ViewStore):
-    """Kills one catch-up worker with SIGKILL as the first page is written."""
+    """Kills one catch-up worker with SIGKILL once it has made all of the first page,
+    before the page is committed (the workers are on the next one by then)."""
 
     killed: list[int]
 
-    def save_rows(self, projections: Any, position: int, rows: Any) -> None:
-        if not self.killed:
-            victim = multiprocessing.active_children()[0]
-            os.kill(victim.pid or 0, signal.SIGKILL)
-            self.killed.append(victim.pid or 0)
-        super().save_rows(projections, position, rows)
+    def save_row_chunks(self, projections: Any, position: int, chunks: Any) -> None:
+        def then_kill() -> Iterator[Any]:
+            yield from chunks
+            if not self.killed:
+                victim = multiprocessing.active_children()[0]
+                os.kill(victim.pid or 0, signal.SIGKILL)
+                self.killed.append(victim.pid or 0)
+
+        super().save_row_chunks(projections, position, then_kill())
 
 
 def test_a_catch_up_worker_killed_half_way_leaves_the_pages_written_before_it(

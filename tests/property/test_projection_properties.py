@@ -442,8 +442,8 @@ class SimulatedCrash(Exception):
 
 class CrashingViewStore(ViewStore):
     """A view store that dies just before committing the `crash_on`-th transaction
-    opened while writing views (by `save_rows` or `replace_all_encoded`, which every
-    other write goes through)."""
+    opened while writing views (by `save_row_chunks` or `replace_all_encoded`, which
+    every other write goes through)."""
 
     def __init__(self, url: str, crash_on: int | None) -> None:
         self.crash_on = crash_on
@@ -460,9 +460,9 @@ class CrashingViewStore(ViewStore):
         finally:
             self._writing = False
 
-    def save_rows(self, projections: Any, position: int, rows: Any) -> None:
+    def save_row_chunks(self, projections: Any, position: int, chunks: Any) -> None:
         with self._write():
-            super().save_rows(projections, position, rows)
+            super().save_row_chunks(projections, position, chunks)
         for tracking, _ in projections:
             self.written[tracking] = position
 
