@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import psycopg
@@ -85,6 +85,31 @@ _new = object.__new__
 _POSITION, _RECORDED_AT, _CITIZEN_ID, _VERSION, _RECORD = slot_setters(
     LoggedRecord, "position", "recorded_at", "citizen_id", "version", "record"
 )
+
+
+class LoggedFact(NamedTuple):
+    """A citizen's record as their facts take it (ledger.domain.facts), at its
+    position: the lighter read of a page that scoring needs (no recorded time, no
+    amount, no Record)."""
+
+    position: int
+    type: str
+    key: RecordKey
+    kind: str | None
+    occurred_on: date
+    target: RecordKey | None
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FactPage:
+    """A stretch of the log as the facts see it: each citizen's records on it in log
+    order, the identity numbers of those enrolled on it, and the last position read
+    (as `Page.end`)."""
+
+    citizens: dict[uuid.UUID, list[LoggedFact]]
+    enrolled: dict[uuid.UUID, str]
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +238,38 @@ class LogReader:
             for position, cid, version, record_type, fields in read
         )
         return Page(found, rows[-1][0] if rows else after)
+
+    def fact_page(
+        self,
+        after: int,
+        limit: int,
+        upto: int | None = None,
+        partition: tuple[int, int] | None = None,
+    ) -> FactPage:
+        """As `page`, each record read only as far as its citizen's facts need it, and
+        grouped by citizen: what a catch-up folds, in half the time of a `page`."""
+        ids = None if partition is None else partition_bounds(*partition)
+        rows = self.recorder.log_page(after, limit, upto, ids)
+        cids: dict[Any, uuid.UUID] = {}
+        citizens: dict[uuid.UUID, list[LoggedFact]] = {}
+        enrolled: dict[uuid.UUID, str] = {}
+        for position, originator, _, topic, state in rows:
+            record_type = _record_type(position, topic)
+            if record_type is None:
+                continue
+            cid = cids.get(originator)
+            if cid is None:
+                cid = cids[originator] = _uuid(originator)
+            fields = _fields(position, state)
+            if record_type == r.ENROLLED:
+                enrolled[cid] = _resident_of(position, fields).value
+            found = citizens.get(cid)
+            if found is None:
+                found = citizens[cid] = []
+            found.append(
+                LoggedFact(position, record_type, *_fact_parts(position, record_type, fields))
+            )
+        return FactPage(citizens, enrolled, rows[-1][0] if rows else after)
 
     def _add_residents(
         self, residents: dict[uuid.UUID, ResidentId], citizens: Iterable[uuid.UUID]
@@ -533,21 +590,29 @@ def _folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
                 )
             facts = CitizenFacts(_resident_of(position, fields).value)
         assert facts is not None
-        try:
-            get = fields.get
-            target = get("target")
-            facts.add(
-                record_type,
-                record_key(fields["authority"], fields["reference"]),
-                get("kind"),
-                date.fromisoformat(fields["occurred_on"]["_data_"]),
-                record_key(*target["_data_"]) if target is not None else None,
-                get("outcome"),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise _unreadable(position, record_type, e) from None
+        facts.add(record_type, *_fact_parts(position, record_type, fields))
     if current is not None and facts is not None:
         yield current, facts
+
+
+FactParts = tuple[RecordKey, str | None, date, RecordKey | None, str | None]
+
+
+def _fact_parts(position: int, record_type: str, fields: Mapping[str, Any]) -> FactParts:
+    """What a citizen's facts take of a stored record besides its type (key, kind,
+    date, target, outcome), as `CitizenFacts.add` takes them."""
+    try:
+        get = fields.get
+        target = get("target")
+        return (
+            record_key(fields["authority"], fields["reference"]),
+            get("kind"),
+            date.fromisoformat(fields["occurred_on"]["_data_"]),
+            record_key(*target["_data_"]) if target is not None else None,
+            get("outcome"),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise _unreadable(position, record_type, e) from None
 
 
 def _resident_of(position: int, enrolment: Mapping[str, Any]) -> ResidentId:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from ledger.domain import records as r
-from ledger.log import LoggedRecord, LogReader, Page, UnreadableLog
+from ledger.log import FactPage, LogReader, UnreadableLog
 from projections.known import KnownViews
 from projections.policy import Policy
 from projections.scoring import CitizenFacts, Contribution, contributions
@@ -17,35 +17,34 @@ from projections.store import CitizenViews, same_contributions
 
 
 def views_of(
-    citizens: Iterable[tuple[uuid.UUID, Sequence[LoggedRecord]]],
+    page: FactPage,
     known: Mapping[uuid.UUID, CitizenViews],
     policies: Sequence[Policy],
     earlier: Mapping[uuid.UUID, CitizenFacts] | None = None,
 ) -> Iterator[CitizenViews]:
     """The one fold: each citizen's facts as known (their views' facts, else their
-    `earlier` facts), with their new records folded in, and their contributions under
-    every policy, in order. A citizen without views is scored whole; for one whose
-    views are known only the records the new ones are linked to are scored again (no
-    other record's contributions can have changed)."""
-    for cid, records in citizens:
+    `earlier` facts), with their records on the page folded in, and their
+    contributions under every policy, in order. A citizen without views is scored
+    whole; for one whose views are known only the records the new ones are linked to
+    are scored again (no other record's contributions can have changed)."""
+    for cid, records in page.citizens.items():
         views = known.get(cid)
         facts = views.facts if views is not None else earlier.get(cid) if earlier else None
-        for logged in records:
-            record = logged.record
+        for record in records:
             if facts is None:
                 if record.type != r.ENROLLED:
                     raise UnreadableLog(
-                        f"position {logged.position}: citizen {cid} has records before "
+                        f"position {record.position}: citizen {cid} has records before "
                         "the enrolment"
                     )
-                facts = CitizenFacts(record.citizen.value)
+                facts = CitizenFacts(page.enrolled[cid])
             facts.apply(record)
         if facts is None:
             continue
         if views is None:
             yield whole(cid, facts, policies)
             continue
-        keys = facts.linked(logged.record.key for logged in records)
+        keys = facts.linked(record.key for record in records)
         linked = {(key.authority, key.reference) for key in keys}
         yield CitizenViews(cid, facts, [
             unless_same(
@@ -78,11 +77,10 @@ def unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contri
 
 
 def page_views(
-    log: LogReader, known: KnownViews, policies: Sequence[Policy], start: int, page: Page
+    log: LogReader, known: KnownViews, policies: Sequence[Policy], start: int, page: FactPage
 ) -> tuple[Iterator[CitizenViews], dict[uuid.UUID, CitizenViews]]:
     """The views of the citizens of a page read after `start`, folded as they are
     taken, and those kept of them from before it: a citizen `known` does not keep has
     their facts read from the log and is scored whole."""
-    touched = page.by_citizen()
-    kept, earlier = known.before(log, [p.name for p in policies], start, touched)
-    return views_of(touched.items(), kept, policies, earlier), kept
+    kept, earlier = known.before(log, [p.name for p in policies], start, page.citizens)
+    return views_of(page, kept, policies, earlier), kept

@@ -225,7 +225,7 @@ def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size:
             groups.setdefault(positions.get(tracking_name(policy), 0), []).append(policy)
         moved = written = 0
         for start, group in sorted(groups.items()):
-            page = log.page(start, page_size, run.stop_at)
+            page = log.fact_page(start, page_size, run.stop_at)
             if page.end == start:
                 continue
             # Policies at one position hold the same facts: fold them once, and write

@@ -232,7 +232,7 @@ def _catch_up_share(
             start, end = stretch
             if made is not None and made[0] == start:
                 known.written(names, start, made[1])
-            page = log.page(start, end - start, end, share)
+            page = log.fact_page(start, end - start, end, share)
             folded, kept = page_views(log, known, policies, start, page)
             views: list[CitizenViews] = []
             while part := list(islice(folded, CHUNK)):

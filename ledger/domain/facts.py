@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol
 
 from ledger.domain import records as r
 from ledger.domain.records import Record, RecordKey
@@ -73,6 +74,23 @@ class RecordFacts:
         return next((d for d in self.disputes if d.resolved_on is None), None)
 
 
+class Folded(Protocol):
+    """What the fold reads of a record: a Record, or the log's lighter LoggedFact."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def key(self) -> RecordKey: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def occurred_on(self) -> date: ...
+    @property
+    def target(self) -> RecordKey | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+
+
 @dataclass
 class CitizenFacts:
     """Everything a citizen's records say, in the order received."""
@@ -80,7 +98,7 @@ class CitizenFacts:
     resident_id: str
     records: dict[RecordKey, RecordFacts] = field(default_factory=dict)
 
-    def apply(self, record: Record) -> None:
+    def apply(self, record: Record | Folded) -> None:
         """Fold one more record in."""
         self.add(record.type, record.key, record.kind, record.occurred_on, record.target,
                  record.outcome)  # fmt: skip

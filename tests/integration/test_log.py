@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -17,7 +17,7 @@ from ledger.domain.facts import CitizenFacts, fold
 from ledger.domain.identity import citizen_id, make_resident_id
 from ledger.domain.records import Record
 from ledger.domain.wire import parse_record
-from ledger.log import LoggedRecord, UnreadableLog, partition_of
+from ledger.log import LoggedFact, LoggedRecord, UnreadableLog, partition_of
 from ledger.transparency.tree import leaf_data
 from tests.behind import behind_the_back
 from tests.builders import (
@@ -216,6 +216,35 @@ def test_facts_by_citizen_are_the_fold_of_their_records(
     assert log.facts_of([]) == {}
 
 
+def _as_facts(records: Iterable[LoggedRecord]) -> dict[uuid.UUID, list[LoggedFact]]:
+    grouped: dict[uuid.UUID, list[LoggedFact]] = {}
+    for logged in records:
+        r = logged.record
+        grouped.setdefault(logged.citizen_id, []).append(
+            LoggedFact(logged.position, r.type, r.key, r.kind, r.occurred_on, r.target, r.outcome)
+        )
+    return grouped
+
+
+def test_a_fact_page_holds_what_the_facts_take_of_a_page(
+    ledger: Ledger, logged: dict[int, Record]
+) -> None:
+    log = ledger.reader
+    for after, limit, share in [(0, 10_000, None), (REGISTRY_EVENTS, 7, None),
+                                (REGISTRY_EVENTS + 12, 9, None), (0, 10_000, (1, 3))]:  # fmt: skip
+        page = log.page(after, limit, partition=share)
+        facts = log.fact_page(after, limit, partition=share)
+        assert facts.citizens == _as_facts(page.records)
+        assert facts.end == page.end
+        assert facts.enrolled == {
+            r.citizen_id: r.record.citizen.value
+            for r in page.records
+            if r.record.type == "citizen.enrolled"
+        }
+    assert log.fact_page(0, 10_000).enrolled  # the first pages hold the enrolments
+    assert log.fact_page(log.head(), 10).citizens == {}
+
+
 def test_a_record_the_facts_cannot_be_read_from_names_its_position(
     open_ledger: Callable[[], Ledger], logged: dict[int, Record], store_url: str
 ) -> None:
@@ -226,8 +255,11 @@ def test_a_record_the_facts_cannot_be_read_from_names_its_position(
         fields["target"]["_data_"] = ["traffic-police"]
         run("UPDATE EVENTS SET state = %s WHERE POS = %s", [orjson.dumps(fields), settled])
     reader = open_ledger().reader
-    with pytest.raises(UnreadableLog, match=rf"position {settled}: the stored infraction\.settled"):
+    unreadable = rf"position {settled}: the stored infraction\.settled"
+    with pytest.raises(UnreadableLog, match=unreadable):
         list(reader.facts_by_citizen(reader.head()))
+    with pytest.raises(UnreadableLog, match=unreadable):
+        reader.fact_page(settled - 1, 1)
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 5])
