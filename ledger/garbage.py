@@ -38,3 +38,12 @@ def fewer_collections() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 gc.set_threshold(*_saved)
+
+
+def set_aside() -> None:
+    """Take every object alive now out of the collector's reach (gc.freeze), for a
+    worker process whose kept objects (a catch-up's facts and views of its citizens)
+    far outnumber what each step of its work makes: every older-generation collection
+    would walk them all again. Reference counting still frees each when it is dropped;
+    only garbage in a cycle would stay, and facts and views hold none."""
+    gc.freeze()

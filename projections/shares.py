@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from ledger.application import Ledger
 from ledger.errors import DatabaseUnavailable, LedgerError
+from ledger.garbage import set_aside
 from ledger.lifecycle import FORK, as_forked_child, start_forked
 from ledger.storage import UNREACHABLE, redact_text
 from projections.fold import page_views, scored
@@ -240,6 +241,7 @@ def _catch_up_share(
                 pipe.send(("rows", PageShare(view_rows(part, names, kept), len(part))))
             pipe.send(("made", None))
             made = (end, views)
+            set_aside()
 
 
 @contextmanager
