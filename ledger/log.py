@@ -218,21 +218,12 @@ class LogReader:
         (and then the end is the last of their positions read)."""
         ids = None if partition is None else partition_bounds(*partition)
         rows = self.recorder.log_page(after, limit, upto, ids)
-        cids: dict[Any, uuid.UUID] = {}
         residents: dict[uuid.UUID, ResidentId] = {}
-        read: list[tuple[int, uuid.UUID, int, str, dict[str, Any]]] = []
-        for position, originator, version, topic, state in rows:
-            record_type = _record_type(position, topic)
-            if record_type is None:
-                continue
-            cid = cids.get(originator)
-            if cid is None:
-                cid = cids[originator] = _uuid(originator)
-            fields = _fields(position, state)
+        read = list(_citizens_rows(rows))
+        for _, cid, _, record_type, fields in read:
             if record_type == r.ENROLLED:
                 residents[cid] = self._resident(cid, fields)
-            read.append((position, cid, version, record_type, fields))
-        self._add_residents(residents, cids.values())
+        self._add_residents(residents, {cid for _, cid, _, _, _ in read})
         found = tuple(
             _logged(position, cid, version, record_type, residents[cid], fields)
             for position, cid, version, record_type, fields in read
@@ -250,17 +241,9 @@ class LogReader:
         grouped by citizen: what a catch-up folds, in half the time of a `page`."""
         ids = None if partition is None else partition_bounds(*partition)
         rows = self.recorder.log_page(after, limit, upto, ids)
-        cids: dict[Any, uuid.UUID] = {}
         citizens: dict[uuid.UUID, list[LoggedFact]] = {}
         enrolled: dict[uuid.UUID, str] = {}
-        for position, originator, _, topic, state in rows:
-            record_type = _record_type(position, topic)
-            if record_type is None:
-                continue
-            cid = cids.get(originator)
-            if cid is None:
-                cid = cids[originator] = _uuid(originator)
-            fields = _fields(position, state)
+        for position, cid, _, record_type, fields in _citizens_rows(rows):
             if record_type == r.ENROLLED:
                 enrolled[cid] = _resident_of(position, fields).value
             found = citizens.get(cid)
@@ -566,6 +549,22 @@ def _grouped(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, list[LoggedRec
         records.append(_logged(position, current, version, record_type, resident, fields))
     if current is not None:
         yield current, records
+
+
+def _citizens_rows(
+    rows: Iterable[LogRow],
+) -> Iterator[tuple[int, uuid.UUID, int, str, dict[str, Any]]]:
+    """A page's rows that are citizens' records, as (position, citizen, version, record
+    type, stored fields); each citizen's id is made once."""
+    cids: dict[Any, uuid.UUID] = {}
+    for position, originator, version, topic, state in rows:
+        record_type = _record_type(position, topic)
+        if record_type is None:
+            continue
+        cid = cids.get(originator)
+        if cid is None:
+            cid = cids[originator] = _uuid(originator)
+        yield position, cid, version, record_type, _fields(position, state)
 
 
 def _folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
