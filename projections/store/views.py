@@ -269,7 +269,11 @@ class ViewStore:
         chunks: Iterable[Sequence[tuple[str, ...]]],
     ) -> None:
         """As `save_rows`, the rows written a chunk at a time as `chunks` yields them,
-        all in one transaction: they can come from workers still making the rest."""
+        all in one transaction: they can come from workers still making the rest. On
+        SQLite they are all taken first: its one write lock, which the ledger's writers
+        wait on, is held only for the writing."""
+        if not self.postgres:
+            chunks = list(chunks)
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)

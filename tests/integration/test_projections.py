@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -333,3 +336,30 @@ def test_catch_up_writes_nothing_once_the_lock_is_lost(scored: Ledger, store: Vi
     with pytest.raises(LockLost):
         catch_up(scored, store, POLICIES, before_write=lost)
     assert store.positions() == {}
+
+
+def test_rows_still_being_made_hold_no_write_lock_on_sqlite(scored: Ledger, tmp_path: Any) -> None:
+    """A shared catch-up hands its rows over as its workers make them; on SQLite the
+    store takes them all before it takes the database's one write lock, which the
+    ledger's writers wait on."""
+    url = f"sqlite:///{tmp_path}/views.db"
+    found: list[str] = []
+
+    def made() -> Iterator[list[tuple[str, ...]]]:
+        for n in range(3):
+            other = sqlite3.connect(f"{tmp_path}/views.db", timeout=0.2, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # a writer, while rows are still made
+                other.execute("ROLLBACK")
+                found.append("free")
+            except sqlite3.OperationalError as e:
+                found.append(str(e))
+            finally:
+                other.close()
+            yield [("national-v1", f"{n:032x}", "110105198001010018", "[]")]
+
+    with closing(ViewStore(url)) as views:
+        views.save_row_chunks([("scores:national-v1", "national-v1")], 7, made())
+        assert found == ["free"] * 3
+        assert views.positions() == {"scores:national-v1": 7}
+        assert len(views.residents("national-v1")) == 3
