@@ -120,13 +120,6 @@ class Page:
     records: tuple[LoggedRecord, ...]
     end: int
 
-    def by_citizen(self) -> dict[uuid.UUID, list[LoggedRecord]]:
-        """The page's records grouped by citizen, each in log order."""
-        grouped: dict[uuid.UUID, list[LoggedRecord]] = {}
-        for logged in self.records:
-            grouped.setdefault(logged.citizen_id, []).append(logged)
-        return grouped
-
 
 @dataclass(frozen=True, slots=True)
 class LoggedUse:

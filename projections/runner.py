@@ -167,53 +167,50 @@ def _shared_pages(run: _Run, shares: CatchUpShares, start: int, page_size: int) 
     projections = [(tracking_name(p), p.name) for p in run.policies]
     stretches = _Stretches(run, shares, page_size)
     try:
-        asked = stretches.ask(start)
-        while asked is not None:
-            citizens = [0]
+        stretches.ask(start)
+        while (done := stretches.asked) is not None:
             run.before_write()
-            run.store.save_row_chunks(
-                projections,
-                asked[1],
-                _rows_then(shares, citizens, partial(stretches.ask, asked[1])),
-            )
+            run.store.save_row_chunks(projections, done[1], stretches.rows())
             if run.progress is not None:
-                run.progress(asked[1] - asked[0], citizens[0])
-            asked = stretches.asked
+                run.progress(done[1] - done[0], stretches.citizens)
     except BaseException:
         run.known.close()
         raise
 
 
 class _Stretches:
-    """The stretches a shared catch-up asks its workers for, one after another."""
+    """The stretches a shared catch-up asks its workers for, one after another, and
+    the rows they make of each."""
 
     def __init__(self, run: _Run, shares: CatchUpShares, page_size: int) -> None:
         self.run, self.shares, self.page_size = run, shares, page_size
         self.asked: tuple[int, int] | None = None
+        self.citizens = 0
 
-    def ask(self, after: int) -> tuple[int, int] | None:
-        """Have the workers fold the stretch after `after`, if the log goes on."""
+    def ask(self, after: int) -> None:
+        """Have the workers fold the stretch after `after`, if the log goes on; `asked`
+        is that stretch, or None."""
         head = self.run.head()
         if head <= after:
             self.asked = None
-            return None
+            return
         # A short stretch left over touches nearly as many citizens as a whole one,
         # each written once more, for a fraction of the events: taken with this one.
         end = after + self.page_size
         self.asked = (after, head if head - end < self.page_size // 2 else end)
         self.shares.ask(*self.asked)
-        return self.asked
 
-
-def _rows_then(
-    shares: CatchUpShares, citizens: list[int], then: Callable[[], object]
-) -> Iterator[list[tuple[str, ...]]]:
-    """The rows the workers make of the stretch asked, as they come, their citizens
-    counted in `citizens[0]`; `then` once every worker is done with it."""
-    for share in shares.rows():
-        citizens[0] += share.citizens
-        yield share.rows
-    then()
+    def rows(self) -> Iterator[list[tuple[str, ...]]]:
+        """The rows the workers make of the stretch asked, as they come, their citizens
+        counted in `citizens`. Once every worker is done with it, the next stretch is
+        asked for, so they start on it while its last rows are written."""
+        assert self.asked is not None
+        end = self.asked[1]
+        self.citizens = 0
+        for share in self.shares.rows():
+            self.citizens += share.citizens
+            yield share.rows
+        self.ask(end)
 
 
 def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size: int) -> None:
