@@ -562,7 +562,8 @@ def _citizens_rows(
 
 def _folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
     """Rows in (citizen, version) order as each citizen's facts; events of other
-    aggregates are skipped."""
+    aggregates are skipped. The same walk as `_grouped`, kept apart: sharing it through
+    a generator of decoded rows cost a rebuild an eighth of its decoding."""
     current: uuid.UUID | None = None
     last: Any = None
     facts: CitizenFacts | None = None
