@@ -144,9 +144,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 )  # fmt: skip
                 last = rows[-1]["notification_id"]
 
-    def _table(self, name: str) -> Any:
-        return _in(self.datastore.schema, name)
-
     def _sql(self, template: str, *tables: str) -> Composed:
         """`template` with each `{}` one of this ledger's tables (see `_composed`)."""
         return _composed(template, *((self.datastore.schema, table) for table in tables))
