@@ -28,6 +28,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    StoredEvent,
     Transcoder,
 )
 
@@ -346,8 +347,14 @@ class Ledger(Application[uuid.UUID]):
         self._registry_cache = self._brought_up_to_date(REGISTRY_ID, self._registry_cache)
         return self._registry_cache
 
-    def _brought_up_to_date(self, registry_id: uuid.UUID, cached: R | None) -> R | None:
-        for stored in self.store.events_after({registry_id: cached.version if cached else 0}):
+    def _brought_up_to_date(
+        self, registry_id: uuid.UUID, cached: R | None, events: Iterable[StoredEvent] | None = None
+    ) -> R | None:
+        """`cached` with the registry's events after its version: `events`, if they were
+        read already, else read now."""
+        if events is None:
+            events = self.store.events_after({registry_id: cached.version if cached else 0})
+        for stored in events:
             event = self.mapper.to_domain_event(stored)
             assert isinstance(event, AuthorityRegistry.Event | PartyRegistry.Event)
             cached = event.mutate(cached)
@@ -480,12 +487,11 @@ class Ledger(Application[uuid.UUID]):
         report.rejected.extend(batch.rejected)
 
     def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
-        registry = self._current_registry()
         # Citizens first, then the index: whatever another writer commits in between
         # is then seen as a duplicate, and our stale citizen fails the save and is
         # reloaded; the other order could see a record in a citizen but not the index.
         ids = {citizen_id(rec.citizen.value) for _, rec in parsed}
-        citizens = self._load(ids)
+        citizens, registry = self._load(ids)
         # A target among its citizen's records is known to be theirs: only the others
         # are looked up, to tell another citizen's record from none.
         keys = {rec.key for _, rec in parsed} | {
@@ -580,12 +586,20 @@ class Ledger(Application[uuid.UUID]):
         """Today by the ledger's clock, in China Standard Time."""
         return self.clock.now().astimezone(CHINA_STANDARD_TIME).date()
 
-    def _load(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Citizen]:
+    def _load(
+        self, ids: set[uuid.UUID]
+    ) -> tuple[dict[uuid.UUID, Citizen], AuthorityRegistry | None]:
         """The citizens as stored now: cached ones brought up to date with whatever
-        other processes wrote since, in one query with the ones not cached."""
+        other processes wrote since, in one query with the ones not cached; and the
+        registry as stored now, its new events read in the same query (unless it is
+        kept elsewhere), so that a batch takes one round trip less."""
         cached = {i: self._citizens[i] for i in ids if i in self._citizens}
         found: dict[uuid.UUID, Citizen] = dict(cached)
         after = {i: cached[i].version if i in cached else 0 for i in ids}
+        registry = self._registry_cache
+        registered: list[StoredEvent] = []
+        if self._registries is None:
+            after[REGISTRY_ID] = registry.version if registry else 0
         current: uuid.UUID | str | None = None
         citizen: Citizen | None = None
         resident: ResidentId | None = None
@@ -599,6 +613,9 @@ class Ledger(Application[uuid.UUID]):
                 key = cid if type(cid) is uuid.UUID else uuid.UUID(str(cid))
                 citizen = cached.get(key) if cached else None
                 resident = ResidentId(citizen.resident_id) if citizen is not None else None
+            if key == REGISTRY_ID:
+                registered.append(stored)
+                continue
             used_at = stored_use_time(key, version, stored.topic, stored.state)
             if used_at is not None:
                 if citizen is None:
@@ -621,7 +638,10 @@ class Ledger(Application[uuid.UUID]):
                 except ValueError as e:
                     raise UnreadableLog(str(e)) from None
             found[citizen.id] = citizen
-        return found
+        if self._registries is not None:
+            return found, self._registries._current_registry()
+        self._registry_cache = self._brought_up_to_date(REGISTRY_ID, registry, registered)
+        return found, self._registry_cache
 
     def _remember(self, citizens: dict[uuid.UUID, Citizen]) -> None:
         for cid, citizen in citizens.items():

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from ledger.application import FixedClock, Ledger
-from ledger.domain import Citizen
+from ledger.domain import REGISTRY_ID, Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import citizen_id
 from ledger.domain.wire import parse_record
@@ -139,14 +139,18 @@ def test_citizens_are_loaded_as_their_events_replayed_would_make_them(
         assert any(c.modified_on != c.created_on for c in replayed.values())
         fresh = Ledger(three_urls[0])
         try:
-            loaded = fresh._load(ids)
+            loaded, registry = fresh._load(ids)
             assert {cid: state_of(c) for cid, c in loaded.items()} == {
                 cid: state_of(c) for cid, c in replayed.items()
             }
+            # The registry comes in the same query, as stored.
+            assert registry is not None
+            assert registry.authorities == app.repository.get(REGISTRY_ID).authorities
+            assert sorted(registry.authorities) == sorted(s.authority_id for s in DEMO_AUTHORITIES)
             # Brought up to date from a version it had: the same state again.
             behind = {cid: app.repository.get(cid, version=2) for cid in ids}
             fresh._citizens.update(behind)
-            caught_up = fresh._load(ids)
+            caught_up, _ = fresh._load(ids)
             assert {cid: state_of(c) for cid, c in caught_up.items()} == {
                 cid: state_of(c) for cid, c in replayed.items()
             }

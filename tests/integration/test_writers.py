@@ -76,6 +76,31 @@ def test_a_record_acting_on_one_written_by_another_process_is_accepted(
     assert [e.record.reference for e in ledger.history(WANG_FANG)][-2:] == ["TP-9", "TP-9S"]
 
 
+def test_an_authority_registered_by_another_process_is_honoured_by_the_next_batch(
+    ledger: Ledger, store_url: str
+) -> None:
+    """The registry rides along with the citizens' query: what another process
+    registered since this writer last read it counts in the very next batch."""
+    register_authorities(ledger)
+    assert append(ledger, enrolled()).appended == 1  # this ledger now holds the registry
+    refused = append(ledger, record("payment.recorded", "CB-1", authority="city-bank",
+                                    kind="loan_repaid_on_time", amount="50.00"))  # fmt: skip
+    assert [r.field for r in refused.rejected] == ["authority"]
+
+    other = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "authority", "add", "city-bank", "--name",
+         "City Bank", "--may-issue", "payment.recorded", "--db", store_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    report = append(ledger, record("payment.recorded", "CB-1", authority="city-bank",
+                                   kind="loan_repaid_on_time", amount="50.00"))  # fmt: skip
+
+    assert report.rejected == []
+    assert report.appended == 1
+    assert [a.authority_id for a in ledger.authorities()][-1] == "city-bank"
+
+
 def test_a_refusal_decided_before_another_process_wrote_is_decided_again(
     ledger: Ledger, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
