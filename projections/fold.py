@@ -44,6 +44,15 @@ def views_of(
         if views is None:
             yield whole(cid, facts, policies)
             continue
+        if all(record.target is None for record in records):
+            # New records acting on none: no record the views hold is linked to them
+            # (a reference is never logged twice), so the views only gain theirs.
+            keys = {record.key for record in records}
+            yield CitizenViews(cid, facts, [
+                before + found if (found := contributions(facts, p, keys)) else before
+                for p, before in zip(policies, views.contributions, strict=True)
+            ])  # fmt: skip
+            continue
         keys = facts.linked(record.key for record in records)
         linked = {(key.authority, key.reference) for key in keys}
         yield CitizenViews(cid, facts, [

@@ -86,7 +86,11 @@ def contributions(
     out: list[Contribution] = []
     append = out.append
     records = facts.records
-    chosen = records.values() if keys is None else [records[k] for k in keys if k in records]
+    chosen = (
+        records.values()
+        if keys is None
+        else [found for k in keys if (found := records.get(k)) is not None]
+    )
     for record in chosen:
         raw = _RAW.get(record.type)
         if raw is None or record.removed:
