@@ -686,20 +686,25 @@ def stored_record(
     decoded as the log's port decodes the log (no event object): what a writer loads a
     citizen from. `resident` is the citizen's identity number, None for the enrolment,
     which carries it."""
-    where = f"citizen {cid} version {version}"
     record_type = RECORD_TYPE_OF_TOPIC.get(topic)
     if record_type is None:
-        raise UnreadableLog(f"{where}: {topic} is not a type of record this ledger knows")
+        raise UnreadableLog(
+            f"citizen {cid} version {version}: {topic} is not a type of record this ledger knows"
+        )
     try:
         fields = orjson.loads(state)
         if resident is None:
             if record_type != r.ENROLLED:
-                raise UnreadableLog(f"{where}: a {record_type} before the enrolment")
+                raise UnreadableLog(
+                    f"citizen {cid} version {version}: a {record_type} before the enrolment"
+                )
             resident = ResidentId(fields["resident_id"])
         return _record(record_type, resident, fields)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        # Named only on failure: naming a citizen costs as much as decoding a record.
         raise UnreadableLog(
-            f"{where}: the stored {record_type} cannot be read ({type(e).__name__}: {e})"
+            f"citizen {cid} version {version}: the stored {record_type} cannot be read "
+            f"({type(e).__name__}: {e})"
         ) from None
 
 

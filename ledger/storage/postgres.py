@@ -270,12 +270,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             [list(versions), list(versions.values())],
         )
         return [
-            StoredEvent(
-                row["originator_id"], row["originator_version"], row["topic"],
-                bytes(row["state"]),
-            )
-            for row in rows
-        ]  # fmt: skip
+            StoredEvent(originator, version, topic, bytes(state))
+            for originator, version, topic, state in rows
+        ]
 
     def _grow_tree(
         self,
@@ -326,7 +323,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._sql("SELECT MAX(idx) AS last FROM {} WHERE level = 0", self.tree_table),
             [],
         )
-        return 0 if rows[0]["last"] is None else int(rows[0]["last"]) + 1
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
 
     def tree_nodes(self, nodes: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -337,7 +334,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._sql("SELECT idx FROM {} WHERE level = 0 AND position = %s", self.tree_table),
             [position],
         )
-        return int(rows[0]["idx"]) if rows else None
+        return int(rows[0][0]) if rows else None
 
     def save_checkpoint(self, size: int, note: str, at: str) -> None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -354,7 +351,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._sql("SELECT size, note, created_at FROM {} ORDER BY id", self.checkpoint_table),
             [],
         )
-        return [(int(r["size"]), r["note"], r["created_at"]) for r in rows]
+        return [(int(size), note, created_at) for size, note, created_at in rows]
 
     def tree_position(self, index: int) -> int | None:
         """The log position of leaf `index`."""
@@ -362,7 +359,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._sql("SELECT position FROM {} WHERE level = 0 AND idx = %s", self.tree_table),
             [index],
         )
-        return int(rows[0]["position"]) if rows and rows[0]["position"] is not None else None
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def tree_rows(self) -> Generator[list[TreeRow], None, None]:
         # One ordered pass over the primary key: batches by index range would each be
@@ -399,8 +396,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             for level, count, first, last, shortest, longest, placed, hashes, at in rows
         ]
 
-    def _query(self, statement: Any, params: Sequence[Any]) -> list[DictRow]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+    def _query(self, statement: Any, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # Rows as tuples: a dict a row cost a writer loading citizens a tenth of its time.
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
             # Prepared: planning these small lookups costs more than running them.
             curs.execute(statement, params, prepare=True)
             return curs.fetchall()
@@ -419,10 +420,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             [[k.authority for k in key_list], [k.reference for k in key_list]],
         )
         return {
-            RecordKey(row["authority"], row["reference"]): IndexEntry(
-                row["citizen_id"], row["version"], bytes(row["digest"])
-            )
-            for row in rows
+            RecordKey(authority, reference): IndexEntry(citizen, version, bytes(digest))
+            for authority, reference, citizen, version, digest in rows
         }
 
     def positions(
@@ -441,10 +440,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             ),
             [[p[0] for p in pairs], [p[1] for p in pairs]],
         )
-        return {
-            (row["originator_id"], row["originator_version"]): row["notification_id"]
-            for row in rows
-        }
+        return {(originator, version): position for originator, version, position in rows}
 
     # What ledger.log reads: positions are notification ids.
 
