@@ -89,10 +89,11 @@ def http_rows(
                 alone = f"the read itself, in one process: {read_cpu:,.0f} us"
                 why = "handing each read to the read thread and back, GIL contention"
             else:
-                alone = (f"in one process, batches of {figures['group']:.0f}: loading "
-                         f"citizens {single['load']:,.0f} us, checks {single['check']:,.0f}"
-                         f" us, saving {single['save']:,.0f} us")  # fmt: skip
-                why = "the group commit's handoffs, parsing, the answer"
+                alone = (f"in one process, batches of {figures['group']:.0f}: validating "
+                         f"{single['validate']:,.0f} us, loading citizens "
+                         f"{single['load']:,.0f} us, checks {single['check']:,.0f} us, "
+                         f"saving {single['save']:,.0f} us")  # fmt: skip
+                why = "the group commit's handoffs, GIL contention, the answer"
             table.add_row(
                 "  of the service's CPU", alone, "plus the bare route's HTTP and Flask",
                 f"the rest: {rest:,.0f} us ({why})",

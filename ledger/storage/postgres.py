@@ -17,7 +17,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.domain.records import RecordKey
 from ledger.storage.encoding import LeafParts
@@ -60,6 +60,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.checkpoint_table = _beside(events_table_name, "checkpoints")
         self.claims_table = _beside(events_table_name, "reference_claims")
         self._sequence: str | None = None
+        self._lockings: dict[bool, bytes] = {}
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} (id bigserial PRIMARY KEY, "
@@ -161,12 +162,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if not kwargs.get("exclusive"):
-                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", [self._gate_key],
-                             prepare=True)  # fmt: skip
             # The index rows go in after the table lock, so concurrent writers meet the
             # lock first and can never deadlock on each other's index keys.
-            self._lock_table(curs)
+            curs.execute(self._locking(exclusive=bool(kwargs.get("exclusive"))))
             check_read_versions(kwargs, self._versions(curs, read_ids(kwargs)))
             confirm = kwargs.get("confirm")
             if confirm is not None:
@@ -174,8 +172,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             rows = index_rows_of(kwargs)
             if rows:
                 self._copy(curs, self.index_table, _INDEX_COLUMNS, sorted(rows))
-            self._notify_channel(curs)
-            ids = self._positions_for(curs, len(stored_events))
+            ids, start = self._positions_for(curs, len(stored_events))
             self._copy(
                 curs,
                 self.events_table_name,
@@ -183,11 +180,27 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [(e.originator_id, e.originator_version, e.topic, e.state, position)
                  for e, position in zip(stored_events, ids, strict=True)],
             )  # fmt: skip
-            self._grow_tree(curs, stored_events, ids, leaves_of(kwargs))
+            self._grow_tree(curs, stored_events, ids, leaves_of(kwargs), start)
         return ids
 
-    def _positions_for(self, curs: Cursor[DictRow], count: int) -> list[int]:
-        """`count` new positions from the events' own sequence, in order."""
+    def _locking(self, exclusive: bool) -> bytes:
+        """The writers' gate shared (unless this save holds it alone), the events table's
+        lock and the notification of new events (sent as the transaction commits): one
+        round trip, as statements without parameters go in one message."""
+        found = self._lockings.get(exclusive)
+        if found is None:
+            gate = [] if exclusive else [f"SELECT pg_advisory_xact_lock_shared({self._gate_key})"]
+            found = "; ".join([
+                *gate,
+                *(_text(statement) for statement in self.lock_table_statements),
+                SQL("NOTIFY {0}").format(Identifier(self.channel_name)).as_string(None),
+            ]).encode()  # fmt: skip
+            self._lockings[exclusive] = found
+        return found
+
+    def _positions_for(self, curs: Cursor[DictRow], count: int) -> tuple[list[int], int]:
+        """`count` new positions from the events' own sequence, in order, and the size of
+        the tree before them, in one round trip."""
         if self._sequence is None:
             curs.execute(
                 "SELECT pg_get_serial_sequence(%s, 'notification_id') AS name",
@@ -197,11 +210,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             assert row is not None
             self._sequence = str(row["name"])
         curs.execute(
-            "SELECT nextval(%s::regclass) AS id FROM generate_series(1, %s) ORDER BY id",
+            self._sql(
+                "SELECT nextval(%s::regclass) AS id, (SELECT MAX(idx) FROM {} WHERE level = 0) "
+                "AS last FROM generate_series(1, %s) ORDER BY id",
+                self.tree_table,
+            ),
             [self._sequence, count],
             prepare=True,
         )
-        return [row["id"] for row in curs.fetchall()]
+        rows = curs.fetchall()
+        last = rows[0]["last"] if rows else None
+        return [row["id"] for row in rows], 0 if last is None else int(last) + 1
 
     def _copy(
         self,
@@ -280,13 +299,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events: Sequence[StoredEvent],
         positions: Sequence[int],
         leaves: Sequence[LeafParts] | None = None,
+        start: int | None = None,
     ) -> None:
-        curs.execute(
-            self._sql("SELECT MAX(idx) AS last FROM {} WHERE level = 0", self.tree_table),
-            prepare=True,
-        )
-        row = curs.fetchone()
-        start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
+        """The tree's new nodes for these events, `start` the tree's size before them
+        (read here if not given)."""
+        if start is None:
+            curs.execute(
+                self._sql("SELECT MAX(idx) AS last FROM {} WHERE level = 0", self.tree_table),
+                prepare=True,
+            )
+            row = curs.fetchone()
+            start = 0 if row is None or row["last"] is None else int(row["last"]) + 1
         needed = frontier(start, len(events))
         stored = fetch_nodes(partial(self._nodes, curs), needed) if needed else {}
         made = new_nodes(start, leaf_hashes(events, positions, leaves), stored)
@@ -606,6 +629,13 @@ FIRST_ROWS = 2_000
 # eventsourcing names the events table after the application class, Ledger.
 _EVENTS = "ledger_events"
 _INDEX, _CLAIMS = _beside(_EVENTS, "record_index"), _beside(_EVENTS, "reference_claims")
+
+
+def _text(statement: Any) -> str:
+    """A statement without parameters as the text sent."""
+    if isinstance(statement, Composable):
+        return statement.as_string(None)
+    return statement.decode() if isinstance(statement, bytes) else str(statement)
 
 
 def _in(schema: str, table: str) -> Any:
