@@ -9,7 +9,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from psycopg import sql
 
-from ledger.application import MAX_ATTEMPTS, Clock, Ledger
+from ledger.application import Clock, Ledger
+from ledger.application.service import MAX_ATTEMPTS
 from ledger.domain.shards import SHARD_MAP_ID, ShardMap
 from ledger.errors import ConcurrencyConflict, PlacementError
 from ledger.storage import connect_postgres, environment

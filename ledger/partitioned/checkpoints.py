@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from ledger.application import MAX_ATTEMPTS, Ledger
+from ledger.application import Ledger
+from ledger.application.service import MAX_ATTEMPTS
 from ledger.domain.shards import TOP_CHECKPOINTS_ID, TopCheckpoints
 from ledger.errors import ConcurrencyConflict
 from ledger.partitioned.ledger import PartitionedLedger

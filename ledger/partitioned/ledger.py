@@ -15,7 +15,6 @@ import psycopg
 
 from ledger.application import (
     BATCH_SIZE,
-    PARTITION_POOL,
     AppendReport,
     Clock,
     HistoryEntry,
@@ -23,6 +22,7 @@ from ledger.application import (
     Line,
     open_patiently,
 )
+from ledger.application.service import PARTITION_POOL
 from ledger.bulk import SHARDING_THRESHOLD, WRITERS, Writers, decoded
 from ledger.domain import Authority, Party
 from ledger.domain.identity import citizen_id, parse_resident_id

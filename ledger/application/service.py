@@ -17,21 +17,18 @@ import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import (
-    IntegrityError,
-    JSONTranscoder,
-    StoredEvent,
-    Transcoder,
-)
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoder
 
+from ledger.application.batch import Batch, Line, ReferenceClaims, batched, holds, parse_numbered
+from ledger.application.clock import CHINA_STANDARD_TIME, Clock, SystemClock
+from ledger.application.reports import AppendReport, Duplicate, HistoryEntry
 from ledger.domain import (
     PARTY_REGISTRY_ID,
     REGISTRY_ID,
@@ -42,208 +39,28 @@ from ledger.domain import (
     Party,
     PartyRegistry,
 )
-from ledger.domain import records as r
 from ledger.domain.identity import ResidentId, citizen_id, parse_resident_id
 from ledger.domain.records import Record, RecordKey
-from ledger.domain.wire import parse_record
-from ledger.errors import (
-    ConcurrencyConflict,
-    DatabaseUnavailable,
-    InvalidRecord,
-    LedgerError,
-    NotEnrolled,
-    NotEntitled,
-    PurposeRefused,
-    ReferenceConflict,
-    RuleViolation,
-    TargetError,
-    UnknownCitizen,
-)
+from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, PurposeRefused, UnknownCitizen
 from ledger.garbage import fewer_collections
 from ledger.log import CitizenFile, LogReader, UnreadableLog, stored_record, stored_use_time
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
-    IndexRow,
     Outage,
     check_read_versions,
     environment,
     ledger_recorder,
 )
-from ledger.storage.encoding import (
-    DateAsISO,
-    OrjsonTranscoder,
-    RecordKeyAsList,
-    record_events,
-)
+from ledger.storage.encoding import DateAsISO, OrjsonTranscoder, RecordKeyAsList, record_events
 from ledger.storage.recorder import Claim
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 BATCH_SIZE = 1000
 MAX_ATTEMPTS = 8
 # Races lost before a batch is retried holding the writers' gate alone, where nobody
 # can change what it reads; a conflict even then means a writer outside the protocol.
 OPTIMISTIC_ATTEMPTS = 4
 CACHE_SIZE = 50_000
-# One NDJSON line: its text, or the object it decodes to.
-Line = str | bytes | Mapping[str, Any]
-
-
-class Clock(Protocol):
-    """Where the ledger gets the time; injected so replays and tests are repeatable."""
-
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-@dataclass
-class FixedClock:
-    """A clock that reads `at`, moving on by `step` at every reading."""
-
-    at: datetime
-    step: timedelta = timedelta(0)
-
-    def now(self) -> datetime:
-        now = self.at
-        self.at = now + self.step
-        return now
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    line: int
-    field: str
-    error: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.error}"
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    line: int
-    position: int
-
-
-@dataclass
-class AppendReport:
-    """What happened to each line of an append."""
-
-    appended: int = 0
-    positions: list[tuple[int, int]] = field(default_factory=list)
-    duplicates: list[Duplicate] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    retries: int = 0
-    # On a partitioned ledger, the partition of each line: its positions are that
-    # partition's.
-    partitions: dict[int, int] = field(default_factory=dict)
-
-    def merge(self, part: AppendReport) -> None:
-        """Take in the report of a part of the same append."""
-        self.appended += part.appended
-        self.positions.extend(part.positions)
-        self.duplicates.extend(part.duplicates)
-        self.rejected.extend(part.rejected)
-        self.retries += part.retries
-        self.partitions.update(part.partitions)
-
-    def sort(self) -> None:
-        """Every list by line, as the parts of an append come in any order."""
-        self.rejected.sort(key=lambda x: x.line)
-        self.positions.sort()
-        self.duplicates.sort(key=lambda d: d.line)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "appended": self.appended,
-            "duplicates": len(self.duplicates),
-            "rejected": [
-                {"line": x.line, "field": x.field, "error": x.error} for x in self.rejected
-            ],
-            "positions": [self._where(ln, p) for ln, p in self.positions],
-            "duplicate_of": [self._where(d.line, d.position) for d in self.duplicates],
-        }
-
-    def _where(self, line: int, position: int) -> dict[str, int]:
-        partition = self.partitions.get(line)
-        if partition is None:
-            return {"line": line, "position": position}
-        return {"line": line, "partition": partition, "position": position}
-
-    def summary(self) -> str:
-        return (
-            f"appended {self.appended}, duplicates {len(self.duplicates)}, "
-            f"rejected {len(self.rejected)}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One record as the ledger received it."""
-
-    position: int
-    recorded_at: datetime
-    version: int
-    record: Record
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "recorded_at": self.recorded_at.isoformat(),
-            **self.record.to_wire(),
-        }
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A record of the batch to store: its citizen, digest and line, and its place
-    among the batch's new records."""
-
-    citizen_id: uuid.UUID
-    digest: bytes
-    line: int
-    index: int
-
-
-@dataclass
-class _Batch:
-    """One batch applied in memory, before it is saved, and what it was applied against."""
-
-    known: dict[RecordKey, IndexEntry]
-    authorities: Mapping[str, Authority]
-    citizens: dict[uuid.UUID, Citizen]
-    read_versions: dict[uuid.UUID, int]
-    today: date
-    now: datetime
-    pending: dict[RecordKey, _Pending] = field(default_factory=dict)
-    # The records to store, in the order of their lines, as (citizen, version, record),
-    # and their lines.
-    new: list[tuple[uuid.UUID, int, Record]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    index_rows: list[IndexRow] = field(default_factory=list)
-    stored_duplicates: list[tuple[int, IndexEntry]] = field(default_factory=list)
-    batch_duplicates: list[tuple[int, _Pending]] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    # When its references were claimed (time.monotonic()), on a partitioned ledger.
-    claimed_since: float = 0.0
-
-
-class ReferenceClaims(Protocol):
-    """An (authority, reference) names one record across more logs than this ledger's:
-    a partitioned ledger's partitions (see ledger.partitioned.claims)."""
-
-    def claim(self, wanted: Sequence[Claim]) -> set[RecordKey]:
-        """Claim each key for its (citizen, digest); the keys refused, because another
-        citizen's record, or another record, holds them in another log."""
-
-    def confirm(self, wanted: Sequence[Claim], since: float) -> None:
-        """Called in the save, as this ledger's other writers wait, of claims made from
-        `since` (time.monotonic()) on: IntegrityError (the batch is applied again) if
-        any key is no longer claimed as wanted."""
 
 
 class Ledger(Application[uuid.UUID]):
@@ -392,7 +209,7 @@ class Ledger(Application[uuid.UUID]):
         bad line is rejected alone."""
         report = AppendReport()
         with fewer_collections():
-            for batch in _batched(lines, batch_size):
+            for batch in batched(lines, batch_size):
                 parsed, rejected = parse_numbered(batch)
                 report.rejected.extend(rejected)
                 self._append_parsed(parsed, report)
@@ -415,7 +232,7 @@ class Ledger(Application[uuid.UUID]):
         outage = Outage(self.url, self.patience)
         while attempt < OPTIMISTIC_ATTEMPTS + MAX_ATTEMPTS:
             exclusive = attempt >= OPTIMISTIC_ATTEMPTS
-            batch: _Batch | None = None
+            batch: Batch | None = None
             try:
                 with outage.unless_over(), self.store.exclusive_writer() if exclusive \
                         else nullcontext():  # fmt: skip
@@ -444,7 +261,7 @@ class Ledger(Application[uuid.UUID]):
             f"the batch of {len(parsed)} records was not written, send it again"
         )
 
-    def _save(self, batch: _Batch, exclusive: bool) -> list[int]:
+    def _save(self, batch: Batch, exclusive: bool) -> list[int]:
         """Write the batch's new records as events, with their index rows, in one
         transaction, provided the citizens it read but did not change are still as
         read; else IntegrityError. Returns the position of each new record in turn.
@@ -470,7 +287,7 @@ class Ledger(Application[uuid.UUID]):
         )  # fmt: skip
         return list(positions or ())
 
-    def _report(self, batch: _Batch, positions: list[int], report: AppendReport) -> None:
+    def _report(self, batch: Batch, positions: list[int], report: AppendReport) -> None:
         stored = patiently(
             self.url,
             self.patience,
@@ -486,7 +303,7 @@ class Ledger(Application[uuid.UUID]):
             report.duplicates.append(Duplicate(line, positions[pending.index]))
         report.rejected.extend(batch.rejected)
 
-    def _apply(self, parsed: list[tuple[int, Record]]) -> _Batch:
+    def _apply(self, parsed: list[tuple[int, Record]]) -> Batch:
         # Citizens first, then the index: whatever another writer commits in between
         # is then seen as a duplicate, and our stale citizen fails the save and is
         # reloaded; the other order could see a record in a citizen but not the index.
@@ -496,9 +313,9 @@ class Ledger(Application[uuid.UUID]):
         # are looked up, to tell another citizen's record from none.
         keys = {rec.key for _, rec in parsed} | {
             rec.target for _, rec in parsed
-            if rec.target and not _holds(citizens, rec.citizen.value, rec.target)
+            if rec.target and not holds(citizens, rec.citizen.value, rec.target)
         }  # fmt: skip
-        batch = _Batch(
+        batch = Batch(
             known=self.store.lookup(keys),
             authorities=registry.authorities if registry else {},
             citizens=citizens,
@@ -507,28 +324,7 @@ class Ledger(Application[uuid.UUID]):
             now=self.clock.now(),
         )
         batch.claimed_since = time.monotonic()
-        refused = self._claimed(parsed, batch.known)
-        for line, rec in parsed:
-            digest = rec.digest
-            earlier = batch.pending.get(rec.key)
-            stored = batch.known.get(rec.key)
-            if earlier is not None or stored is not None:
-                self._repeat(batch, line, digest, earlier, stored)
-                continue
-            if rec.key in refused:
-                batch.rejected.append(_conflict(line, "a record in another partition"))
-                continue
-            try:
-                citizen = self._act(batch, rec)
-            except LedgerError as e:
-                batch.rejected.append(Rejection(line, e.field, e.message))
-                continue
-            batch.pending[rec.key] = _Pending(citizen.id, digest, line, len(batch.new))
-            batch.new.append((citizen.id, citizen.version, rec))
-            batch.lines.append(line)
-            batch.index_rows.append(
-                (rec.authority, rec.reference, citizen.id, citizen.version, digest)
-            )
+        batch.take(parsed, self._claimed(parsed, batch.known))
         return batch
 
     def _claimed(
@@ -543,44 +339,6 @@ class Ledger(Application[uuid.UUID]):
             if rec.key not in known and rec.key not in wanted:
                 wanted[rec.key] = (rec.key, citizen_id(rec.citizen.value), rec.digest)
         return self.claims.claim(list(wanted.values())) if wanted else set()
-
-    @staticmethod
-    def _repeat(
-        batch: _Batch, line: int, digest: bytes, earlier: _Pending | None, stored: IndexEntry | None
-    ) -> None:
-        """A reference seen before: a duplicate if the content is the same, else a conflict."""
-        if earlier is not None:
-            if earlier.digest == digest:
-                batch.batch_duplicates.append((line, earlier))
-            else:
-                batch.rejected.append(_conflict(line, f"line {earlier.line}"))
-        elif stored is not None:
-            if stored.digest == digest:
-                batch.stored_duplicates.append((line, stored))
-            else:
-                batch.rejected.append(_conflict(line, "a stored record"))
-
-    @staticmethod
-    def _act(batch: _Batch, rec: Record) -> Citizen:
-        """Apply one new record to its citizen, or raise the rule it breaks."""
-        _check_authority(batch.authorities, rec)
-        if rec.occurred_on > batch.today:
-            raise RuleViolation(f"is after today ({batch.today})", "occurred_on")
-        cid = citizen_id(rec.citizen.value)
-        citizen = batch.citizens.get(cid)
-        if rec.type == r.ENROLLED:
-            if citizen is not None:
-                raise RuleViolation("is already enrolled", "citizen")
-            citizen = batch.citizens[cid] = Citizen.enrolled(rec, batch.now)
-            return citizen
-        if citizen is None:
-            raise NotEnrolled("is not enrolled")
-        if rec.target is not None:
-            owner = batch.pending.get(rec.target) or batch.known.get(rec.target)
-            if owner is not None and owner.citizen_id != cid:
-                raise TargetError(f"{rec.target} is a record of another citizen")
-        citizen.add(rec, batch.now)
-        return citizen
 
     def today(self) -> date:
         """Today by the ledger's clock, in China Standard Time."""
@@ -732,48 +490,3 @@ def open_patiently(
     """A ledger opened once the database answers, waiting up to `patience` seconds."""
     return patiently(url, patience, lambda: Ledger(
         url, clock=clock, env=env, patience=patience, registries=registries))  # fmt: skip
-
-
-def _holds(citizens: Mapping[uuid.UUID, Citizen], resident_id: str, key: RecordKey) -> bool:
-    citizen = citizens.get(citizen_id(resident_id))
-    return citizen is not None and key in citizen.records
-
-
-def _check_authority(authorities: Mapping[str, Authority], record: Record) -> None:
-    authority = authorities.get(record.authority)
-    if authority is None:
-        raise NotEntitled(f"{record.authority} is not a registered authority")
-    authority.check_entitled(record)
-
-
-def _conflict(line: int, where: str) -> Rejection:
-    error = ReferenceConflict(
-        f"already names {where} with different content; a record is never changed"
-    )
-    return Rejection(line, error.field, error.message)
-
-
-Parsed = tuple[list[tuple[int, Record]], list[Rejection]]
-
-
-def parse_numbered(batch: list[tuple[int, Any]]) -> Parsed:
-    """Validate numbered wire records: the valid ones, and a rejection for each other."""
-    parsed: list[tuple[int, Record]] = []
-    rejected: list[Rejection] = []
-    for number, data in batch:
-        try:
-            parsed.append((number, parse_record(data)))
-        except InvalidRecord as e:
-            rejected.append(Rejection(number, e.field, e.message))
-    return parsed, rejected
-
-
-def _batched(lines: Iterable[tuple[int, Line]], size: int) -> Iterator[list[tuple[int, Line]]]:
-    batch: list[tuple[int, Line]] = []
-    for item in lines:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
