@@ -12,7 +12,7 @@ import pytest
 
 from ledger.domain.identity import ResidentId
 from ledger.domain.records import Record, RecordKey, restored
-from ledger.log import LoggedRecord, UnreadableLog, _logged
+from ledger.log import LoggedRecord, UnreadableLog, logged
 
 RESIDENT = ResidentId("110101199003078515")
 RESIDENT_ID = uuid.UUID(int=7)
@@ -52,7 +52,7 @@ def test_a_logged_record_read_is_the_one_its_constructor_makes() -> None:
         "target": {"_type_": "record_key", "_data_": ["traffic-police", "TP-1"]},
         "outcome": "removed",
     }  # fmt: skip
-    read = _logged(9, RESIDENT_ID, 3, "dispute.resolved", RESIDENT, dict(fields))
+    read = logged(9, RESIDENT_ID, 3, "dispute.resolved", RESIDENT, dict(fields))
     record = Record("dispute.resolved", RESIDENT, "bank-ccb", "R-1", date(2024, 5, 6),
                     outcome="removed", target=TARGET)  # fmt: skip
     assert read == LoggedRecord(9, datetime(2026, 3, 1, 4, tzinfo=UTC), RESIDENT_ID, 3, record)
@@ -61,4 +61,4 @@ def test_a_logged_record_read_is_the_one_its_constructor_makes() -> None:
     # A target that is not a pair is a log that cannot be read, named by its position.
     fields["target"] = {"_type_": "record_key", "_data_": ["traffic-police"]}
     with pytest.raises(UnreadableLog, match=r"position 9: the stored dispute\.resolved"):
-        _logged(9, RESIDENT_ID, 3, "dispute.resolved", RESIDENT, dict(fields))
+        logged(9, RESIDENT_ID, 3, "dispute.resolved", RESIDENT, dict(fields))
