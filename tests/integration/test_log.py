@@ -336,7 +336,7 @@ def test_a_reader_slower_than_the_idle_transaction_limit_still_reads_every_recor
     takes to write; the stream's transaction must outlive the limit on idle
     transactions (one second here, five by default)."""
     monkeypatch.setenv("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "1")
-    monkeypatch.setattr("ledger.storage.postgres.STREAM_ROWS", 5)
+    monkeypatch.setattr("ledger.storage.postgres.reads.STREAM_ROWS", 5)
     slow = Ledger(ledger.url)
     try:
         head = slow.reader.head()

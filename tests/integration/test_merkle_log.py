@@ -104,10 +104,10 @@ def test_damage_is_found_the_same_when_the_log_is_read_in_small_batches(
     filled: Ledger, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches of events and of stored nodes that never line up with each other.
-    for store in ("postgres", "sqlite"):
-        monkeypatch.setattr(f"ledger.storage.{store}.FIRST_ROWS", 2)
-        monkeypatch.setattr(f"ledger.storage.{store}.STREAM_ROWS", 4)
-        monkeypatch.setattr(f"ledger.storage.{store}.TREE_ROWS", 3)
+    for module in ("ledger.storage.postgres.reads", "ledger.storage.sqlite"):
+        monkeypatch.setattr(f"{module}.FIRST_ROWS", 2)
+        monkeypatch.setattr(f"{module}.STREAM_ROWS", 4)
+        monkeypatch.setattr(f"{module}.TREE_ROWS", 3)
     assert verify_log(filled) is None
     with behind_the_back(store_url) as run:
         run("UPDATE NODES SET hash = %s WHERE level = 4 AND idx = 1", [bytes(32)])
