@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 
@@ -21,6 +22,15 @@ class Tx:
             self.cursor.execute(sql.replace("?", "%b"), params)
             return
         self.cursor.execute(self._sql(sql), params)
+
+    def pipelined(self) -> AbstractContextManager[Any]:
+        """Statements in this block sent without waiting for each answer (PostgreSQL's
+        pipeline mode); their results are not read, and an error is raised by the
+        block's end at the latest."""
+        if self.postgres:
+            pipeline: AbstractContextManager[Any] = self.cursor.connection.pipeline()
+            return pipeline
+        return nullcontext()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

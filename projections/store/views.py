@@ -277,24 +277,27 @@ class ViewStore:
         with self.transaction() as tx:
             for tracking, _ in projections:
                 _move(tx, tracking, position)
-            for rows in chunks:
-                if not rows:
-                    continue
-                if self.postgres:
-                    # One statement a chunk, its rows as arrays.
-                    tx.execute(
-                        "INSERT INTO score_views (policy, citizen_id, resident_id, "
-                        "contributions) SELECT * FROM unnest(?::text[], ?::text[], "
-                        f"?::text[], ?::text[]) {_UPSERT}",
-                        [list(column) for column in zip(*rows, strict=True)],
-                        binary=True,
-                    )
-                else:
-                    tx.executemany(
-                        "INSERT INTO score_views (policy, citizen_id, resident_id, "
-                        f"contributions) VALUES (?, ?, ?, ?) {_UPSERT}",
-                        rows,
-                    )
+            # Pipelined: each chunk is sent without waiting for the one before to be
+            # written, so the next is received and made ready as the server writes.
+            with tx.pipelined():
+                for rows in chunks:
+                    if not rows:
+                        continue
+                    if self.postgres:
+                        # One statement a chunk, its rows as arrays.
+                        tx.execute(
+                            "INSERT INTO score_views (policy, citizen_id, resident_id, "
+                            "contributions) SELECT * FROM unnest(?::text[], ?::text[], "
+                            f"?::text[], ?::text[]) {_UPSERT}",
+                            [list(column) for column in zip(*rows, strict=True)],
+                            binary=True,
+                        )
+                    else:
+                        tx.executemany(
+                            "INSERT INTO score_views (policy, citizen_id, resident_id, "
+                            f"contributions) VALUES (?, ?, ?, ?) {_UPSERT}",
+                            rows,
+                        )
 
     def replace_all(
         self,
