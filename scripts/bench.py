@@ -87,7 +87,10 @@ def http_rows(
             rest = cpu["service"] - own - base["cpu_us"]["service"]
             if key == "reads":
                 alone = f"the read itself, in one process: {read_cpu:,.0f} us"
-                why = "handing each read to the read thread and back, GIL contention"
+                why = (
+                    "the route's own Flask work, handing each read to the read thread "
+                    "and back, GIL contention"
+                )
             else:
                 alone = (f"in one process, batches of {figures['group']:.0f}: validating "
                          f"{single['validate']:,.0f} us, loading citizens "
