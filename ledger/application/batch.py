@@ -78,7 +78,7 @@ class Batch:
                 _repeat(self, line, digest, earlier, stored)
                 continue
             if rec.key in refused:
-                self.rejected.append(conflict(line, "a record in another partition"))
+                self.rejected.append(_conflict(line, "a record in another partition"))
                 continue
             try:
                 citizen = _act(self, rec)
@@ -119,7 +119,7 @@ def _check_authority(authorities: Mapping[str, Authority], record: Record) -> No
     authority.check_entitled(record)
 
 
-def conflict(line: int, where: str) -> Rejection:
+def _conflict(line: int, where: str) -> Rejection:
     error = ReferenceConflict(
         f"already names {where} with different content; a record is never changed"
     )
@@ -134,12 +134,12 @@ def _repeat(
         if earlier.digest == digest:
             batch.batch_duplicates.append((line, earlier))
         else:
-            batch.rejected.append(conflict(line, f"line {earlier.line}"))
+            batch.rejected.append(_conflict(line, f"line {earlier.line}"))
     elif stored is not None:
         if stored.digest == digest:
             batch.stored_duplicates.append((line, stored))
         else:
-            batch.rejected.append(conflict(line, "a stored record"))
+            batch.rejected.append(_conflict(line, "a stored record"))
 
 
 def _act(batch: Batch, rec: Record) -> Citizen:
