@@ -41,8 +41,14 @@ Lines = list[tuple[int, Line]]
 
 # Starting a writer costs about a second; below this many lines one process is faster.
 SHARDING_THRESHOLD = 5_000
-# More writers than cores pays on this kind of machine: each waits on its commits.
-WRITERS = min(4, 2 * (os.cpu_count() or 1))
+# One database: one writer a core. Each save holds the events table's lock, so more
+# writers than cores wait on one another and cost PostgreSQL more: on 2 cores, 4 writers
+# appended the bench's feed 0.8x as fast as 2, at half again the CPU a record.
+WRITERS = os.cpu_count() or 1
+# Partitions lock apart, and a writer's batch waits on several shards' round trips: there
+# two writers a core did as well or better (12,200-12,600 records/s against 9,200-12,100
+# with one a core, on 2 cores).
+PARTITIONED_WRITERS = min(4, 2 * WRITERS)
 # Seconds a writer told to stop (SIGTERM) gets before it is killed.
 STOP_GRACE = 2.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

@@ -23,7 +23,7 @@ from ledger.application import (
     open_patiently,
 )
 from ledger.application.service import PARTITION_POOL
-from ledger.bulk import SHARDING_THRESHOLD, WRITERS, Writers, decoded
+from ledger.bulk import PARTITIONED_WRITERS, SHARDING_THRESHOLD, Writers, decoded
 from ledger.domain import Authority, Party
 from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.shards import partition_of
@@ -183,7 +183,7 @@ class PartitionedLedger:
         self,
         lines: Iterable[tuple[int, Line]],
         progress: Callable[[int], None] | None = None,
-        writers: int = WRITERS,
+        writers: int = PARTITIONED_WRITERS,
         batch_size: int = BATCH_SIZE,
     ) -> AppendReport:
         """Append a feed: in this process when it is short, else with `writers` processes,

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from ledger.application import Ledger
+from ledger.bulk import WRITERS
 from ledger.domain.identity import make_resident_id
 from tests.builders import enrolled, fine, register_authorities
 
@@ -132,9 +133,9 @@ class Append:
         return int(str(row[0])) if row else 0
 
     def writing(self) -> set[int]:
-        """Wait until four writers run and one has stored a batch; all its children."""
+        """Wait until every writer runs and one has stored a batch; all its children."""
         assert _until(
-            lambda: len(self.writers()) == 4 and _stored(self.url, self.schema) > self.before,
+            lambda: len(self.writers()) == WRITERS and _stored(self.url, self.schema) > self.before,
             30,
         ), f"the append never got going: {self.stderr()}"
         return self.children()
