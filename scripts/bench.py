@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from projections import policy
-from scripts.benchmarks.common import register, schema
+from scripts.benchmarks.common import Spent, register, schema
 from scripts.benchmarks.ingest import (
     demo_seconds,
     ledger_append,
@@ -46,7 +46,7 @@ from scripts.benchmarks.ingest import (
     single_phases,
     tree_cost,
 )
-from scripts.benchmarks.readside import proofs, reads, rebuild
+from scripts.benchmarks.readside import Rebuilt, proofs, reads, rebuild
 from scripts.benchmarks.wrk import http_ingest, http_load
 from scripts.demo import DEMO_UNTIL, Population
 
@@ -111,29 +111,47 @@ def http_rows(
     )
 
 
-def read_side_rows(
-    table: Table, rebuild_rate: float, scan_rate: float, peaks: tuple[float, float],
-    caught: tuple[float, int, float, int], read: tuple[float, float, float],
-) -> None:  # fmt: skip
-    """The rebuild against the plain scan, the catch-up against the rebuild, and reads."""
+def cpu_row(table: Table, label: str, spent: Spent, count: int, per: str, own: str) -> None:
+    """Where the machine's CPU time went in a phase, per item, and what all the cores
+    would do at that cost: a phase that misses its target with every core busy costs
+    too much CPU an item; one that leaves cores idle waits on something."""
+    machine, mine, rest = spent.per(count)
+    cores = os.cpu_count() or 1
+    table.add_row(
+        f"  CPU, {label}",
+        f"{machine:,.1f} us {per} in all",
+        f"{own} {mine:,.1f} us, PostgreSQL and the rest {rest:,.1f} us",
+        f"{spent.cores_busy:.2f} of {cores} cores busy; all {cores} at this cost: "
+        f"{1e6 * cores / machine if machine else 0:,.0f}/s",
+    )
+
+
+def read_side_rows(table: Table, rebuilt: Rebuilt, read: tuple[float, float, float]) -> None:
+    """The rebuild against the plain scan, the catch-up against the rebuild, and reads,
+    each with where the machine's CPU went."""
     policies = len(policy.available())
+    rebuild_rate = rebuilt.events / rebuilt.seconds
+    scan_rate = rebuilt.events / rebuilt.scan_seconds
     table.add_row(
         f"rebuild of {policies} policies from zero, PostgreSQL",
         f"{rebuild_rate:,.0f} events/s",
         f"plain psycopg server-side scan: {scan_rate:,.0f} rows/s",
-        f"{rebuild_rate / scan_rate:.2f} (target 0.60); peak memory {peaks[0]:.0f} MB "
-        f"for half the log, {peaks[1]:.0f} MB for all of it",
+        f"{rebuild_rate / scan_rate:.2f} (target 0.60); peak memory {rebuilt.half_peak:.0f} MB "
+        f"for half the log, {rebuilt.whole_peak:.0f} MB for all of it",
     )
-    cold, cold_moved, warm, warm_moved = caught
-    for how, rate in (
-        ("from cold (a fresh ledger project)", cold_moved / cold if cold else 0.0),
-        ("kept warm (as --follow runs)", warm_moved / warm if warm else 0.0),
+    cpu_row(table, "rebuild", rebuilt.spent, rebuilt.events, "an event",
+            "worker processes and their parent")  # fmt: skip
+    for how, caught in (
+        ("from cold (a fresh ledger project)", rebuilt.cold),
+        ("kept warm (as --follow runs)", rebuilt.warm),
     ):
         table.add_row(
             f"catch-up of {policies} policies a quarter of the log behind, {how}",
-            f"{rate:,.0f} events/s", f"the rebuild: {rebuild_rate:,.0f} events/s",
-            f"{rate / rebuild_rate:.2f} (target 0.50)",
+            f"{caught.rate:,.0f} events/s", f"the rebuild: {rebuild_rate:,.0f} events/s",
+            f"{caught.rate / rebuild_rate:.2f} (target 0.50)",
         )  # fmt: skip
+        cpu_row(table, f"catch-up {how.split(' (')[0]}", caught.spent, caught.events,
+                "an event", "worker processes and their parent")  # fmt: skip
     table.add_row(
         "score reads in-process, PostgreSQL", f"{read[0]:,.0f} reads/s",
         f"p50 {read[1]:.2f} ms, p99 {read[2]:.2f} ms", "target p99 under 1 ms",
@@ -195,10 +213,10 @@ def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool, partiti
         with schema(postgres) as name:
             url = f"{postgres}?schema={name}"
             register(url)
-            ingest, report = ledger_append(url, feed)
+            ingest, report, ingest_spent = ledger_append(url, feed)
             ceiling, rows, row_size = plain_ceiling(postgres, name)
             routed, routed_count = partitioned_append(postgres, feed) if partitioned else (0, 0)
-            projected, events, scan, half_peak, full_peak, caught = rebuild(postgres, name)
+            rebuilt = rebuild(postgres, name)
             read_rate, p50, p99, read_cpu = reads(postgres, name)
             if not read_side:
                 generated, verified, whole = proofs(postgres, name)
@@ -225,6 +243,8 @@ def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool, partiti
         f"plain psycopg executemany: {ceiling_rate:,.0f} rows/s ({row_size:.0f} B/row)",
         f"{ingest_rate / ceiling_rate:.2f} (target 0.50)",
     )
+    cpu_row(table, "ledger append", ingest_spent, appended, "a record",
+            "ledger append and its writers")  # fmt: skip
     if partitioned:
         routed_rate = routed_count / routed
         table.add_row(
@@ -232,9 +252,8 @@ def main(citizens: int, postgres: str, skip_demo: bool, read_side: bool, partiti
             f"{routed_rate:,.0f} records/s", f"one database: {ingest_rate:,.0f} records/s",
             f"{routed_rate / ingest_rate:.2f} (target 0.90: routing costs under 10%)",
         )  # fmt: skip
-    scan_rate = events / scan
-    read_side_rows(table, events / projected, scan_rate, (half_peak, full_peak), caught,
-                   (read_rate, p50, p99))  # fmt: skip
+    scan_rate = rebuilt.events / rebuilt.scan_seconds
+    read_side_rows(table, rebuilt, (read_rate, p50, p99))
     if not read_side:
         tree_rows(table, len(records), spent, (with_tree, without_tree),
                   (generated, verified, whole), scan_rate)  # fmt: skip

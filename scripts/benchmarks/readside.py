@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import click
 import psycopg
@@ -17,33 +18,36 @@ from ledger.transparency.audit import Log, verify_log
 from projections import policy
 from projections.queries import Scores
 from projections.store import ViewStore
+from scripts.benchmarks.common import Spent
 
 BEST_OF = 3
 
 REBUILD = """
-import sys, time
+import sys
 from ledger.application import Ledger
 from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore
+from scripts.benchmarks.common import spending
 url, stop = sys.argv[1], int(sys.argv[2])
 app, store = Ledger(url), ViewStore(url)
 with store.transaction() as tx:
     tx.execute("DELETE FROM projection_tracking")
-started = time.perf_counter()
-catch_up(app, store, [policy.load(n) for n in policy.available()], stop_at=stop)
+with spending() as spent:
+    catch_up(app, store, [policy.load(n) for n in policy.available()], stop_at=stop)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
 peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(time.perf_counter() - started, peak)
+print(spent.wall, peak, spent.machine, spent.own)
 """
 
 CATCH_UP = """
-import sys, time
+import sys
 from ledger.application import Ledger
 from projections import policy
 from projections.known import KnownViews
 from projections.runner import catch_up
 from projections.store import ViewStore
+from scripts.benchmarks.common import spending
 app, store = Ledger(sys.argv[1]), ViewStore(sys.argv[1])
 policies = [policy.load(n) for n in policy.available()]
 known = KnownViews(keep_shares=True)
@@ -52,17 +56,41 @@ figures = []
 # (every citizen read from the log), the second as a follower that wrote the first.
 for stop in (int(sys.argv[2]), None):
     start = min(store.positions().values())
-    started = time.perf_counter()
-    reached = catch_up(app, store, policies, stop_at=stop, known=known)
-    figures += [time.perf_counter() - started, min(reached.values()) - start]
+    with spending() as spent:
+        reached = catch_up(app, store, policies, stop_at=stop, known=known)
+    figures += [spent.wall, min(reached.values()) - start, spent.machine, spent.own]
 known.close()
 print(*figures)
 """
 
 
-def rebuild(
-    url: str, name: str
-) -> tuple[float, int, float, float, float, tuple[float, int, float, int]]:
+class CatchUp(NamedTuple):
+    """One catch-up: its seconds, the events it moved on by, and where the machine's CPU
+    went meanwhile."""
+
+    seconds: float
+    events: int
+    spent: Spent
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class Rebuilt(NamedTuple):
+    """The rebuild and catch-up figures of one run of `rebuild`."""
+
+    seconds: float
+    events: int
+    scan_seconds: float
+    half_peak: float
+    whole_peak: float
+    spent: Spent
+    cold: CatchUp
+    warm: CatchUp
+
+
+def rebuild(url: str, name: str) -> Rebuilt:
     """Projections of every policy from position zero, against a plain scan of the log,
     and the catch-up of projections that are half the log behind.
 
@@ -73,8 +101,7 @@ def rebuild(
     and each catch-up are timed BEST_OF times, and the scan once more (before all, and
     after each rebuild of all the log, so that a slow spell of the machine meets both);
     the best of each is kept, as the machine's speed wanders by a fifth from run to
-    run. Returns (rebuild seconds, events, scan seconds, peak MB for half the log, peak
-    MB for all of it, and the seconds and events of the cold and of the warm catch-up).
+    run. Where the machine's CPU went is kept for the fastest rebuild and catch-ups.
     """
     scans: list[float] = []
 
@@ -94,31 +121,32 @@ def rebuild(
     events = scan()
     halves: list[float] = []
     wholes: list[float] = []
-    rebuilds = []
-    colds: list[tuple[float, int]] = []
-    warms: list[tuple[float, int]] = []
+    rebuilds: list[tuple[float, Spent]] = []
+    colds: list[CatchUp] = []
+    warms: list[CatchUp] = []
     for stop in [events // 2] * BEST_OF + [events] * BEST_OF:
         done = subprocess.run(
             [sys.executable, "-c", REBUILD, f"{url}?schema={name}", str(stop)],
             capture_output=True, check=True, text=True,
         )  # fmt: skip
-        spent, peak = done.stdout.split()
+        took, peak, machine, own = done.stdout.split()
         (wholes if stop == events else halves).append(int(peak) / 1024)
         if stop == events:
-            rebuilds.append(float(spent))
+            rebuilds.append((float(took), Spent(float(took), float(machine), float(own))))
             scan()
             continue
         done = subprocess.run(
             [sys.executable, "-c", CATCH_UP, f"{url}?schema={name}", str(3 * events // 4)],
             capture_output=True, check=True, text=True,
         )  # fmt: skip
-        cold, cold_moved, warm, warm_moved = done.stdout.split()
-        colds.append((float(cold), int(cold_moved)))
-        warms.append((float(warm), int(warm_moved)))
-    best_cold = max(colds, key=lambda c: c[1] / c[0])
-    best_warm = max(warms, key=lambda c: c[1] / c[0])
-    caught = (*best_cold, *best_warm)
-    return min(rebuilds), events, min(scans), max(halves), max(wholes), caught
+        figures = done.stdout.split()
+        for n, found in ((0, colds), (4, warms)):
+            wall, moved, machine, own = figures[n : n + 4]
+            found.append(CatchUp(float(wall), int(moved),
+                                 Spent(float(wall), float(machine), float(own))))  # fmt: skip
+    seconds, spent = min(rebuilds, key=lambda r: r[0])
+    return Rebuilt(seconds, events, min(scans), max(halves), max(wholes), spent,
+                   max(colds, key=lambda c: c.rate), max(warms, key=lambda c: c.rate))  # fmt: skip
 
 
 def reads(url: str, name: str, count: int = 3000) -> tuple[float, float, float, float]:

@@ -24,7 +24,7 @@ import psycopg
 from ledger.application import Ledger
 from projections import policy
 from projections.store import ViewStore
-from scripts.benchmarks.common import LEDGER, register, schema
+from scripts.benchmarks.common import LEDGER, cpu_seconds, family, register, schema
 from scripts.tokens import TokenStore
 
 WRK = shutil.which("wrk")
@@ -123,32 +123,6 @@ def served(url: str | None, name: str = "ledger-bench") -> Iterator[tuple[int, i
         process.wait(timeout=15)
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _family(pid: int) -> list[int]:
-    """The process and all its descendants."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(parent, []).append(int(entry.name))
-    found, todo = [pid], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
-
-
 def _backends(postgres: str, name: str) -> list[int]:
     with psycopg.connect(postgres, autocommit=True) as conn:
         rows = conn.execute(
@@ -172,14 +146,14 @@ def wrk(
         command = [WRK or "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
                    *(["-s", lua.name] if script else []),
                    f"http://127.0.0.1:{port}{path}"]  # fmt: skip
-        family = _family(served_pid) if served_pid else []
+        processes = family(served_pid) if served_pid else []
         backends = _backends(postgres, name) if postgres else []
-        before = {pid: _cpu_seconds(pid) for pid in family + backends}
+        before = {pid: cpu_seconds(pid) for pid in processes + backends}
         own = os.times()
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         after = os.times()
         backends = _backends(postgres, name) if postgres else []
-        spent = {pid: _cpu_seconds(pid) - before.get(pid, 0.0) for pid in family + backends}
+        spent = {pid: cpu_seconds(pid) - before.get(pid, 0.0) for pid in processes + backends}
     out = done.stdout
     figures: dict[str, Any] = {"rps": float(out.split("Requests/sec:")[1].split()[0])}
     for label, key in (("50%", "p50"), ("99%", "p99")):
@@ -192,7 +166,7 @@ def wrk(
     wrk_cpu = after.children_user + after.children_system - own.children_user - (
         own.children_system)  # fmt: skip
     figures["cpu_us"] = {
-        "service": 1e6 * sum(spent.get(pid, 0.0) for pid in family) / requests,
+        "service": 1e6 * sum(spent.get(pid, 0.0) for pid in processes) / requests,
         "postgres": 1e6 * sum(spent.get(pid, 0.0) for pid in backends) / requests,
         "wrk": 1e6 * wrk_cpu / requests,
     }
