@@ -16,6 +16,7 @@ import psycopg
 
 from ledger.application import Ledger
 from scripts.demo import DEMO_AUTHORITIES
+from scripts.drill.processes import descendants
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 
@@ -58,20 +59,7 @@ def cpu_seconds(pid: int) -> float:
 
 def family(pid: int) -> list[int]:
     """The process and all its descendants."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(parent, []).append(int(entry.name))
-    found, todo = [pid], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
+    return [pid, *(child for child, _ in descendants(pid))]
 
 
 def machine_busy() -> float:

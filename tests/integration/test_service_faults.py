@@ -21,6 +21,7 @@ import pytest
 
 from ledger.application import Ledger
 from projections.store import ViewStore
+from scripts.drill.processes import descendants
 from scripts.tokens import TokenStore
 from tests.builders import WANG_FANG, append, enrolled, fine, register_authorities
 from tests.proxy import Proxy, through
@@ -204,23 +205,6 @@ def test_forty_slow_clients_do_not_stop_the_service(tmp_path: Path) -> None:
             client.join(timeout=5)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @pytest.mark.postgres
 def test_no_password_on_any_command_line_and_nothing_outlives_kill_9(
     postgres_schema_url: str,
@@ -231,7 +215,7 @@ def test_no_password_on_any_command_line_and_nothing_outlives_kill_9(
     service = Service(url, "--project")
     family: list[int] = []
     try:
-        family = _descendants(service.process.pid)
+        family = [p for p, _ in descendants(service.process.pid)]
         assert len(family) >= 3  # the server, its workers and the runner
         for pid in [service.process.pid, *family]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -263,7 +247,7 @@ def test_stopping_serve_stops_the_server_its_workers_and_the_runner(
     url = f"sqlite:///{tmp_path}/ledger.db"
     _tokens(url)
     service = Service(url, "--project")
-    family = _descendants(service.process.pid)
+    family = [p for p, _ in descendants(service.process.pid)]
     try:
         assert len(family) >= 3
         service.process.send_signal(signum)
