@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ledger.transparency.merkle import leaf_hash, node_hash, root_from_hashes
+from ledger.transparency.merkle import leaf_hash, node_hash, parents, root_from_hashes
 
 Node = tuple[
     int, int
@@ -103,13 +103,17 @@ def new_nodes(
     `fetch_nodes` gives it."""
     size = start + len(leaves)
     made: dict[Node, bytes] = {(0, start + i): h for i, h in enumerate(leaves)}
-    level = 0
+    # A level at a time: the new nodes of one level, from index `first` on, paired into
+    # the next (an unpaired last one waits for a later append).
+    row, first, level = list(leaves), start, 0
     while (size >> (level + 1)) > (start >> (level + 1)):
-        for index in range(start >> (level + 1), size >> (level + 1)):
-            left = made.get((level, 2 * index)) or stored[(level, 2 * index)]
-            made[(level + 1, index)] = node_hash(left, made[(level, 2 * index + 1)])
-        level += 1
-    return {node: digest for node, digest in made.items() if is_stored(node)}
+        if first % 2:
+            row.insert(0, stored[(level, first - 1)])
+            first -= 1
+        row, first, level = parents(row), first // 2, level + 1
+        if level >= FIRST_STORED:
+            made.update(((level, first + i), h) for i, h in enumerate(row))
+    return made
 
 
 def fetch_nodes(

@@ -43,6 +43,28 @@ def test_appending_in_any_batches_gives_the_same_nodes(appends: list[int]) -> No
     assert _grown(appends) == _grown([64])
 
 
+def _reference_nodes(size: int) -> dict[tuple[int, int], bytes]:
+    """Every node the tree stores for `size` leaves, each perfect subtree hashed by the
+    reference implementation from the leaves under it."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    level = 0
+    while (1 << level) <= size:
+        if level == 0 or level >= FIRST_STORED:
+            for index in range(size >> level):
+                under = LEAVES[index << level : (index + 1) << level]
+                nodes[(level, index)] = merkle.root_from_hashes(under)
+        level += 1
+    return nodes
+
+
+@given(st.lists(st.integers(min_value=1, max_value=23), min_size=1, max_size=8))
+def test_the_nodes_stored_are_the_reference_hashes_of_their_subtrees(appends: list[int]) -> None:
+    size = sum(appends)
+    if size > len(LEAVES):
+        appends, size = [len(LEAVES)], len(LEAVES)
+    assert _grown(appends) == _reference_nodes(size)
+
+
 def test_roots_and_proofs_match_the_reference_for_every_size_and_leaf() -> None:
     stored = _grown([5, 11, 17, 31])
     fetches: list[int] = []
