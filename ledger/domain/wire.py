@@ -159,7 +159,7 @@ class TargetSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> r.RecordKey:
-        return r.RecordKey(data["authority"], data["reference"])
+        return r.record_key(data["authority"], data["reference"])
 
 
 class RecordSchema(Schema):
@@ -176,7 +176,7 @@ class RecordSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> r.Record:
-        return r.Record(**data)
+        return r.from_fields(data)
 
 
 def _target() -> fields.Nested:
@@ -202,7 +202,7 @@ class InfractionSchema(RecordSchema):
                 raise ValidationError(f"must be absent for {data['kind']}", "amount")
         elif "amount" not in data:
             raise ValidationError(f"is required for {data['kind']}", "amount")
-        return r.Record(**data)
+        return r.from_fields(data)
 
 
 class SettledSchema(RecordSchema):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.identity import ResidentId
-from ledger.domain.records import Record, RecordKey, restored
+from ledger.domain.records import Record, RecordKey, from_fields, record_key, restored
 from ledger.log import LoggedRecord, UnreadableLog, logged
 
 RESIDENT = ResidentId("110101199003078515")
@@ -42,6 +42,35 @@ def test_a_restored_record_is_the_record_its_constructor_makes(case: tuple[Any, 
     ]
     with pytest.raises(dataclasses.FrozenInstanceError):
         back.kind = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_record_made_from_loaded_fields_is_the_record_its_constructor_makes(
+    case: tuple[Any, ...],
+) -> None:
+    kind_of, kind, amount, credential, reason, outcome, target = case
+    fields: dict[str, Any] = {
+        "type": kind_of, "citizen": RESIDENT, "authority": "bank-ccb", "reference": "R-1",
+        "occurred_on": date(2024, 5, 6),
+    }  # fmt: skip
+    # Only the fields a type has, as validation loads them.
+    optional = {"kind": kind, "amount": amount, "credential": credential, "reason": reason,
+                "outcome": outcome, "target": target}  # fmt: skip
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    made = Record(**fields)
+    back = from_fields(fields)
+    assert [getattr(back, f.name) for f in dataclasses.fields(Record)] == [
+        getattr(made, f.name) for f in dataclasses.fields(Record)
+    ]
+    assert (back.key, back.digest, hash(back)) == (made.key, made.digest, hash(made))
+    assert type(back.key) is RecordKey
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.kind = "other"  # type: ignore[misc]
+
+
+def test_a_record_key_made_from_its_parts_is_the_one_its_constructor_makes() -> None:
+    key = record_key("traffic-police", "TP-1")
+    assert (key, hash(key), str(key), type(key)) == (TARGET, hash(TARGET), str(TARGET), RecordKey)
 
 
 def test_a_logged_record_read_is_the_one_its_constructor_makes() -> None:
