@@ -343,14 +343,15 @@ def _first_error(messages: Mapping[str, Any], record_type: str) -> InvalidRecord
 
 def parse_record(line: str | bytes | Mapping[str, Any]) -> r.Record:
     """Validate one wire record; raise `InvalidRecord` with the field and a plain message."""
-    if isinstance(line, Mapping):
+    # A dict is looked for first: asking the Mapping ABC costs more than what follows.
+    if type(line) is dict or isinstance(line, Mapping):
         data: Any = line
     else:
         try:
             data = orjson.loads(line)
         except orjson.JSONDecodeError as e:
             raise InvalidRecord(f"not valid JSON ({e})", "record") from None
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidRecord("must be a JSON object", "record")
     record_type = data.get("type")
     if record_type is None:
