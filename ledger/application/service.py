@@ -39,11 +39,18 @@ from ledger.domain import (
     Party,
     PartyRegistry,
 )
-from ledger.domain.identity import ResidentId, citizen_id, parse_resident_id
+from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.records import Record, RecordKey
 from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, PurposeRefused, UnknownCitizen
 from ledger.garbage import fewer_collections
-from ledger.log import CitizenFile, LogReader, UnreadableLog, stored_record, stored_use_time
+from ledger.log import (
+    CitizenFile,
+    LogReader,
+    UnreadableLog,
+    stored_enrolment,
+    stored_facts,
+    stored_use_time,
+)
 from ledger.storage import (
     DEFAULT_URL,
     IndexEntry,
@@ -360,7 +367,6 @@ class Ledger(Application[uuid.UUID]):
             after[REGISTRY_ID] = registry.version if registry else 0
         current: uuid.UUID | str | None = None
         citizen: Citizen | None = None
-        resident: ResidentId | None = None
         # Decoded as the log's port decodes the log, not through event objects: loading
         # a citizen's history costs a few microseconds an event, not tens.
         key = uuid.UUID(int=0)
@@ -370,7 +376,6 @@ class Ledger(Application[uuid.UUID]):
                 current = cid
                 key = cid if type(cid) is uuid.UUID else uuid.UUID(str(cid))
                 citizen = cached.get(key) if cached else None
-                resident = ResidentId(citizen.resident_id) if citizen is not None else None
             if key == REGISTRY_ID:
                 registered.append(stored)
                 continue
@@ -384,15 +389,16 @@ class Ledger(Application[uuid.UUID]):
                     raise UnreadableLog(str(e)) from None
                 found[citizen.id] = citizen
                 continue
-            record, at = stored_record(key, version, stored.topic, stored.state, resident)
             if citizen is None:
+                record, at = stored_enrolment(key, version, stored.topic, stored.state)
                 citizen = Citizen.reopened(record, at)
                 if citizen.id != key:
                     raise UnreadableLog(f"citizen {key}: enrolled as {record.citizen.value}")
-                resident = record.citizen
             else:
+                # Only what the rules read of each later record: its facts.
+                record_type, parts, at = stored_facts(key, version, stored.topic, stored.state)
                 try:
-                    citizen.replay(record, version, at)
+                    citizen.replay_facts(record_type, parts, version, at)
                 except ValueError as e:
                     raise UnreadableLog(str(e)) from None
             found[citizen.id] = citizen

@@ -21,7 +21,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from ledger.domain import records as r
-from ledger.domain.facts import CitizenFacts, RecordFacts
+from ledger.domain.facts import CitizenFacts, FactParts, RecordFacts
 from ledger.domain.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
 from ledger.domain.purposes import purpose
 from ledger.domain.records import REFERENCE_PATTERN, Record, RecordKey
@@ -174,11 +174,14 @@ class Citizen(Aggregate):
     def replay(self, record: Record, version: int, at: datetime) -> None:
         """Fold in a stored record, the `version`th event, recorded at `at`: the state
         replaying its event leaves, with no event object and no rule checked again."""
-        if version != self.version + 1:
-            raise ValueError(f"citizen {self.id}: event {version} follows event {self.version}")
+        self.replay_use(version, at)
         self.facts.apply(record)
-        self.version = version
-        self.modified_on = at
+
+    def replay_facts(self, record_type: str, parts: FactParts, version: int, at: datetime) -> None:
+        """`replay` of a stored record given as what the citizen's facts take of it (its
+        type, key, kind, date, target and outcome), as a writer loading them reads it."""
+        self.replay_use(version, at)
+        self.facts.add(record_type, *parts)
 
     def replay_use(self, version: int, at: datetime) -> None:
         """Fold in a stored use of the file (see `FileUsed`): it moves the version on and

@@ -27,6 +27,11 @@ from ledger.domain.records import Record, RecordKey
 REMOVED = "removed"
 
 
+# What a citizen's facts take of a record besides its type, as `CitizenFacts.add` takes
+# them: its key, kind, date, target and outcome.
+FactParts = tuple[RecordKey, str | None, date, RecordKey | None, str | None]
+
+
 @dataclass(slots=True)
 class DisputeFacts:
     """One dispute of a record: when it was opened, and when and how it was resolved."""

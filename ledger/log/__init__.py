@@ -18,7 +18,8 @@ from ledger.log.decoding import (
     logged,
     record_from_payload,
     record_type_of_topic,
-    stored_record,
+    stored_enrolment,
+    stored_facts,
     stored_use_time,
 )
 from ledger.log.entries import (
@@ -55,6 +56,7 @@ __all__ = [
     "prefetched",
     "record_from_payload",
     "record_type_of_topic",
-    "stored_record",
+    "stored_enrolment",
+    "stored_facts",
     "stored_use_time",
 ]

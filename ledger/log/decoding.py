@@ -15,7 +15,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.domain import RECORD_TYPE_OF_EVENT, USE_OF_EVENT, Citizen
 from ledger.domain import records as r
-from ledger.domain.facts import CitizenFacts
+from ledger.domain.facts import CitizenFacts, FactParts
 from ledger.domain.identity import ResidentId
 from ledger.domain.records import Record, RecordKey, record_key, restored, slot_setters
 from ledger.log.entries import LoggedRecord, LoggedUse, UnreadableLog
@@ -149,24 +149,25 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
         yield current, facts
 
 
-FactParts = tuple[RecordKey, str | None, date, RecordKey | None, str | None]
-
-
 def fact_parts(position: int, record_type: str, fields: Mapping[str, Any]) -> FactParts:
     """What a citizen's facts take of a stored record besides its type (key, kind,
     date, target, outcome), as `CitizenFacts.add` takes them."""
     try:
-        get = fields.get
-        target = get("target")
-        return (
-            record_key(fields["authority"], fields["reference"]),
-            get("kind"),
-            date.fromisoformat(fields["occurred_on"]["_data_"]),
-            record_key(*target["_data_"]) if target is not None else None,
-            get("outcome"),
-        )
+        return _fact_parts(fields)
     except (KeyError, TypeError, ValueError) as e:
         raise _unreadable(position, record_type, e) from None
+
+
+def _fact_parts(fields: Mapping[str, Any]) -> FactParts:
+    get = fields.get
+    target = get("target")
+    return (
+        record_key(fields["authority"], fields["reference"]),
+        get("kind"),
+        date.fromisoformat(fields["occurred_on"]["_data_"]),
+        record_key(*target["_data_"]) if target is not None else None,
+        get("outcome"),
+    )
 
 
 def resident_of(position: int, enrolment: Mapping[str, Any]) -> ResidentId:
@@ -240,33 +241,57 @@ def _record(
     return record, datetime.fromisoformat(fields["timestamp"]["_data_"])
 
 
-def stored_record(
-    cid: uuid.UUID, version: int, topic: str, state: bytes, resident: ResidentId | None
+def stored_enrolment(
+    cid: uuid.UUID, version: int, topic: str, state: bytes
 ) -> tuple[Record, datetime]:
-    """One of a citizen's stored events as its record and the time it was recorded,
-    decoded as the log's port decodes the log (no event object): what a writer loads a
-    citizen from. `resident` is the citizen's identity number, None for the enrolment,
-    which carries it."""
+    """A citizen's first stored event, which must be their enrolment, as its record and
+    the time it was recorded, decoded as the log's port decodes the log (no event
+    object): what a writer loading a citizen opens their history with."""
+    record_type = _stored_type(cid, version, topic)
+    if record_type != r.ENROLLED:
+        raise UnreadableLog(
+            f"citizen {cid} version {version}: a {record_type} before the enrolment"
+        )
+    try:
+        fields = orjson.loads(state)
+        return _record(record_type, ResidentId(fields["resident_id"]), fields)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise _unreadable_stored(cid, version, record_type, e) from None
+
+
+def stored_facts(
+    cid: uuid.UUID, version: int, topic: str, state: bytes
+) -> tuple[str, FactParts, datetime]:
+    """One of a citizen's stored records after their enrolment as what their facts take
+    of it (its type and `fact_parts`) and the time it was recorded: what a writer
+    loading a citizen needs of it, without the record itself (its amount, its
+    credential, its reason)."""
+    record_type = _stored_type(cid, version, topic)
+    try:
+        fields = orjson.loads(state)
+        parts = _fact_parts(fields)
+        return record_type, parts, datetime.fromisoformat(fields["timestamp"]["_data_"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise _unreadable_stored(cid, version, record_type, e) from None
+
+
+def _stored_type(cid: uuid.UUID, version: int, topic: str) -> str:
     record_type = RECORD_TYPE_OF_TOPIC.get(topic)
     if record_type is None:
         raise UnreadableLog(
             f"citizen {cid} version {version}: {topic} is not a type of record this ledger knows"
         )
-    try:
-        fields = orjson.loads(state)
-        if resident is None:
-            if record_type != r.ENROLLED:
-                raise UnreadableLog(
-                    f"citizen {cid} version {version}: a {record_type} before the enrolment"
-                )
-            resident = ResidentId(fields["resident_id"])
-        return _record(record_type, resident, fields)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        # Named only on failure: naming a citizen costs as much as decoding a record.
-        raise UnreadableLog(
-            f"citizen {cid} version {version}: the stored {record_type} cannot be read "
-            f"({type(e).__name__}: {e})"
-        ) from None
+    return record_type
+
+
+def _unreadable_stored(
+    cid: uuid.UUID, version: int, record_type: str, error: Exception
+) -> UnreadableLog:
+    # Named only on failure: naming a citizen costs as much as decoding a record.
+    return UnreadableLog(
+        f"citizen {cid} version {version}: the stored {record_type} cannot be read "
+        f"({type(error).__name__}: {error})"
+    )
 
 
 def use_of(

@@ -18,8 +18,10 @@ from ledger.domain import REGISTRY_ID, Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import citizen_id
 from ledger.domain.wire import parse_record
+from ledger.log import UnreadableLog
 from ledger.transparency.audit import Log, verify_log
 from scripts.demo import DEMO_AUTHORITIES, DEMO_UNTIL, Population
+from tests.behind import behind_the_back
 
 AT = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
 
@@ -158,3 +160,41 @@ def test_citizens_are_loaded_as_their_events_replayed_would_make_them(
             fresh.close()
     finally:
         app.close()
+
+
+def test_a_stored_event_a_writer_cannot_read_names_its_citizen_and_version(
+    three_urls: list[str],
+) -> None:
+    """A citizen's later event whose facts cannot be read, or whose topic is no record
+    type, stops the load with an UnreadableLog naming the citizen and the version; a
+    history that does not open with the enrolment too."""
+    url = three_urls[0]
+    app = opened(url)
+    try:
+        app.append_lines(list(enumerate(feed(), start=1)))
+        ids = {citizen_id(json.loads(line)["citizen"]) for line in feed()[:50]}
+        cid = max(ids, key=lambda i: app.repository.get(i).version)
+        assert app.repository.get(cid).version >= 3
+    finally:
+        app.close()
+    # Each damage is met before the ones already made: later versions first.
+    damages = [
+        ("UPDATE EVENTS SET topic = %s WHERE originator_id = %s AND originator_version = 3",
+         ["ledger.domain:Citizen.Unheard"], "version 3: ledger.domain:Citizen.Unheard is not a "
+         "type of record this ledger knows"),
+        ("UPDATE EVENTS SET state = %s WHERE originator_id = %s AND originator_version = 2",
+         [b'{"timestamp": {"_type_": "datetime_iso", "_data_": "2026-07-01T02:30:00+00:00"}}'],
+         "version 2: the stored .* cannot be read \\(KeyError"),
+        ("DELETE FROM EVENTS WHERE originator_id = %s AND originator_version = 1", [],
+         "version 2: a .* before the enrolment"),
+    ]  # fmt: skip
+    for sql, params, expected in damages:
+        key = cid.hex if url.startswith("sqlite") else cid
+        with behind_the_back(url) as run:
+            run(sql, [*params, key])
+        fresh = Ledger(url)
+        try:
+            with pytest.raises(UnreadableLog, match=f"citizen {cid} {expected}"):
+                fresh._load({cid})
+        finally:
+            fresh.close()
