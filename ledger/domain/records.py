@@ -138,42 +138,12 @@ def restored(
     credential: str | None,
     reason: str | None,
     outcome: str | None,
-    target: tuple[str, str] | None,
+    target: RecordKey | None,
 ) -> Record:
     """The record a stored event holds, from its parts: equal to `Record(...)` of them,
     made in half the time. The log's readers make one of every event they read, and a
     frozen dataclass's own __init__ sets each field through object.__setattr__; this
     sets the slots directly."""
-    return _assembled(
-        record_type, citizen, authority, reference, occurred_on, kind, amount, credential,
-        reason, outcome, None if target is None else record_key(*target),
-    )  # fmt: skip
-
-
-def from_fields(fields: Mapping[str, Any]) -> Record:
-    """`Record(**fields)`, made as `restored` makes records: validation makes one of
-    every record it loads."""
-    get = fields.get
-    return _assembled(
-        fields["type"], fields["citizen"], fields["authority"], fields["reference"],
-        fields["occurred_on"], get("kind"), get("amount"), get("credential"), get("reason"),
-        get("outcome"), get("target"),
-    )  # fmt: skip
-
-
-def _assembled(
-    record_type: str,
-    citizen: ResidentId,
-    authority: str,
-    reference: str,
-    occurred_on: date,
-    kind: str | None,
-    amount: Decimal | None,
-    credential: str | None,
-    reason: str | None,
-    outcome: str | None,
-    target: RecordKey | None,
-) -> Record:
     record = _new(Record)
     _TYPE(record, record_type)
     _CITIZEN(record, citizen)
@@ -189,6 +159,17 @@ def _assembled(
     _KEY(record, record_key(authority, reference))
     _DIGEST(record, b"")
     return record
+
+
+def from_fields(fields: Mapping[str, Any]) -> Record:
+    """`Record(**fields)`, made as `restored` makes records: validation makes one of
+    every record it loads."""
+    get = fields.get
+    return restored(
+        fields["type"], fields["citizen"], fields["authority"], fields["reference"],
+        fields["occurred_on"], get("kind"), get("amount"), get("credential"), get("reason"),
+        get("outcome"), get("target"),
+    )  # fmt: skip
 
 
 def record_key(authority: str, reference: str) -> RecordKey:

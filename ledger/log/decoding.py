@@ -236,7 +236,7 @@ def _record(
         get("credential"),
         get("reason"),
         get("outcome"),
-        target["_data_"] if target is not None else None,
+        record_key(*target["_data_"]) if target is not None else None,
     )
     return record, datetime.fromisoformat(fields["timestamp"]["_data_"])
 
