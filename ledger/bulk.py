@@ -46,8 +46,8 @@ SHARDING_THRESHOLD = 5_000
 # appended the bench's feed 0.8x as fast as 2, at half again the CPU a record.
 WRITERS = os.cpu_count() or 1
 # Partitions lock apart, and a writer's batch waits on several shards' round trips: there
-# two writers a core did as well or better (12,200-12,600 records/s against 9,200-12,100
-# with one a core, on 2 cores).
+# two writers a core did best (in alternated runs on 2 cores, the bench's feed went in at
+# 8,900-10,200 records/s with four writers, 9,200-9,800 with three, 8,100-9,100 with two).
 PARTITIONED_WRITERS = min(4, 2 * WRITERS)
 # Seconds a writer told to stop (SIGTERM) gets before it is killed.
 STOP_GRACE = 2.0
