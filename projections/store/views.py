@@ -98,6 +98,8 @@ class ViewStore:
                 _retire_old_layouts(tx, self.postgres)
                 for statement in SCHEMA:
                     tx.execute(statement)
+                if self.postgres:
+                    _leave_room(tx, "score_views")
         except BaseException:
             self.close()
             raise
@@ -347,7 +349,10 @@ class ViewStore:
         policies = [policy for _, policy in projections]
         with self.transaction() as tx:
             tx.execute(f"DROP TABLE IF EXISTS {_NEXT}")
-            tx.execute(f"CREATE TABLE {_NEXT} (LIKE score_views INCLUDING ALL EXCLUDING INDEXES)")
+            tx.execute(
+                f"CREATE TABLE {_NEXT} (LIKE score_views INCLUDING ALL EXCLUDING INDEXES) "
+                f"WITH (fillfactor = {VIEW_FILLFACTOR})"
+            )
             tx.execute(
                 f"INSERT INTO {_NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))",
                 [policies],
@@ -452,6 +457,20 @@ RECONNECT_TIMEOUT = 5.0
 
 # The table a rebuild on PostgreSQL writes before it takes score_views' place.
 _NEXT = "score_views_next"
+
+# Half of each page of views is left free for their next versions: a catch-up's upsert
+# then writes the new version on the same page with no new index entry (a HOT update)
+# instead of a new page and index entry, some 8 µs of PostgreSQL's CPU a row, not 25.
+VIEW_FILLFACTOR = 50
+
+
+def _leave_room(tx: Tx, table: str) -> None:
+    """Give a table of views made before VIEW_FILLFACTOR its room (for pages written
+    from now on; a rebuild makes them all so)."""
+    setting = f"fillfactor={VIEW_FILLFACTOR}"
+    options = tx.rows("SELECT reloptions FROM pg_class WHERE oid = to_regclass(?)", [table])
+    if options and setting not in (options[0][0] or []):
+        tx.execute(f"ALTER TABLE {table} SET ({setting})")
 
 
 def _set_positions(tx: Tx, projections: Sequence[tuple[str, str]], position: int) -> None:

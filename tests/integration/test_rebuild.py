@@ -271,6 +271,42 @@ def test_a_view_a_new_record_leaves_as_it_was_is_not_written_again(
         ledger.close()
 
 
+@pytest.mark.postgres
+def test_a_catch_up_rewrites_each_view_on_its_own_page(postgres_schema_url: str) -> None:
+    """Pages of views are left half free, by a rebuild and on a table made before, so
+    that a catch-up's new version of a view goes on the same page as the old one (a HOT
+    update, with no new index entry): none of the views a catch-up rewrites moves."""
+    ledger, store = Ledger(postgres_schema_url), ViewStore(postgres_schema_url)
+    try:
+        with store.transaction() as tx:
+            tx.execute("ALTER TABLE score_views RESET (fillfactor)")
+        store.close()
+        store = ViewStore(postgres_schema_url)
+        assert store.read("SELECT reloptions FROM pg_class WHERE oid = 'score_views'::regclass",
+                          []) == [(["fillfactor=50"],)]  # fmt: skip
+        register_authorities(ledger)
+        feed(ledger, range(3), enrol=True)
+        rebuild(ledger.reader, store, POLICIES, ledger.max_position(), workers=1)
+
+        def pages() -> dict[str, tuple[str, str]]:
+            rows = store.read("SELECT citizen_id, (ctid::text::point)[0]::text, xmin::text "
+                              "FROM score_views WHERE policy = 'national-v1'", [])  # fmt: skip
+            return {citizen: (page, xmin) for citizen, page, xmin in rows}
+
+        before = pages()
+        # A third of them, as a stretch of the log touches some of a page's citizens.
+        fined = CITIZENS[::3]
+        assert append(ledger, *[fine(f"TP-{c}-again", c) for c in fined]).rejected == []
+        catch_up(ledger, store, POLICIES)
+        after = pages()
+        rewritten = [c for c in before if after[c][1] != before[c][1]]
+        assert len(rewritten) == len(fined)
+        assert [c for c in rewritten if after[c][0] != before[c][0]] == []
+    finally:
+        store.close()
+        ledger.close()
+
+
 class FailingWrite(ViewStore):
     """Fails the write of the page that ends at `fail_at`, once, before writing it."""
 
