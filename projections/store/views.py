@@ -19,8 +19,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ledger.storage import DDL_LOCK, environment, unavailable_as_ledger_error
+from ledger.storage import environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
+from projections.store import tables
 from projections.store.encoding import (
     VIEW_COLUMNS,
     CitizenViews,
@@ -30,17 +31,6 @@ from projections.store.encoding import (
     view_rows,
 )
 from projections.store.sql import Tx
-
-SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS projection_tracking ("
-    " name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS projection_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # Each citizen a projection has seen, with every contribution of theirs (see
-    # projections.store.encoding); their facts are read from the log.
-    "CREATE TABLE IF NOT EXISTS score_views ("
-    " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, resident_id TEXT NOT NULL,"
-    " contributions TEXT NOT NULL, PRIMARY KEY (policy, citizen_id))",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +82,7 @@ class ViewStore:
             self._opened_lock = threading.Lock()
         try:
             with self.transaction(wait=OPEN_TIMEOUT) as tx:
-                if self.postgres:
-                    # Two processes starting at once must not both create the tables.
-                    tx.execute("SELECT pg_advisory_xact_lock(?)", [DDL_LOCK])
-                _retire_old_layouts(tx, self.postgres)
-                for statement in SCHEMA:
-                    tx.execute(statement)
-                if self.postgres:
-                    _leave_room(tx, "score_views")
+                tables.create(tx, self.postgres)
         except BaseException:
             self.close()
             raise
@@ -278,7 +261,7 @@ class ViewStore:
             chunks = list(chunks)
         with self.transaction() as tx:
             for tracking, _ in projections:
-                _move(tx, tracking, position)
+                tables.move(tx, tracking, position)
             # Pipelined: each chunk is sent without waiting for the one before to be
             # written, so the next is received and made ready as the server writes.
             with tx.pipelined():
@@ -334,7 +317,7 @@ class ViewStore:
                 tx.execute("DELETE FROM score_views WHERE policy = ?", [policy])
             for chunk in chunks:
                 tx.copy_encoded("score_views", VIEW_COLUMNS, chunk.rows)
-            _set_positions(tx, projections, position)
+            tables.set_positions(tx, projections, position)
 
     def _swap_in(
         self,
@@ -348,26 +331,11 @@ class ViewStore:
         nor left dead for reads to wade through."""
         policies = [policy for _, policy in projections]
         with self.transaction() as tx:
-            tx.execute(f"DROP TABLE IF EXISTS {_NEXT}")
-            tx.execute(
-                f"CREATE TABLE {_NEXT} (LIKE score_views INCLUDING ALL EXCLUDING INDEXES) "
-                f"WITH (fillfactor = {VIEW_FILLFACTOR})"
-            )
-            tx.execute(
-                f"INSERT INTO {_NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))",
-                [policies],
-            )
+            tables.start_next(tx, policies)
             for chunk in chunks:
-                tx.copy_encoded(_NEXT, VIEW_COLUMNS, chunk.rows)
-            # A citizen twice in one policy fails here, and nothing changes.
-            tx.execute(f"ALTER TABLE {_NEXT} ADD CONSTRAINT {_NEXT}_pkey PRIMARY KEY "
-                       "(policy, citizen_id)")  # fmt: skip
-            tx.execute("DROP TABLE score_views")
-            tx.execute(f"ALTER TABLE {_NEXT} RENAME TO score_views")
-            tx.execute(
-                f"ALTER TABLE score_views RENAME CONSTRAINT {_NEXT}_pkey TO score_views_pkey"
-            )
-            _set_positions(tx, projections, position)
+                tx.copy_encoded(tables.NEXT, VIEW_COLUMNS, chunk.rows)
+            tables.swap_in_next(tx)
+            tables.set_positions(tx, projections, position)
 
     def view(
         self, tracking: str, policy: str, citizen: uuid.UUID
@@ -443,78 +411,9 @@ _UPSERT = (
 )
 
 
-class PositionConflict(RuntimeError):
-    """Another runner already moved this projection past the position being written."""
-
-
 CONNECT_TIMEOUT = 2
 POOL_SIZE = 10
 POOL_TIMEOUT = 2.0
 # The first connection, made while the store is opened, may take longer on a busy host.
 OPEN_TIMEOUT = 5.0
 RECONNECT_TIMEOUT = 5.0
-
-
-# The table a rebuild on PostgreSQL writes before it takes score_views' place.
-_NEXT = "score_views_next"
-
-# Half of each page of views is left free for their next versions: a catch-up's upsert
-# then writes the new version on the same page with no new index entry (a HOT update)
-# instead of a new page and index entry, some 8 µs of PostgreSQL's CPU a row, not 25.
-VIEW_FILLFACTOR = 50
-
-
-def _leave_room(tx: Tx, table: str) -> None:
-    """Give a table of views made before VIEW_FILLFACTOR its room (for pages written
-    from now on; a rebuild makes them all so)."""
-    setting = f"fillfactor={VIEW_FILLFACTOR}"
-    options = tx.rows("SELECT reloptions FROM pg_class WHERE oid = to_regclass(?)", [table])
-    if options and setting not in (options[0][0] or []):
-        tx.execute(f"ALTER TABLE {table} SET ({setting})")
-
-
-def _set_positions(tx: Tx, projections: Sequence[tuple[str, str]], position: int) -> None:
-    """Set these projections' positions, whatever they were."""
-    for tracking, _ in projections:
-        tx.execute("DELETE FROM projection_tracking WHERE name = ?", [tracking])
-    tx.executemany(
-        "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
-        [(tracking, position) for tracking, _ in projections],
-    )
-
-
-def _move(tx: Tx, tracking: str, position: int) -> None:
-    """Move a tracking position forwards; PositionConflict if it is already there."""
-    moved = tx.rows(
-        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ? "
-        "RETURNING position",
-        [position, tracking, position],
-    )
-    if moved:
-        return
-    existing = tx.rows("SELECT position FROM projection_tracking WHERE name = ?", [tracking])
-    if existing:
-        raise PositionConflict(f"{tracking} is already at {existing[0][0]}, not before {position}")
-    tx.execute(
-        "INSERT INTO projection_tracking (name, position) VALUES (?, ?)", [tracking, position]
-    )
-
-
-# Layouts of the views before one row a citizen: facts stored beside the views, then a
-# row for each contribution.
-_OLD_TABLES = ("score_facts", "score_contributions", "score_citizens")
-
-
-def _retire_old_layouts(tx: Tx, postgres: bool) -> None:
-    """Drop the views of an earlier layout with every score projection's position;
-    the projector then builds them again from the log."""
-    if postgres:
-        found = any(tx.rows(f"SELECT to_regclass('{t}') IS NOT NULL")[0][0] for t in _OLD_TABLES)
-    else:
-        marks = ",".join("?" * len(_OLD_TABLES))
-        found = bool(tx.rows(f"SELECT 1 FROM sqlite_master WHERE name IN ({marks})", _OLD_TABLES))
-    if not found:
-        return
-    for table in (*_OLD_TABLES, "score_views"):
-        tx.execute(f"DROP TABLE IF EXISTS {table}")
-    tx.execute("DELETE FROM projection_tracking WHERE name LIKE ?", ["scores:%"])
