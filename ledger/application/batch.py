@@ -12,10 +12,11 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from ledger.application.reports import Rejection
-from ledger.domain import Authority, Citizen
+from ledger.domain import Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import citizen_id
 from ledger.domain.records import Record, RecordKey
+from ledger.domain.registrants import Authority
 from ledger.domain.wire import parse_record
 from ledger.errors import (
     InvalidRecord,

@@ -32,15 +32,14 @@ from ledger.application.reports import AppendReport, Duplicate, HistoryEntry
 from ledger.domain import (
     PARTY_REGISTRY_ID,
     REGISTRY_ID,
-    Authority,
     AuthorityRegistry,
     Citizen,
     FileUsed,
-    Party,
     PartyRegistry,
 )
 from ledger.domain.identity import citizen_id, parse_resident_id
 from ledger.domain.records import Record, RecordKey
+from ledger.domain.registrants import Authority, Party
 from ledger.errors import ConcurrencyConflict, DatabaseUnavailable, PurposeRefused, UnknownCitizen
 from ledger.garbage import fewer_collections
 from ledger.log import (

@@ -5,7 +5,7 @@ nothing here derives points. Commands check every rule before triggering an even
 so a refused command leaves the aggregate untouched.
 
 The domain's parts are its submodules (identity, records, the wire format, the fold
-of facts); the aggregates live in the package itself because every stored event
+of facts, the registrants); the aggregates live in the package itself because every stored event
 names its class by module, `ledger.domain`, and the log must keep reading them.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,21 +22,17 @@ from eventsourcing.domain import Aggregate
 from ledger.domain import records as r
 from ledger.domain.facts import CitizenFacts, FactParts, RecordFacts
 from ledger.domain.identity import NAMESPACE, ResidentId, citizen_id, parse_resident_id
-from ledger.domain.purposes import purpose
-from ledger.domain.records import REFERENCE_PATTERN, Record, RecordKey
+from ledger.domain.records import Record, RecordKey
+from ledger.domain.registrants import Authority, Party, check_authority, check_party
 from ledger.errors import (
     AuthorityExists,
-    InvalidRecord,
-    NotEntitled,
     PartyExists,
-    PurposeRefused,
     RuleViolation,
     TargetError,
 )
 
 REGISTRY_ID = uuid.uuid5(NAMESPACE, "authority-registry")
 PARTY_REGISTRY_ID = uuid.uuid5(NAMESPACE, "party-registry")
-AUTHORITY_ID = REFERENCE_PATTERN
 
 
 class Citizen(Aggregate):
@@ -363,62 +358,6 @@ def record_of(resident_id: str | ResidentId, event: Any) -> Record:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Authority:
-    """A registered issuer and what it may issue, from which date."""
-
-    authority_id: str
-    name: str
-    may_issue: tuple[str, ...]
-    entitled_from: date | None
-    registered_at: datetime
-
-    def check_entitled(self, record: Record) -> None:
-        """Raise `NotEntitled` unless this authority may issue `record` on its date."""
-        may_issue = self.may_issue
-        if record.type not in may_issue and (
-            not record.kind or f"{record.type}:{record.kind}" not in may_issue
-        ):
-            raise NotEntitled(f"{self.authority_id} may not issue {_wanted(record)}")
-        if self.entitled_from is not None and record.occurred_on < self.entitled_from:
-            raise NotEntitled(
-                f"{self.authority_id} may issue {_wanted(record)} only from {self.entitled_from}"
-            )
-
-
-def _wanted(record: Record) -> str:
-    """What a record needs its authority to be entitled to: its type, and kind if any."""
-    return f"{record.type}:{record.kind}" if record.kind else record.type
-
-
-def _check_authority(authority_id: str, name: str, may_issue: list[str]) -> None:
-    if not AUTHORITY_ID.fullmatch(authority_id):
-        raise InvalidRecord("must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -", "authority")
-    if not 1 <= len(name) <= 200:
-        raise InvalidRecord("must be 1 to 200 characters", "name")
-    if not may_issue:
-        raise InvalidRecord("must name at least one record type", "may_issue")
-    for entitlement in may_issue:
-        record_type, colon, kind = entitlement.partition(":")
-        if colon and not kind:
-            raise InvalidRecord(
-                f"{entitlement!r} names no kind after the colon; leave it out to allow all",
-                "may_issue",
-            )
-        if record_type not in r.RECORD_TYPES:
-            raise InvalidRecord(
-                f"{record_type!r} is not a record type; one of " + ", ".join(r.RECORD_TYPES),
-                "may_issue",
-            )
-        if kind and kind not in r.KINDS.get(record_type, ()):
-            kinds = r.KINDS.get(record_type)
-            raise InvalidRecord(
-                f"{kind!r} is not a kind of {record_type}"
-                + ("; one of " + ", ".join(kinds) if kinds else "; it has no kinds"),
-                "may_issue",
-            )
-
-
 class AuthorityRegistry(Aggregate):
     """Every authority ever registered; an auditor replays it to check entitlements."""
 
@@ -459,7 +398,7 @@ class AuthorityRegistry(Aggregate):
         """Register a new authority; ids are never reused."""
         if authority_id in self.authorities:
             raise AuthorityExists(f"{authority_id} is already registered")
-        _check_authority(authority_id, name, may_issue)
+        check_authority(authority_id, name, may_issue)
         self.trigger_event(
             self.AuthorityRegistered,
             timestamp=at,
@@ -468,29 +407,6 @@ class AuthorityRegistry(Aggregate):
             may_issue=list(may_issue),
             entitled_from=entitled_from,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    """A registered relying party and the purposes it may ask for, from which date."""
-
-    party_id: str
-    name: str
-    purposes: tuple[str, ...]
-    entitled_from: date | None
-    registered_at: datetime
-
-    def check_entitled(self, asked: str, on: date) -> None:
-        """Raise `PurposeRefused` unless this party may ask for `asked` on `on`."""
-        if asked not in self.purposes:
-            raise PurposeRefused(
-                f"{self.party_id} is not registered for the purpose {asked!r} "
-                f"(it is for: {', '.join(self.purposes)})"
-            )
-        if self.entitled_from is not None and on < self.entitled_from:
-            raise PurposeRefused(
-                f"{self.party_id} may ask for {asked!r} only from {self.entitled_from}"
-            )
 
 
 class PartyRegistry(Aggregate):
@@ -525,14 +441,7 @@ class PartyRegistry(Aggregate):
         """Register a new relying party; ids are never reused."""
         if party_id in self.parties:
             raise PartyExists(f"{party_id} is already registered")
-        if not AUTHORITY_ID.fullmatch(party_id):
-            raise InvalidRecord("must be 1 to 64 characters of A-Z a-z 0-9 . _ : / -", "party")
-        if not 1 <= len(name) <= 200:
-            raise InvalidRecord("must be 1 to 200 characters", "name")
-        if not purposes:
-            raise InvalidRecord("must name at least one purpose", "purpose")
-        for asked in purposes:
-            purpose(asked)
+        check_party(party_id, name, purposes)
         self.trigger_event(
             self.PartyRegistered, timestamp=at, party_id=party_id, name=name,
             purposes=list(dict.fromkeys(purposes)), entitled_from=entitled_from,

@@ -24,8 +24,8 @@ from ledger.application import (
 )
 from ledger.application.service import PARTITION_POOL
 from ledger.bulk import PARTITIONED_WRITERS, SHARDING_THRESHOLD, Writers, decoded
-from ledger.domain import Authority, Party
 from ledger.domain.identity import citizen_id, parse_resident_id
+from ledger.domain.registrants import Authority, Party
 from ledger.domain.shards import partition_of
 from ledger.garbage import fewer_collections
 from ledger.partitioned.catalog import Catalog

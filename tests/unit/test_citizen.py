@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from ledger.domain import REGISTRY_ID, Authority, AuthorityRegistry, Citizen
+from ledger.domain import REGISTRY_ID, AuthorityRegistry, Citizen
 from ledger.domain import records as r
 from ledger.domain.identity import citizen_id
 from ledger.domain.records import RecordKey
+from ledger.domain.registrants import Authority
 from ledger.domain.wire import parse_record
 from ledger.errors import (
     AuthorityExists,
