@@ -18,10 +18,10 @@ from projections import policy
 from projections.runner import catch_up
 from projections.store import ViewStore
 from scripts.drill.cluster import missing
-from scripts.drill.drill import KINDS
 from scripts.drill.load import Tally
 from scripts.drill.plan import key
 from scripts.drill.report import account
+from scripts.drill.verdict import KINDS
 from tests.builders import append, enrolled, fine, register_authorities
 
 ROOT = Path(__file__).resolve().parents[2]
