@@ -49,15 +49,17 @@ def create(tx: Tx, postgres: bool) -> None:
         _leave_room(tx, "score_views")
 
 
-def start_next(tx: Tx, kept: Sequence[str]) -> None:
+def start_next(tx: Tx, replaced: Sequence[str]) -> None:
     """A table for a rebuild's views, with no index yet, holding the views of every
-    policy but those in `kept` (PostgreSQL)."""
+    policy but the `replaced` ones, which the rebuild writes (PostgreSQL)."""
     tx.execute(f"DROP TABLE IF EXISTS {NEXT}")
     tx.execute(
         f"CREATE TABLE {NEXT} (LIKE score_views INCLUDING ALL EXCLUDING INDEXES) "
         f"WITH (fillfactor = {VIEW_FILLFACTOR})"
     )
-    tx.execute(f"INSERT INTO {NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))", [kept])
+    tx.execute(
+        f"INSERT INTO {NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))", [replaced]
+    )
 
 
 def swap_in_next(tx: Tx) -> None:
