@@ -5,8 +5,9 @@ nothing here derives points. Commands check every rule before triggering an even
 so a refused command leaves the aggregate untouched.
 
 The domain's parts are its submodules (identity, records, the wire format, the fold
-of facts, the registrants); the aggregates live in the package itself because every stored event
-names its class by module, `ledger.domain`, and the log must keep reading them.
+of facts, the registrants); the aggregates live in the package itself because every
+stored event names its class by module, `ledger.domain`, and the log must keep reading
+them.
 """
 
 from __future__ import annotations
