@@ -165,17 +165,14 @@ class Citizen(Aggregate):
         """`append` for a writer that stores the event itself from the record: the
         same checks and the same state as the event would leave, with no event object."""
         self.check(record)
-        self.replay(record, self.version + 1, at)
-
-    def replay(self, record: Record, version: int, at: datetime) -> None:
-        """Fold in a stored record, the `version`th event, recorded at `at`: the state
-        replaying its event leaves, with no event object and no rule checked again."""
-        self.replay_use(version, at)
+        self.replay_use(self.version + 1, at)
         self.facts.apply(record)
 
     def replay_facts(self, record_type: str, parts: FactParts, version: int, at: datetime) -> None:
-        """`replay` of a stored record given as what the citizen's facts take of it (its
-        type, key, kind, date, target and outcome), as a writer loading them reads it."""
+        """Fold in a stored record, the `version`th event, recorded at `at`, given as what
+        the citizen's facts take of it (its type, key, kind, date, target and outcome):
+        the state replaying its event leaves, with no event object and no rule checked
+        again."""
         self.replay_use(version, at)
         self.facts.add(record_type, *parts)
 
