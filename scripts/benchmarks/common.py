@@ -16,7 +16,7 @@ import psycopg
 
 from ledger.application import Ledger
 from scripts.demo import DEMO_AUTHORITIES
-from scripts.drill.processes import descendants
+from scripts.drill.processes import cpu_ticks, descendants
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 
@@ -50,11 +50,7 @@ def register(url: str) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """The CPU time a running process has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 def family(pid: int) -> list[int]:

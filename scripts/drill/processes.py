@@ -70,14 +70,16 @@ def group_members(pgid: int) -> list[int]:
 
 def group_cpu(pgid: int) -> int:
     """CPU time used so far by a process group's live members, in clock ticks."""
-    total = 0
-    for pid in group_members(pgid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total
+    return sum(cpu_ticks(pid) for pid in group_members(pgid))
+
+
+def cpu_ticks(pid: int) -> int:
+    """CPU time a process has used so far, in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def command(pid: int) -> str:

@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +21,7 @@ from ledger.application import Ledger
 from projections import policy
 from projections.runner import tracking_name
 from projections.store import ViewStore
+from scripts.drill.processes import alive, children
 from tests.builders import append, enrolled, fine, register_authorities
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,9 +197,9 @@ def test_a_follower_started_by_a_parent_ends_with_it(tmp_path: Path) -> None:
         wait_for(lambda: caught_up(ledger, views), "the follower catches up")
         parent.kill()
         parent.wait(timeout=10)
-        wait_for(lambda: not _running(child), "the follower ends with its parent", timeout=10)
+        wait_for(lambda: not alive(child), "the follower ends with its parent", timeout=10)
     finally:
-        if _running(child):
+        if alive(child):
             os.kill(child, signal.SIGKILL)
         views.close()
         ledger.close()
@@ -219,32 +219,13 @@ def test_a_followers_workers_end_with_it(
     wait_for(lambda: caught_up(seeded, views), "the follower catches up")
     assert append(seeded, fine("TP-2")).rejected == []
     wait_for(lambda: caught_up(seeded, views), "the follower's workers fold a new record")
-    workers = _children(follower.popen.pid)
+    workers = [pid for pid in children(follower.popen.pid) if alive(pid)]
     assert len(workers) == 2
     follower.popen.send_signal(getattr(signal, ending))
     assert follower.popen.wait(timeout=10) in ((0, 130) if ending == "SIGTERM" else (-9,))
-    wait_for(lambda: not any(_running(pid) for pid in workers), "the workers end", timeout=10)
+    wait_for(lambda: not any(alive(pid) for pid in workers), "the workers end", timeout=10)
     if ending == "SIGTERM":
         assert "Traceback" not in follower.output()
-
-
-def _children(parent: int) -> list[int]:
-    """The processes whose parent is `parent`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _running(int(entry.name)):
-            with suppress(FileNotFoundError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def _with_password(url: str) -> tuple[str, str]:
