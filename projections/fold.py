@@ -12,7 +12,7 @@ from ledger.domain import records as r
 from ledger.log import FactPage, LogReader, UnreadableLog
 from projections.known import KnownViews
 from projections.policy import Policy
-from projections.scoring import CitizenFacts, Contribution, contributions
+from projections.scoring import CitizenFacts, Contribution, contributions_under
 from projections.store import CitizenViews, same_contributions
 
 
@@ -49,19 +49,20 @@ def views_of(
             # (a reference is never logged twice), so the views only gain theirs.
             keys = {record.key for record in records}
             yield CitizenViews(cid, facts, [
-                before + found if (found := contributions(facts, p, keys)) else before
-                for p, before in zip(policies, views.contributions, strict=True)
+                before + found if found else before
+                for found, before in zip(contributions_under(facts, policies, keys),
+                                         views.contributions, strict=True)
             ])  # fmt: skip
             continue
         keys = facts.linked(record.key for record in records)
         linked = {(key.authority, key.reference) for key in keys}
         yield CitizenViews(cid, facts, [
             unless_same(
-                [c for c in before if (c.authority, c.reference) not in linked]
-                + contributions(facts, p, keys),
+                [c for c in before if (c.authority, c.reference) not in linked] + found,
                 before,
             )
-            for p, before in zip(policies, views.contributions, strict=True)
+            for found, before in zip(contributions_under(facts, policies, keys),
+                                     views.contributions, strict=True)
         ])  # fmt: skip
 
 
@@ -76,7 +77,7 @@ def scored(
 
 def whole(cid: uuid.UUID, facts: CitizenFacts, policies: Sequence[Policy]) -> CitizenViews:
     """A citizen's views from all their facts: every record scored."""
-    return CitizenViews(cid, facts, [contributions(facts, p) for p in policies])
+    return CitizenViews(cid, facts, contributions_under(facts, policies))
 
 
 def unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contribution]:

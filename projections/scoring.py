@@ -28,6 +28,7 @@ __all__ = [
     "Score",
     "add_years",
     "contributions",
+    "contributions_under",
     "fold",
     "score",
 ]
@@ -83,8 +84,17 @@ def contributions(
 ) -> list[Contribution]:
     """Every contribution the citizen's records make under `policy` (or only those of
     the records named by `keys`), split around the periods a dispute suspended them."""
-    out: list[Contribution] = []
-    append = out.append
+    return contributions_under(facts, (policy,), keys)[0]
+
+
+def contributions_under(
+    facts: CitizenFacts, policies: Sequence[Policy], keys: Iterable[RecordKey] | None = None
+) -> list[list[Contribution]]:
+    """`contributions` under each of several policies, in order, in one pass over the
+    records: a rebuild and a catch-up score every citizen under every policy, and what
+    a record is (its type, whether it was removed) is looked at once, not once a policy."""
+    outs: list[list[Contribution]] = [[] for _ in policies]
+    appends = [(policy, out.append) for policy, out in zip(policies, outs, strict=True)]
     records = facts.records
     chosen = (
         records.values()
@@ -93,20 +103,26 @@ def contributions(
     )
     for record in chosen:
         raw = _RAW.get(record.type)
-        if raw is None or record.removed:
+        if raw is None or record.vacated or (record.disputes and record.removed):
             continue
-        key = record.key
-        for rule, kind, points, start, end, group in raw(record, facts, policy):
-            if points == 0 or (end is not None and end <= start):
-                continue
-            if not record.disputes:
-                append(Contribution(key.authority, key.reference, kind, rule, points, start,
-                                    end, group))  # fmt: skip
-                continue
-            for a, b in _minus(start, end, _suspensions(record, policy)):
-                append(Contribution(key.authority, key.reference, kind, rule, points, a, b,
-                                    group))  # fmt: skip
-    return out
+        authority, reference = record.key.authority, record.key.reference
+        for policy, append in appends:
+            for rule, kind, points, start, end, group in raw(record, facts, policy):
+                if points == 0 or (end is not None and end <= start):
+                    continue
+                if not record.disputes:
+                    # tuple.__new__ straight: a named tuple's own __new__ is a Python call,
+                    # and one is made for every record under every policy.
+                    append(_new(Contribution, (authority, reference, kind, rule, points, start,
+                                               end, group)))  # fmt: skip
+                    continue
+                for a, b in _minus(start, end, _suspensions(record, policy)):
+                    append(_new(Contribution, (authority, reference, kind, rule, points, a, b,
+                                               group)))  # fmt: skip
+    return outs
+
+
+_new = tuple.__new__
 
 
 _Raw = tuple[str, str, int, date, date | None, str | None]
