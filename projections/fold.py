@@ -38,7 +38,8 @@ def views_of(
                         "the enrolment"
                     )
                 facts = CitizenFacts(page.enrolled[cid])
-            facts.apply(record)
+            # A logged fact is (position, then what `add` takes, in its order).
+            facts.add(*record[1:])
         if facts is None:
             continue
         if views is None:

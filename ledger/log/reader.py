@@ -71,6 +71,9 @@ def partition_bounds(part: int, parts: int) -> tuple[uuid.UUID, uuid.UUID | None
     return first(part), first(part + 1) if part + 1 < parts else None
 
 
+_new = tuple.__new__
+
+
 class LogReader:
     """The ledger's log as readers see it; see the module's docstring."""
 
@@ -131,9 +134,10 @@ class LogReader:
             found = citizens.get(cid)
             if found is None:
                 found = citizens[cid] = []
-            found.append(
-                LoggedFact(position, record_type, *fact_parts(position, record_type, fields))
-            )
+            # tuple.__new__ straight, not the named tuple's own __new__ (a Python call):
+            # one is made for every record a catch-up reads.
+            parts = fact_parts(position, record_type, fields)
+            found.append(_new(LoggedFact, (position, record_type, *parts)))
         return FactPage(citizens, enrolled, rows[-1][0] if rows else after)
 
     def _add_residents(
