@@ -21,7 +21,8 @@ from ledger.domain.records import RecordKey
 from ledger.domain.wire import parse_record
 from projections.explanation import Explanation, explain
 from projections.policy import Policy, load
-from projections.scoring import CitizenFacts, contributions, fold, score
+from projections.scoring import CitizenFacts, contributions, contributions_under, fold, score
+from projections.store.encoding import contributions_of, contributions_text, same_contributions
 from tests.builders import WANG_FANG, enrolled, fine, record, target
 
 NATIONAL = load("national-v1")
@@ -986,3 +987,43 @@ def test_finance_band_when_score_at_a_threshold_then_its_own_band(
     expected: int, band: str, wires: list[Wire]
 ) -> None:
     assert rated(given(*wires), "2025-01-10", FINANCE) == (expected, band)
+
+
+# Several policies in one pass, and the stored order of a view
+
+EMPLOYMENT = load("employment-v1")
+MIXED = (
+    infraction("CJ-1", "court_judgment", "2023-01-10"),
+    disputed("D-1", infraction("CJ-1", "court_judgment", "2023-01-10"), "2023-02-01"),
+    resolved("D-2", disputed("D-1", JUDGMENT, "2023-02-01"), "upheld", "2023-05-01"),
+    infraction("TX-1", "tax_arrears", "2022-03-01"),
+    settled("S-1", infraction("TX-1", "tax_arrears", "2022-03-01"), "2022-09-01"),
+    verification("V-1", "degree", "2020-06-01"),
+    revoked("RV-1", verification("V-1", "degree", "2020-06-01"), "2024-01-01"),
+    *payments("loan_repaid_on_time", 3, "2024-02-01"),
+)
+
+
+def test_contributions_under_several_policies_are_each_policys_own() -> None:
+    facts = given(*MIXED)
+    policies = (NATIONAL, FINANCE, EMPLOYMENT)
+    under = contributions_under(facts, policies)
+    assert under == [contributions(facts, p) for p in policies]
+    assert all(under)
+    keys = [key(MIXED[0]), key(MIXED[5])]
+    assert contributions_under(facts, policies, keys) == [
+        contributions(facts, p, keys) for p in policies
+    ]
+
+
+def test_a_view_is_the_same_text_whatever_order_its_contributions_came_in() -> None:
+    facts = given(*MIXED)
+    found = contributions(facts, NATIONAL)
+    # The dispute split the judgment's contribution in two, under one rule.
+    assert len({(c.reference, c.rule) for c in found}) < len(found)
+    text = contributions_text(found)
+    for turned in (found[::-1], found[1:] + found[:1], sorted(found, key=repr)):
+        assert contributions_text(turned) == text
+        assert same_contributions(turned, found)
+    assert contributions_of(text) == sorted(found)
+    assert not same_contributions(found[1:] + found[:1], found[:-1] + found[:1])
