@@ -102,6 +102,9 @@ class CitizenFacts:
 
     resident_id: str
     records: dict[RecordKey, RecordFacts] = field(default_factory=dict)
+    # The records acting on each record, so that `linked` follows targets back without
+    # a walk over every record.
+    acted_on_by: dict[RecordKey, list[RecordKey]] = field(default_factory=dict)
 
     def apply(self, record: Record | Folded) -> None:
         """Fold one more record in."""
@@ -119,7 +122,14 @@ class CitizenFacts:
     ) -> None:
         """Fold one more record in, given its parts (the aggregate's events have no Record)."""
         self.records[key] = RecordFacts(key, record_type, kind, occurred_on, target_key)
-        target = self.records.get(target_key) if target_key else None
+        if target_key is None:
+            return
+        acting = self.acted_on_by.get(target_key)
+        if acting is None:
+            self.acted_on_by[target_key] = [key]
+        else:
+            acting.append(key)
+        target = self.records.get(target_key)
         if target is None:
             return
         if record_type == r.SETTLED:
@@ -161,10 +171,7 @@ class CitizenFacts:
             # Records that act on none: a record can only act on one received before
             # it, so none acts on them either.
             return keys
-        targeted_by: dict[RecordKey, list[RecordKey]] = {}
-        for key, each in self.records.items():
-            if each.target is not None:
-                targeted_by.setdefault(each.target, []).append(key)
+        targeted_by = self.acted_on_by
         found: set[RecordKey] = set()
         todo = list(keys)
         while todo:
