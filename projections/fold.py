@@ -38,8 +38,7 @@ def views_of(
                         "the enrolment"
                     )
                 facts = CitizenFacts(page.enrolled[cid])
-            # A logged fact is (position, then what `add` takes, in its order).
-            facts.add(*record[1:])
+            facts.apply(record)
         if facts is None:
             continue
         if views is None:
