@@ -103,7 +103,7 @@ def contributions_under(
     )
     for record in chosen:
         raw = _RAW.get(record.type)
-        if raw is None or record.vacated or (record.disputes and record.removed):
+        if raw is None or record.removed:
             continue
         authority, reference = record.key.authority, record.key.reference
         for policy, append in appends:
