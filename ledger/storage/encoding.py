@@ -1,8 +1,10 @@
 """How events are encoded in the store: eventsourcing's tagged JSON, written by orjson.
 
-The stored form is exactly what eventsourcing's `JSONTranscoder` writes (values it
-cannot represent are tagged `{"_type_": ..., "_data_": ...}`), so either transcoder
-reads what the other wrote; orjson only makes it several times faster.
+The stored form is eventsourcing's tagged JSON (values JSON cannot represent are
+tagged `{"_type_": ..., "_data_": ...}`), so either transcoder reads what the other
+wrote; orjson only makes it several times faster. A record key is a tuple, which
+orjson hands to its transcoding and tags, where the standard library's encoder would
+write a bare list: only this transcoder writes.
 
 `record_events` writes a citizen's new records straight from the records, with no
 event object: the same bytes the mapper writes for the aggregate's events, and with

@@ -21,6 +21,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.http import http_date
 
 from ledger.application import Ledger
+from ledger.domain.records import RecordKey
 from ledger.partitioned.ledger import gone
 from scripts.service.problems import Problem, problem
 from scripts.service.resources import Opener, Parts
@@ -42,6 +43,9 @@ def dumps(value: Any) -> bytes:
 
 
 def plain(value: Any) -> Any:
+    if isinstance(value, RecordKey):
+        # A tuple, which orjson leaves to this: written as the wire writes a target.
+        return {"authority": value.authority, "reference": value.reference}
     if isinstance(value, date):
         return http_date(value)
     if isinstance(value, Decimal):
