@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from ledger.domain import records as r
+from ledger.domain.records import RecordKey
 from ledger.log import FactPage, LogReader, UnreadableLog
 from projections.known import KnownViews
 from projections.policy import Policy
@@ -55,12 +57,8 @@ def views_of(
             ])  # fmt: skip
             continue
         keys = facts.linked(record.key for record in records)
-        linked = {(key.authority, key.reference) for key in keys}
         yield CitizenViews(cid, facts, [
-            unless_same(
-                [c for c in before if (c.authority, c.reference) not in linked] + found,
-                before,
-            )
+            replaced(before, keys, found)
             for found, before in zip(contributions_under(facts, policies, keys),
                                      views.contributions, strict=True)
         ])  # fmt: skip
@@ -80,10 +78,19 @@ def whole(cid: uuid.UUID, facts: CitizenFacts, policies: Sequence[Policy]) -> Ci
     return CitizenViews(cid, facts, contributions_under(facts, policies))
 
 
-def unless_same(new: list[Contribution], old: list[Contribution]) -> list[Contribution]:
-    """The old view itself when the new one holds the same contributions: so marked, it
-    is not written again (most records count under some policies only)."""
-    return old if same_contributions(new, old) else new
+def replaced(
+    before: list[Contribution], keys: AbstractSet[RecordKey], found: list[Contribution]
+) -> list[Contribution]:
+    """A view with the contributions of the records `keys` (scored again) replaced by
+    `found`; the view itself when they are the same, so marked it is not written again
+    (most records count under some policies only). A contribution's first two fields
+    are its record's key, which is a tuple of the same two."""
+    kept = [c for c in before if c[:2] not in keys]
+    if len(kept) + len(found) == len(before) and same_contributions(
+        found, [c for c in before if c[:2] in keys]
+    ):
+        return before
+    return kept + found
 
 
 def page_views(

@@ -20,6 +20,7 @@ from ledger.domain import records as r
 from ledger.domain.records import RecordKey
 from ledger.domain.wire import parse_record
 from projections.explanation import Explanation, explain
+from projections.fold import replaced
 from projections.policy import Policy, load
 from projections.scoring import CitizenFacts, contributions, contributions_under, fold, score
 from projections.store.encoding import contributions_of, contributions_text, same_contributions
@@ -1027,3 +1028,22 @@ def test_a_view_is_the_same_text_whatever_order_its_contributions_came_in() -> N
         assert same_contributions(turned, found)
     assert contributions_of(text) == sorted(found)
     assert not same_contributions(found[1:] + found[:1], found[:-1] + found[:1])
+
+
+def test_a_view_with_some_records_scored_again_is_itself_when_they_count_the_same() -> None:
+    facts = given(*MIXED)
+    before = contributions(facts, NATIONAL)
+    keys = {key(MIXED[0]), key(MIXED[5])}
+    again = contributions(facts, NATIONAL, keys)
+    assert again
+    assert len(again) < len(before)
+    # Scored again in another order, they are the same: the view itself comes back.
+    assert replaced(before, keys, again[::-1]) is before
+    # Counting differently, they take the place of what those records counted before,
+    # and every other record's contributions stay as they were.
+    changed = [c._replace(points=c.points + 1) for c in again]
+    view = replaced(before, keys, changed)
+    assert sorted(view) == sorted([c for c in before if RecordKey(*c[:2]) not in keys] + changed)
+    assert len(view) == len(before)
+    # A record scored again that counts nothing now leaves the view without its part.
+    assert sorted(replaced(before, keys, [])) == sorted(c for c in before if c not in again)
