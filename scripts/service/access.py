@@ -39,7 +39,7 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value, default=plain, option=ORJSON_OPTIONS)
     except TypeError:
         # orjson refuses integers beyond 64 bits, which a query may echo back.
-        return json.dumps(value, default=plain, separators=(",", ":")).encode()
+        return json.dumps(keys_plain(value), default=plain, separators=(",", ":")).encode()
 
 
 def plain(value: Any) -> Any:
@@ -51,8 +51,20 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return keys_plain(dataclasses.asdict(value))
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def keys_plain(value: Any) -> Any:
+    """`value` with every record key in it as `plain` writes one: the standard library
+    writes any tuple as a list itself, never asking `plain`."""
+    if isinstance(value, RecordKey):
+        return plain(value)
+    if isinstance(value, dict):
+        return {k: keys_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [keys_plain(v) for v in value]
+    return value
 
 
 def ledger_parts() -> Parts:
