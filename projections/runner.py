@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,18 +29,19 @@ from ledger.application import Ledger
 from ledger.garbage import fewer_collections
 from ledger.log import LogReader, Watch
 from ledger.storage import UNREACHABLE, is_in_memory, redact_text
-from projections.fold import page_views, scored
-from projections.known import KnownViews
+from projections.fold import folded, page_views, scored
+from projections.known import KnownFacts
 from projections.lock import LockLost, projector_lock
 from projections.policy import Policy
 from projections.shares import CatchUpFailed, CatchUpShares, RebuildFailed, RebuildShares
 from projections.store import (
     CHUNK,
-    CitizenViews,
     EncodedViews,
+    PageRows,
     PositionConflict,
     ViewStore,
     encode_views,
+    page_rows,
 )
 
 PAGE = 1000
@@ -71,7 +71,7 @@ def catch_up(
     stop_at: int | None = None,
     before_write: Callable[[], None] = lambda: None,
     workers: int | None = None,
-    known: KnownViews | None = None,
+    known: KnownFacts | None = None,
 ) -> dict[str, int]:
     """Bring every policy's projection up to the end of the log (or `stop_at`).
 
@@ -85,12 +85,12 @@ def catch_up(
     others never holds them back. `before_write` is called before each write (a projector
     confirms its lock there). `workers`: processes sharing a rebuild or a catch-up (by
     default both cores once there are PARALLEL_FROM events to fold, and a catch-up
-    shared before stays shared). `known` keeps the facts and views of the citizens
-    written from one call to the next, and with `keep_shares` the processes sharing
+    shared before stays shared). `known` keeps the facts of the citizens written
+    from one call to the next, and with `keep_shares` the processes sharing
     the catch-up (a follower passes one, and closes it when it stops).
     """
     owned = known is None
-    known = known if known is not None else KnownViews()
+    known = known if known is not None else KnownFacts()
     log = ledger.reader
     try:
         positions = store.positions()
@@ -129,7 +129,7 @@ class _Run:
     progress: Callable[[int, int], None] | None
     stop_at: int | None
     before_write: Callable[[], None]
-    known: KnownViews
+    known: KnownFacts
 
     def head(self) -> int:
         head = self.log.head()
@@ -200,16 +200,16 @@ class _Stretches:
         self.asked = (after, head if head - end < self.page_size // 2 else end)
         self.shares.ask(*self.asked)
 
-    def rows(self) -> Iterator[list[tuple[str, ...]]]:
+    def rows(self) -> Iterator[PageRows]:
         """The rows the workers make of the stretch asked, as they come, their citizens
         counted in `citizens`. Once every worker is done with it, the next stretch is
         asked for, so they start on it while its last rows are written."""
         assert self.asked is not None
         end = self.asked[1]
         self.citizens = 0
-        for share in self.shares.rows():
-            self.citizens += share.citizens
-            yield share.rows
+        for rows in self.shares.rows():
+            self.citizens += rows.citizens
+            yield rows
         self.ask(end)
 
 
@@ -228,15 +228,15 @@ def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size:
             # Policies at one position hold the same facts: fold them once, and write
             # every policy's views of the page in one transaction.
             names = [p.name for p in group]
-            folded, kept = page_views(log, known, group, start, page)
-            views = list(folded)
+            made = list(page_views(log, known, group, start, page))
+            rows = page_rows(made, names)
             run.before_write()
-            writer.write([(tracking_name(p), p.name) for p in group], page.end, views, kept)
+            writer.write([(tracking_name(p), p.name) for p in group], page.end, rows)
             # Kept as written before the write is done: if it fails, the catch-up ends
             # with its error and the store's positions no longer match what is kept.
-            known.written(names, page.end, views)
+            known.written(names, page.end, folded(made))
             positions.update((tracking_name(p), page.end) for p in group)
-            written = max(written, len(views))
+            written = max(written, rows.citizens)
             moved = max(moved, page.end - start)
         if not moved:
             break
@@ -256,17 +256,11 @@ class _PageWriter:
         )
         self._pending: Future[None] | None = None
 
-    def write(
-        self,
-        projections: Sequence[tuple[str, str]],
-        position: int,
-        views: list[CitizenViews],
-        written: Mapping[uuid.UUID, CitizenViews],
-    ) -> None:
-        """Hand a page over once the one before it is written (its error is raised here);
-        `written` holds the views of its citizens as last written."""
+    def write(self, projections: Sequence[tuple[str, str]], position: int, rows: PageRows) -> None:
+        """Hand a page's rows over once the one before it is written (its error is raised
+        here)."""
         self.wait()
-        save = partial(self._store.save_page, projections, position, views, written)
+        save = partial(self._store.save_rows, projections, position, rows)
         if self._thread is None:
             save()
         else:
@@ -350,7 +344,7 @@ def follow(
     On PostgreSQL it wakes on the ledger's NOTIFY, and polls every `interval`
     seconds anyway, so a lost notification delays it by one interval at most.
     """
-    known = KnownViews(keep_shares=True)
+    known = KnownFacts(keep_shares=True)
     try:
         with ledger.reader.watch(interval) as watch:
             while not should_stop():
@@ -401,7 +395,7 @@ class Projector:
         self._watch: Watch | None = None
         self._standby = False
         self._down_since: float | None = None
-        self._known = KnownViews(keep_shares=True)
+        self._known = KnownFacts(keep_shares=True)
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
         """Follow the log; returns the positions last written."""

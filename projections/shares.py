@@ -4,10 +4,10 @@ citizen and every core folds.
 
 A rebuild's workers each read, fold, score and encode their share of the whole log once
 and end. A catch-up's workers stay for as long as whoever keeps them (a follower, or
-one `catch_up`): each is asked for the views of its share of a page, and keeps the
-facts and views of its citizens from one page to the next, as `KnownViews` does in one
-process. Every worker is forked from this process and ends with it; this process is
-the one writer. A worker that fails or dies fails the work it shares: a rebuild writes
+one `catch_up`): each is asked for the rows of its share of a page, and keeps the
+facts of its citizens from one page to the next, as `KnownFacts` does in one process.
+Every worker is forked from this process and ends with it; this process is the one
+writer. A worker that fails or dies fails the work it shares: a rebuild writes
 nothing, a catch-up nothing after the last stretch it wrote.
 """
 
@@ -19,17 +19,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from itertools import islice
 from multiprocessing.connection import Connection, wait
-from typing import Any, NamedTuple
+from typing import Any
 
 from ledger.application import Ledger
 from ledger.errors import DatabaseUnavailable, LedgerError
 from ledger.garbage import set_aside
 from ledger.lifecycle import FORK, as_forked_child, start_forked
 from ledger.storage import UNREACHABLE, redact_text
-from projections.fold import page_views, scored
-from projections.known import KnownViews
+from projections.fold import folded, page_views, scored
+from projections.known import KnownFacts
 from projections.policy import Policy
-from projections.store import CHUNK, CitizenViews, EncodedViews, encode_views, view_rows
+from projections.store import CHUNK, EncodedViews, PageRows, encode_views, page_rows
 
 
 class RebuildFailed(LedgerError):
@@ -175,22 +175,14 @@ def _rebuild_share(
         pipe.send(("done", None))
 
 
-class PageShare(NamedTuple):
-    """Part of what one share made of a stretch: view rows (as `view_rows` gives them,
-    those unchanged left out), and how many citizens they came from."""
-
-    rows: list[tuple[str, ...]]
-    citizens: int
-
-
 class CatchUpShares(_Workers):
     """A catch-up's workers for a group of policies, each keeping its share's citizens.
 
     `ask` hands every worker the same stretch of the log, and `rows` gives the rows they
     make of it, a chunk of citizens at a time as each is folded, so that this process
     writes while the workers fold. A worker asked for the stretch after the one it made
-    last keeps that one's views as known: what it made is what the views are at that
-    position, written by whoever wrote that position (`KnownViews`).
+    last keeps the facts it folded of that one as known: they are what the views were
+    made of at that position, written by whoever wrote that position (`KnownFacts`).
     """
 
     failed = CatchUpFailed
@@ -206,7 +198,7 @@ class CatchUpShares(_Workers):
         for pipe in self.pipes:
             pipe.send(("page", start, end))
 
-    def rows(self) -> Iterator[PageShare]:
+    def rows(self) -> Iterator[PageRows]:
         """The rows every worker makes of the stretch last asked for, as they come."""
         return self.gathered("rows", "made")
 
@@ -220,7 +212,7 @@ def _catch_up_share(
 ) -> None:
     with _opened(url, pipe, parent) as ledger:
         log = ledger.reader
-        known = KnownViews()
+        known = KnownFacts()
         names = [p.name for p in policies]
         made: tuple[int, list[Any]] | None = None
         while True:
@@ -234,13 +226,13 @@ def _catch_up_share(
             if made is not None and made[0] == start:
                 known.written(names, start, made[1])
             page = log.fact_page(start, end - start, end, share)
-            folded, kept = page_views(log, known, policies, start, page)
-            views: list[CitizenViews] = []
-            while part := list(islice(folded, CHUNK)):
-                views += part
-                pipe.send(("rows", PageShare(view_rows(part, names, kept), len(part))))
+            items = page_views(log, known, policies, start, page)
+            facts: list[Any] = []
+            while part := list(islice(items, CHUNK)):
+                facts += folded(part)
+                pipe.send(("rows", page_rows(part, names)))
             pipe.send(("made", None))
-            made = (end, views)
+            made = (end, facts)
             set_aside()
 
 

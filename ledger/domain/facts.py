@@ -167,11 +167,11 @@ class CitizenFacts:
         contributes depends on."""
         keys = set(keys)
         records = self.records
-        if all(records[k].target is None for k in keys if k in records):
-            # Records that act on none: a record can only act on one received before
-            # it, so none acts on them either.
-            return keys
         targeted_by = self.acted_on_by
+        if all(k not in targeted_by and (k not in records or records[k].target is None)
+               for k in keys):  # fmt: skip
+            # Records that act on none, and that none acts on (as any just received).
+            return keys
         found: set[RecordKey] = set()
         todo = list(keys)
         while todo:

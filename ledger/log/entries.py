@@ -42,6 +42,8 @@ class LoggedFact(NamedTuple):
     amount, no Record)."""
 
     position: int
+    # The citizen's version with it: how many events they had by then, uses included.
+    version: int
     type: str
     key: RecordKey
     kind: str | None

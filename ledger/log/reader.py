@@ -128,16 +128,22 @@ class LogReader:
         rows = self.recorder.log_page(after, limit, upto, ids)
         citizens: dict[uuid.UUID, list[LoggedFact]] = {}
         enrolled: dict[uuid.UUID, str] = {}
-        for position, cid, _, record_type, fields in citizens_rows(rows):
+        for position, cid, version, record_type, fields in citizens_rows(rows):
             if record_type == r.ENROLLED:
                 enrolled[cid] = resident_of(position, fields).value
+            elif version == 1:
+                # A citizen's first event is their enrolment: a reader that folds only
+                # the records on the page relies on it.
+                raise UnreadableLog(
+                    f"position {position}: citizen {cid} has records before the enrolment"
+                )
             found = citizens.get(cid)
             if found is None:
                 found = citizens[cid] = []
             # tuple.__new__ straight, not the named tuple's own __new__ (a Python call):
             # one is made for every record a catch-up reads.
             parts = fact_parts(position, record_type, fields)
-            found.append(_new(LoggedFact, (position, record_type, *parts)))
+            found.append(_new(LoggedFact, (position, version, record_type, *parts)))
         return FactPage(citizens, enrolled, rows[-1][0] if rows else after)
 
     def _add_residents(

@@ -18,7 +18,7 @@ class Tx:
         return sql.replace("?", "%s") if self.postgres else sql
 
     def execute(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> None:
-        if binary:
+        if binary and self.postgres:
             self.cursor.execute(sql.replace("?", "%b"), params)
             return
         self.cursor.execute(self._sql(sql), params)
@@ -62,6 +62,12 @@ class Tx:
             return
         self.copy(table, columns, data)
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self.cursor.execute(self._sql(sql), params)
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of a statement; `binary` sends its parameters in PostgreSQL's binary
+        format (arrays are then not quoted and escaped element by element)."""
+        self.cursor.execute(
+            sql.replace("?", "%b") if binary and self.postgres else self._sql(sql), params
+        )
         return [tuple(row) for row in self.cursor.fetchall()]

@@ -18,6 +18,11 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS score_views ("
     " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, resident_id TEXT NOT NULL,"
     " contributions TEXT NOT NULL, PRIMARY KEY (policy, citizen_id))",
+    # Changes a catch-up made to views, applied in the order of their positions (see
+    # projections.store.encoding).
+    "CREATE TABLE IF NOT EXISTS score_changes ("
+    " policy TEXT NOT NULL, citizen_id TEXT NOT NULL, position BIGINT NOT NULL,"
+    " change TEXT NOT NULL, PRIMARY KEY (policy, citizen_id, position))",
 ]
 
 # Half of each page of views is left free for their next versions: a catch-up's upsert
@@ -60,6 +65,12 @@ def start_next(tx: Tx, replaced: Sequence[str]) -> None:
     tx.execute(
         f"INSERT INTO {NEXT} SELECT * FROM score_views WHERE NOT (policy = ANY(?))", [replaced]
     )
+
+
+def drop_changes(tx: Tx, policies: Sequence[str]) -> None:
+    """Drop every change of these policies' views (their views are being replaced)."""
+    for policy in policies:
+        tx.execute("DELETE FROM score_changes WHERE policy = ?", [policy])
 
 
 def swap_in_next(tx: Tx) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -21,14 +21,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.storage import environment, unavailable_as_ledger_error
 from projections.scoring import CitizenFacts, Contribution
-from projections.store import tables
+from projections.store import changes, tables
 from projections.store.encoding import (
     VIEW_COLUMNS,
     CitizenViews,
     EncodedViews,
-    contributions_of,
+    PageRows,
     encode_views,
-    view_rows,
+    merged,
+    page_rows,
 )
 from projections.store.sql import Tx
 
@@ -64,7 +65,7 @@ class ViewStore:
                     "dbname": env["POSTGRES_DBNAME"], "user": env["POSTGRES_USER"],
                     "password": env["POSTGRES_PASSWORD"], "autocommit": True,
                     "connect_timeout": CONNECT_TIMEOUT,
-                    "options": f"-c search_path={env['POSTGRES_SCHEMA']}",
+                    "options": f"-c search_path={env['POSTGRES_SCHEMA']} -c jit=off",
                 },
                 # No check on every checkout (a round trip per score read): writes
                 # check their connection themselves, and a read that fails on a dead
@@ -218,71 +219,43 @@ class ViewStore:
     ) -> None:
         """Replace the contributions of these citizens (by id: identity number and
         contributions) and move the tracking position, at once."""
-        self.save_page(
-            [(tracking, policy)],
-            position,
-            [CitizenViews(cid, CitizenFacts(resident), [found])
-             for cid, (resident, found) in views.items()],
-        )  # fmt: skip
-
-    def save_page(
-        self,
-        projections: Sequence[tuple[str, str]],
-        position: int,
-        views: Sequence[CitizenViews],
-        written: Mapping[uuid.UUID, CitizenViews] | None = None,
-    ) -> None:
-        """Replace these citizens' views under every (tracking name, policy) projection
-        and move all their positions, in one transaction. `views` gives each citizen's
-        identity number (in their facts) and, per projection in order, every
-        contribution of theirs; a view still the list in `written` (the citizens' views
-        as last written) is stored already, and is not written again."""
-        policies = [policy for _, policy in projections]
-        self.save_rows(projections, position, view_rows(views, policies, written))
+        whole = [CitizenViews(cid, CitizenFacts(resident), [found])
+                 for cid, (resident, found) in views.items()]  # fmt: skip
+        self.save_rows([(tracking, policy)], position, page_rows(whole, [policy]))
 
     def save_rows(
-        self, projections: Sequence[tuple[str, str]], position: int, rows: list[tuple[str, ...]]
+        self, projections: Sequence[tuple[str, str]], position: int, rows: PageRows
     ) -> None:
-        """As `save_page`, from the rows `view_rows` made of the views (perhaps in other
-        processes)."""
+        """Write the rows `page_rows` made of a page under every (tracking name, policy)
+        projection and move all their positions, in one transaction."""
         self.save_row_chunks(projections, position, [rows])
 
     def save_row_chunks(
         self,
         projections: Sequence[tuple[str, str]],
         position: int,
-        chunks: Iterable[Sequence[tuple[str, ...]]],
+        chunks: Iterable[PageRows],
     ) -> None:
         """As `save_rows`, the rows written a chunk at a time as `chunks` yields them,
-        all in one transaction: they can come from workers still making the rest. On
-        SQLite they are all taken first: its one write lock, which the ledger's writers
-        wait on, is held only for the writing."""
+        all in one transaction: they can come from workers still making the rest; the
+        views the rows name to be folded then have their changes folded in. On SQLite
+        the chunks
+        are all taken first: its one write lock, which the ledger's writers wait on, is
+        held only for the writing."""
         if not self.postgres:
             chunks = list(chunks)
+        folds: list[tuple[str, str]] = []
         with self.transaction() as tx:
             for tracking, _ in projections:
                 tables.move(tx, tracking, position)
             # Pipelined: each chunk is sent without waiting for the one before to be
             # written, so the next is received and made ready as the server writes.
             with tx.pipelined():
-                for rows in chunks:
-                    if not rows:
-                        continue
-                    if self.postgres:
-                        # One statement a chunk, its rows as arrays.
-                        tx.execute(
-                            "INSERT INTO score_views (policy, citizen_id, resident_id, "
-                            "contributions) SELECT * FROM unnest(?::text[], ?::text[], "
-                            f"?::text[], ?::text[]) {_UPSERT}",
-                            [list(column) for column in zip(*rows, strict=True)],
-                            binary=True,
-                        )
-                    else:
-                        tx.executemany(
-                            "INSERT INTO score_views (policy, citizen_id, resident_id, "
-                            f"contributions) VALUES (?, ?, ?, ?) {_UPSERT}",
-                            rows,
-                        )
+                for chunk in chunks:
+                    changes.write_views(tx, chunk.views)
+                    changes.write_changes(tx, position, chunk.changes)
+                    folds += chunk.folds
+            changes.fold_in(tx, folds)
 
     def replace_all(
         self,
@@ -315,6 +288,7 @@ class ViewStore:
         with self.transaction() as tx:
             for _, policy in projections:
                 tx.execute("DELETE FROM score_views WHERE policy = ?", [policy])
+            tables.drop_changes(tx, [policy for _, policy in projections])
             for chunk in chunks:
                 tx.copy_encoded("score_views", VIEW_COLUMNS, chunk.rows)
             tables.set_positions(tx, projections, position)
@@ -335,6 +309,7 @@ class ViewStore:
             for chunk in chunks:
                 tx.copy_encoded(tables.NEXT, VIEW_COLUMNS, chunk.rows)
             tables.swap_in_next(tx)
+            tables.drop_changes(tx, policies)
             tables.set_positions(tx, projections, position)
 
     def view(
@@ -342,14 +317,14 @@ class ViewStore:
     ) -> tuple[list[Contribution] | None, int]:
         """In one statement: a citizen's stored contributions under a policy (None when
         the projection has not seen them) and the projection's position."""
-        rows = self._rows(
+        found = self._rows(
             "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
-            "v.contributions FROM (SELECT 1) AS one "
+            f"v.contributions, {changes.of_view('v', self.postgres)} FROM (SELECT 1) AS one "
             "LEFT JOIN score_views v ON v.policy = ? AND v.citizen_id = ?",
             [tracking, policy, citizen.hex],
         )
-        position, found = rows[0]
-        return (None if found is None else contributions_of(found)), position or 0
+        position, view, later = found[0]
+        return (None if view is None else merged(view, later)), position or 0
 
     def score_inputs(
         self, tracking: str, policy: str, citizen: uuid.UUID, head_query: str, setting: str
@@ -357,35 +332,32 @@ class ViewStore:
         """In one statement: a citizen's stored contributions, the projection's position,
         the log's last position (by `head_query`, which the log's port gives) and the
         value of a setting, all from the same snapshot."""
-        rows = self._rows(
+        found = self._rows(
             "SELECT (SELECT position FROM projection_tracking WHERE name = ?), "
             f"({head_query}), (SELECT value FROM projection_settings WHERE key = ?), "
-            "(SELECT contributions FROM score_views WHERE policy = ? AND citizen_id = ?)",
+            f"v.contributions, {changes.of_view('v', self.postgres)} FROM (SELECT 1) AS one "
+            "LEFT JOIN score_views v ON v.policy = ? AND v.citizen_id = ?",
             [tracking, setting, policy, citizen.hex],
             prepare=True,
         )
-        position, head, value, found = rows[0]
+        position, head, value, view, later = found[0]
         return ScoreInputs(
-            None if found is None else contributions_of(found), position or 0, head or 0, value
+            None if view is None else merged(view, later), position or 0, head or 0, value
         )
-
-    def _views(self, policy: str) -> list[tuple[str, str]]:
-        return [
-            (str(resident), str(found))
-            for resident, found in self._rows(
-                "SELECT resident_id, contributions FROM score_views WHERE policy = ?", [policy]
-            )
-        ]
 
     def contributions(self, policy: str) -> Iterator[tuple[str, Contribution]]:
         """Every stored contribution under a policy, with its citizen's identity number."""
-        for resident, found in self._views(policy):
-            for item in contributions_of(found):
-                yield resident, item
+        for resident, view, later in self._rows(
+            f"SELECT v.resident_id, v.contributions, {changes.of_view('v', self.postgres)} "
+            "FROM score_views v WHERE v.policy = ?",
+            [policy],
+        ):
+            for item in merged(view, later):
+                yield str(resident), item
 
     def residents(self, policy: str) -> list[str]:
-        rows = self._rows("SELECT resident_id FROM score_views WHERE policy = ?", [policy])
-        return [row[0] for row in rows]
+        found = self._rows("SELECT resident_id FROM score_views WHERE policy = ?", [policy])
+        return [row[0] for row in found]
 
     def counting_on(
         self, policy: str, day: date, kinds: Sequence[str], rule_suffix: str
@@ -403,12 +375,6 @@ class ViewStore:
         found.sort(key=lambda pair: (pair[1].counts_from, pair[0], pair[1].authority,
                                      pair[1].reference, pair[1].rule))  # fmt: skip
         return found
-
-
-_UPSERT = (
-    "ON CONFLICT (policy, citizen_id) DO UPDATE SET resident_id = excluded.resident_id, "
-    "contributions = excluded.contributions"
-)
 
 
 CONNECT_TIMEOUT = 2

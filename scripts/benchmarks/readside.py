@@ -44,13 +44,13 @@ CATCH_UP = """
 import sys
 from ledger.application import Ledger
 from projections import policy
-from projections.known import KnownViews
+from projections.known import KnownFacts
 from projections.runner import catch_up
 from projections.store import ViewStore
 from scripts.benchmarks.common import spending
 app, store = Ledger(sys.argv[1]), ViewStore(sys.argv[1])
 policies = [policy.load(n) for n in policy.available()]
-known = KnownViews(keep_shares=True)
+known = KnownFacts(keep_shares=True)
 figures = []
 # Half the log behind in two halves: the first as a fresh `ledger project` meets it
 # (every citizen read from the log), the second as a follower that wrote the first.

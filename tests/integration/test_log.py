@@ -221,7 +221,16 @@ def _as_facts(records: Iterable[LoggedRecord]) -> dict[uuid.UUID, list[LoggedFac
     for logged in records:
         r = logged.record
         grouped.setdefault(logged.citizen_id, []).append(
-            LoggedFact(logged.position, r.type, r.key, r.kind, r.occurred_on, r.target, r.outcome)
+            LoggedFact(
+                logged.position,
+                logged.version,
+                r.type,
+                r.key,
+                r.kind,
+                r.occurred_on,
+                r.target,
+                r.outcome,
+            )
         )
     return grouped
 

@@ -22,7 +22,7 @@ from projections import policy
 from projections.lock import LockLost, advisory_key, projector_lock
 from projections.queries import NotProjected, Scores
 from projections.runner import catch_up, follow, tracking_name
-from projections.store import ViewStore
+from projections.store import PageRows, ViewStore
 from scripts.cli import main
 from tests.builders import (
     LI_WEI,
@@ -345,7 +345,7 @@ def test_rows_still_being_made_hold_no_write_lock_on_sqlite(scored: Ledger, tmp_
     url = f"sqlite:///{tmp_path}/views.db"
     found: list[str] = []
 
-    def made() -> Iterator[list[tuple[str, ...]]]:
+    def made() -> Iterator[PageRows]:
         for n in range(3):
             other = sqlite3.connect(f"{tmp_path}/views.db", timeout=0.2, isolation_level=None)
             try:
@@ -356,7 +356,7 @@ def test_rows_still_being_made_hold_no_write_lock_on_sqlite(scored: Ledger, tmp_
                 found.append(str(e))
             finally:
                 other.close()
-            yield [("national-v1", f"{n:032x}", "110105198001010018", "[]")]
+            yield PageRows([("national-v1", f"{n:032x}", "110105198001010018", "[]")], [], [], 1)
 
     with closing(ViewStore(url)) as views:
         views.save_row_chunks([("scores:national-v1", "national-v1")], 7, made())

@@ -20,11 +20,12 @@ import pytest
 from ledger.application import Ledger
 from ledger.domain.identity import citizen_id, make_resident_id
 from projections import policy, shares
-from projections.known import KnownViews
+from projections.known import KnownFacts
 from projections.queries import Scores
 from projections.runner import CatchUpFailed, RebuildFailed, catch_up, rebuild, tracking_name
 from projections.scoring import CitizenFacts, Contribution
 from projections.store import CitizenViews, EncodedViews, ViewStore, encode_views
+from projections.store.changes import FOLD_EVERY
 from tests.builders import append, enrolled, fine, record, register_authorities, target
 
 POLICIES = [policy.load("national-v1"), policy.load("finance-v1")]
@@ -234,48 +235,57 @@ def test_views_of_an_old_layout_are_dropped_and_built_again(
         reopened.close()
 
 
+def test_a_catch_up_adds_changes_to_views_and_folds_them_in_every_few_events(
+    ledger: Ledger, store: ViewStore, tmp_path: Any
+) -> None:
+    """A traffic fine counts under national-v1 only: a catch-up adds it to that view as a
+    change and leaves the views' rows as they were (finance-v1 gets no change at all);
+    the fine that brings the citizen's events to a multiple of FOLD_EVERY has the
+    changes folded into the view's row. At every step the views read what a rebuild
+    gives."""
+    register_authorities(ledger)
+    feed(ledger, range(1), enrol=True)
+    catch_up(ledger, store, POLICIES, known=KnownFacts())
+    citizen = citizen_id(CITIZENS[0]).hex
+
+    def rows() -> tuple[dict[str, str], dict[str, int]]:
+        views = store.read("SELECT policy, contributions FROM score_views WHERE citizen_id = ?",
+                           [citizen])  # fmt: skip
+        gathered = store.read("SELECT policy, COUNT(*) FROM score_changes "
+                              "WHERE citizen_id = ? GROUP BY policy", [citizen])  # fmt: skip
+        return dict(views), {policy: int(n) for policy, n in gathered}
+
+    def rebuilt() -> dict[str, Any]:
+        with closing(ViewStore(f"sqlite:///{tmp_path}/{ledger.max_position()}.db")) as again:
+            catch_up(ledger, again, POLICIES)
+            return contents(again)
+
+    first, _ = rows()
+    # The citizen has two events (the enrolment and a fine); kept warm for some of the
+    # catch-ups, from cold for the others: a change needs no facts either way.
+    known = KnownFacts()
+    more = FOLD_EVERY - 2
+    for n in range(1, more):
+        append(ledger, fine(f"TP-again-{n}", CITIZENS[0]))
+        catch_up(ledger, store, POLICIES, known=known if n % 2 else KnownFacts())
+        assert rows() == (first, {"national-v1": n})
+        assert contents(store) == rebuilt()
+    append(ledger, fine(f"TP-again-{more}", CITIZENS[0]))
+    catch_up(ledger, store, POLICIES, known=known)
+    views, gathered = rows()
+    assert gathered == {}
+    assert views["finance-v1"] == first["finance-v1"]
+    assert views["national-v1"].count("TP-again-") == more
+    assert contents(store) == rebuilt()
+
+
 @pytest.mark.postgres
-def test_a_view_a_new_record_leaves_as_it_was_is_not_written_again(
+def test_a_view_folded_with_its_changes_is_rewritten_on_its_own_page(
     postgres_schema_url: str,
 ) -> None:
-    """A traffic fine counts under national-v1 only: a catch-up that keeps its citizens
-    rewrites that policy's row, and leaves finance-v1's as it was (its transaction id,
-    PostgreSQL's xmin, is unchanged), while both stay what a rebuild gives."""
-    ledger, store = Ledger(postgres_schema_url), ViewStore(postgres_schema_url)
-    try:
-        register_authorities(ledger)
-        feed(ledger, range(1), enrol=True)
-        known = KnownViews()
-        catch_up(ledger, store, POLICIES, known=known)
-        citizen = citizen_id(CITIZENS[0]).hex
-
-        def written() -> dict[str, int]:
-            rows = store.read("SELECT policy, xmin::text::bigint FROM score_views "
-                              "WHERE citizen_id = ?", [citizen])  # fmt: skip
-            return dict(rows)
-
-        # The first page after a rebuild reads its citizens from the log and writes them
-        # whole; from then on it keeps them.
-        for n in range(3):
-            before = written()
-            append(ledger, fine(f"TP-again-{n}", CITIZENS[0]))
-            catch_up(ledger, store, POLICIES, known=known)
-            after = written()
-            assert after["national-v1"] != before["national-v1"]
-        assert after["finance-v1"] == before["finance-v1"]
-        caught = contents(store)
-        rebuild(ledger.reader, store, POLICIES, ledger.max_position(), workers=1)
-        assert contents(store) == caught
-    finally:
-        store.close()
-        ledger.close()
-
-
-@pytest.mark.postgres
-def test_a_catch_up_rewrites_each_view_on_its_own_page(postgres_schema_url: str) -> None:
     """Pages of views are left half free, by a rebuild and on a table made before, so
-    that a catch-up's new version of a view goes on the same page as the old one (a HOT
-    update, with no new index entry): none of the views a catch-up rewrites moves."""
+    that a view rewritten with its changes folded in goes on the same page as the old
+    one (a HOT update, with no new index entry) while the page has room."""
     ledger, store = Ledger(postgres_schema_url), ViewStore(postgres_schema_url)
     try:
         with store.transaction() as tx:
@@ -296,12 +306,16 @@ def test_a_catch_up_rewrites_each_view_on_its_own_page(postgres_schema_url: str)
         before = pages()
         # A third of them, as a stretch of the log touches some of a page's citizens.
         fined = CITIZENS[::3]
-        assert append(ledger, *[fine(f"TP-{c}-again", c) for c in fined]).rejected == []
-        catch_up(ledger, store, POLICIES)
+        # Enrolled, then three fines: these bring them to FOLD_EVERY events.
+        for n in range(FOLD_EVERY - 4):
+            assert append(ledger, *[fine(f"TP-{c}-again-{n}", c) for c in fined]).rejected == []
+            catch_up(ledger, store, POLICIES)
         after = pages()
         rewritten = [c for c in before if after[c][1] != before[c][1]]
         assert len(rewritten) == len(fined)
-        assert [c for c in rewritten if after[c][0] != before[c][0]] == []
+        # A view that grew past its page's room moves; with the pages full, all would.
+        moved = [c for c in rewritten if after[c][0] != before[c][0]]
+        assert len(moved) <= len(rewritten) // 10
     finally:
         store.close()
         ledger.close()
@@ -312,11 +326,11 @@ class FailingWrite(ViewStore):
 
     fail_at = -1
 
-    def save_page(self, projections: Any, position: int, views: Any, *rest: Any) -> None:
+    def save_rows(self, projections: Any, position: int, rows: Any) -> None:
         if position == self.fail_at:
             self.fail_at = -1
             raise RuntimeError(f"the write of the page up to {position} failed")
-        super().save_page(projections, position, views, *rest)
+        super().save_rows(projections, position, rows)
 
 
 def test_a_page_whose_write_failed_is_folded_again_not_taken_as_kept(
@@ -328,7 +342,7 @@ def test_a_page_whose_write_failed_is_folded_again_not_taken_as_kept(
     and the fine suspended after the first is resolved."""
     register_authorities(ledger)
     append(ledger, enrolled(), fine("TP-1"))
-    known = KnownViews()
+    known = KnownFacts()
     failing = FailingWrite(store_url)
     try:
         catch_up(ledger, failing, POLICIES, page_size=1, known=known)
@@ -359,7 +373,7 @@ def test_a_catch_up_by_two_workers_writes_what_one_process_writes(
     register_authorities(ledger)
     feed(ledger, range(1), enrol=True)
     alone, shared = ViewStore(f"sqlite:///{tmp_path}/alone.db"), ViewStore(store_url)
-    known = KnownViews(keep_shares=True)
+    known = KnownFacts(keep_shares=True)
     try:
         for views, workers in ((alone, 1), (shared, 2)):
             catch_up(ledger, views, POLICIES, workers=workers)
@@ -419,7 +433,7 @@ def test_a_catch_up_worker_killed_half_way_leaves_the_pages_written_before_it(
     head = ledger.max_position()
     killing = KillingWrite(store_url)
     killing.killed = []
-    known = KnownViews(keep_shares=True)
+    known = KnownFacts(keep_shares=True)
     try:
         # The first page is written as its worker dies; the next one is lost with it.
         with pytest.raises(CatchUpFailed, match="died"):

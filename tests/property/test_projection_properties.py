@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from ledger.application import FixedClock, Ledger
 from ledger.domain import records as r
 from ledger.domain.identity import make_resident_id, parse_resident_id
-from projections.known import KnownViews
+from projections.known import KnownFacts
 from projections.policy import Policy, load
 from projections.queries import Scores
 from projections.runner import catch_up, tracking_name
@@ -534,7 +534,7 @@ def resumed_equals_uninterrupted(
                                  label="stops"))  # fmt: skip
         # What the first run kept of its citizens goes on to the resumed one, or not: a
         # projector that retries after a failure keeps it, a new process starts bare.
-        known = stack.enter_context(closing(KnownViews(keep_shares=workers > 1)))
+        known = stack.enter_context(closing(KnownFacts(keep_shares=workers > 1)))
         with fresh.views(views_url, CrashingViewStore, crash_on=crash_on) as first:
             try:
                 for stop in stops:
@@ -551,7 +551,7 @@ def resumed_equals_uninterrupted(
             assert all(at <= stops[-1] for at in written.values())
         # Resumed with a new store, with every policy.
         if not data.draw(st.booleans(), label="keeps what it knew"):
-            known = stack.enter_context(closing(KnownViews(keep_shares=workers > 1)))
+            known = stack.enter_context(closing(KnownFacts(keep_shares=workers > 1)))
         with fresh.views(views_url) as resumed:
             reached = catch_up(ledger, resumed, POLICIES, page_size=later_pages,
                                workers=workers, known=known)  # fmt: skip

@@ -20,10 +20,16 @@ from ledger.domain import records as r
 from ledger.domain.records import RecordKey
 from ledger.domain.wire import parse_record
 from projections.explanation import Explanation, explain
-from projections.fold import replaced
 from projections.policy import Policy, load
 from projections.scoring import CitizenFacts, contributions, contributions_under, fold, score
-from projections.store.encoding import contributions_of, contributions_text, same_contributions
+from projections.store.encoding import (
+    change_text,
+    contributions_of,
+    contributions_text,
+    merged,
+    merged_text,
+    same_contributions,
+)
 from tests.builders import WANG_FANG, enrolled, fine, record, target
 
 NATIONAL = load("national-v1")
@@ -1030,20 +1036,25 @@ def test_a_view_is_the_same_text_whatever_order_its_contributions_came_in() -> N
     assert not same_contributions(found[1:] + found[:1], found[:-1] + found[:1])
 
 
-def test_a_view_with_some_records_scored_again_is_itself_when_they_count_the_same() -> None:
+def test_a_view_with_its_changes_applied_is_the_view_written_whole() -> None:
     facts = given(*MIXED)
     before = contributions(facts, NATIONAL)
     keys = {key(MIXED[0]), key(MIXED[5])}
     again = contributions(facts, NATIONAL, keys)
     assert again
     assert len(again) < len(before)
-    # Scored again in another order, they are the same: the view itself comes back.
-    assert replaced(before, keys, again[::-1]) is before
-    # Counting differently, they take the place of what those records counted before,
-    # and every other record's contributions stay as they were.
+    others = [c for c in before if RecordKey(*c[:2]) not in keys]
+    # Added: the records' contributions join the view, in the view's own order.
+    assert merged(contributions_text(others), change_text(None, again[::-1])) == sorted(before)
+    # Replaced: what the records counted before gives way to what they count now.
+    whole = contributions_text(before)
     changed = [c._replace(points=c.points + 1) for c in again]
-    view = replaced(before, keys, changed)
-    assert sorted(view) == sorted([c for c in before if RecordKey(*c[:2]) not in keys] + changed)
-    assert len(view) == len(before)
-    # A record scored again that counts nothing now leaves the view without its part.
-    assert sorted(replaced(before, keys, [])) == sorted(c for c in before if c not in again)
+    assert merged(whole, change_text(keys, changed)) == sorted(others + changed)
+    # Applied in order, a record that counts nothing now leaves the view without its part.
+    both = ",".join([change_text(keys, changed), change_text(keys, [])])
+    assert merged(whole, both) == sorted(others)
+    assert merged(whole, both.encode()) == sorted(others)
+    assert merged(whole, None) == sorted(before)
+    # The text folded into a view is the text of the view written whole.
+    assert merged_text(whole, both) == contributions_text(others)
+    assert merged_text(contributions_text(others), change_text(None, again)) == whole
