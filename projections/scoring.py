@@ -26,6 +26,7 @@ __all__ = [
     "DisputeFacts",
     "RecordFacts",
     "Score",
+    "Scored",
     "add_years",
     "contributions",
     "contributions_under",
@@ -78,22 +79,28 @@ class Contribution(NamedTuple):
 
 Interval = tuple[date, date | None]
 
+# A Contribution's fields as a plain tuple: what scoring makes for the views to store
+# (a Contribution is one, with names).
+Scored = tuple[str, str, str, str, int, date, date | None, str | None]
+
 
 def contributions(
     facts: CitizenFacts, policy: Policy, keys: Iterable[RecordKey] | None = None
 ) -> list[Contribution]:
     """Every contribution the citizen's records make under `policy` (or only those of
     the records named by `keys`), split around the periods a dispute suspended them."""
-    return contributions_under(facts, (policy,), keys)[0]
+    return [_new(Contribution, c) for c in contributions_under(facts, (policy,), keys)[0]]
 
 
 def contributions_under(
     facts: CitizenFacts, policies: Sequence[Policy], keys: Iterable[RecordKey] | None = None
-) -> list[list[Contribution]]:
+) -> list[list[Scored]]:
     """`contributions` under each of several policies, in order, in one pass over the
     records: a rebuild and a catch-up score every citizen under every policy, and what
-    a record is (its type, whether it was removed) is looked at once, not once a policy."""
-    outs: list[list[Contribution]] = [[] for _ in policies]
+    a record is (its type, whether it was removed) is looked at once, not once a policy.
+    Each is a plain tuple of a Contribution's fields, for the views to store; equal to
+    the Contribution of the same fields."""
+    outs: list[list[Scored]] = [[] for _ in policies]
     appends = [(policy, out.append) for policy, out in zip(policies, outs, strict=True)]
     records = facts.records
     chosen = (
@@ -103,22 +110,24 @@ def contributions_under(
     )
     for record in chosen:
         raw = _RAW.get(record.type)
-        if raw is None or record.removed:
+        if raw is None or record.vacated:
             continue
-        authority, reference = record.key.authority, record.key.reference
+        disputes = record.disputes
+        if disputes and record.removed:
+            continue
+        authority, reference = record.key
         for policy, append in appends:
             for rule, kind, points, start, end, group in raw(record, facts, policy):
                 if points == 0 or (end is not None and end <= start):
                     continue
-                if not record.disputes:
-                    # tuple.__new__ straight: a named tuple's own __new__ is a Python call,
-                    # and one is made for every record under every policy.
-                    append(_new(Contribution, (authority, reference, kind, rule, points, start,
-                                               end, group)))  # fmt: skip
+                if not disputes:
+                    # Plain tuples, not Contribution's own __new__ (a Python call): one is
+                    # made for every record under every policy, and orjson writes a
+                    # plain tuple itself where a named one takes a call back.
+                    append((authority, reference, kind, rule, points, start, end, group))
                     continue
                 for a, b in _minus(start, end, _suspensions(record, policy)):
-                    append(_new(Contribution, (authority, reference, kind, rule, points, a, b,
-                                               group)))  # fmt: skip
+                    append((authority, reference, kind, rule, points, a, b, group))
     return outs
 
 

@@ -128,11 +128,27 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
     current: uuid.UUID | None = None
     last: Any = None
     facts: CitizenFacts | None = None
+    # The checked helpers (record_type_at, fields_of, fact_parts) inlined: a rebuild
+    # calls them for every event. Whatever fails is read again through them, which
+    # raise the error that names the position.
+    type_of = RECORD_TYPE_OF_TOPIC.get
+    loads = orjson.loads
+    day = date.fromisoformat
     for position, originator, _, topic, state in rows:
-        record_type = record_type_at(position, topic)
+        record_type = type_of(topic)
         if record_type is None:
+            record_type_at(position, topic)
             continue
-        fields = fields_of(position, state)
+        try:
+            fields = loads(state)
+            get = fields.get
+            target = get("target")
+            key = record_key(fields["authority"], fields["reference"])
+            parts = (key, get("kind"), day(fields["occurred_on"]["_data_"]),
+                     record_key(*target["_data_"]) if target is not None else None,
+                     get("outcome"))  # fmt: skip
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            parts = fact_parts(position, record_type, fields_of(position, state))
         if originator != last:
             if current is not None and facts is not None:
                 yield current, facts
@@ -144,7 +160,7 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
                 )
             facts = CitizenFacts(resident_of(position, fields).value)
         assert facts is not None
-        facts.add(record_type, *fact_parts(position, record_type, fields))
+        facts.add(record_type, *parts)
     if current is not None and facts is not None:
         yield current, facts
 

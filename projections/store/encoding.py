@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledger.domain.records import RecordKey
-from projections.scoring import CitizenFacts, Contribution
+from projections.scoring import CitizenFacts, Contribution, Scored
 
 # Citizens a chunk: small enough that the writer starts soon after the workers, and
 # finishes soon after them (2,000 made a rebuild of the bench's log 5% slower).
@@ -40,10 +40,10 @@ class CitizenViews(NamedTuple):
 
     citizen: uuid.UUID
     facts: CitizenFacts
-    contributions: list[list[Contribution]]
+    contributions: list[list[Scored]]
 
 
-def contributions_text(found: Iterable[Contribution]) -> str:
+def contributions_text(found: Iterable[Scored]) -> str:
     """Contributions as stored: a JSON array of arrays (authority, reference, kind,
     rule, points, counts_from, counts_until, cap_group) in their order as tuples, so
     equal views are equal text however they were built.
@@ -69,7 +69,7 @@ def _contributions(items: list[list[Any]]) -> list[Contribution]:
     ]  # fmt: skip
 
 
-def change_text(replaces: Iterable[RecordKey] | None, found: Iterable[Contribution]) -> str:
+def change_text(replaces: Iterable[RecordKey] | None, found: Iterable[Scored]) -> str:
     """A change to a view as stored: a JSON array of the keys of the records scored again
     (null when the records act on none, so that nothing is taken away) and their
     contributions now, as `contributions_text` writes them."""
@@ -115,7 +115,7 @@ class CitizenChange(NamedTuple):
 
     citizen: uuid.UUID
     replaces: frozenset[RecordKey] | None
-    contributions: list[list[Contribution] | None]
+    contributions: list[list[Scored] | None]
     fold: bool
     facts: CitizenFacts | None
 
@@ -169,7 +169,7 @@ def page_rows(made: Iterable[Made], policies: Sequence[str]) -> PageRows:
     return PageRows(views, changes, folds, citizens)
 
 
-def same_contributions(new: Sequence[Contribution], old: Sequence[Contribution]) -> bool:
+def same_contributions(new: Sequence[Scored], old: Sequence[Scored]) -> bool:
     """Whether two views hold the same contributions, in whatever order."""
     if len(new) != len(old):
         return False

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.storage import environment, unavailable_as_ledger_error
-from projections.scoring import CitizenFacts, Contribution
+from projections.scoring import CitizenFacts, Contribution, Scored
 from projections.store import changes, tables
 from projections.store.encoding import (
     VIEW_COLUMNS,
@@ -219,7 +219,7 @@ class ViewStore:
     ) -> None:
         """Replace the contributions of these citizens (by id: identity number and
         contributions) and move the tracking position, at once."""
-        whole = [CitizenViews(cid, CitizenFacts(resident), [found])
+        whole = [CitizenViews(cid, CitizenFacts(resident), [list[Scored](found)])
                  for cid, (resident, found) in views.items()]  # fmt: skip
         self.save_rows([(tracking, policy)], position, page_rows(whole, [policy]))
 
