@@ -128,27 +128,13 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
     current: uuid.UUID | None = None
     last: Any = None
     facts: CitizenFacts | None = None
-    # The checked helpers (record_type_at, fields_of, fact_parts) inlined: a rebuild
-    # calls them for every event. Whatever fails is read again through them, which
-    # raise the error that names the position.
     type_of = RECORD_TYPE_OF_TOPIC.get
-    loads = orjson.loads
-    day = date.fromisoformat
     for position, originator, _, topic, state in rows:
         record_type = type_of(topic)
         if record_type is None:
             record_type_at(position, topic)
             continue
-        try:
-            fields = loads(state)
-            get = fields.get
-            target = get("target")
-            key = record_key(fields["authority"], fields["reference"])
-            parts = (key, get("kind"), day(fields["occurred_on"]["_data_"]),
-                     record_key(*target["_data_"]) if target is not None else None,
-                     get("outcome"))  # fmt: skip
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            parts = fact_parts(position, record_type, fields_of(position, state))
+        fields, parts = fact_fields(position, record_type, state)
         if originator != last:
             if current is not None and facts is not None:
                 yield current, facts
@@ -158,32 +144,55 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
                 raise UnreadableLog(
                     f"position {position}: citizen {current} has records before the enrolment"
                 )
-            facts = CitizenFacts(resident_of(position, fields).value)
+            # The identity number as stored: the enrolment was checked as it was written.
+            resident = fields.get("resident_id")
+            if type(resident) is not str:
+                resident = resident_of(position, fields).value
+            facts = CitizenFacts(resident)
         assert facts is not None
         facts.add(record_type, *parts)
     if current is not None and facts is not None:
         yield current, facts
 
 
-def fact_parts(position: int, record_type: str, fields: Mapping[str, Any]) -> FactParts:
-    """What a citizen's facts take of a stored record besides its type (key, kind,
-    date, target, outcome), as `CitizenFacts.add` takes them."""
+def fact_fields(position: int, record_type: str, state: bytes) -> tuple[dict[str, Any], FactParts]:
+    """A stored event's fields, and what a citizen's facts take of it besides its type
+    (key, kind, date, target, outcome), as `CitizenFacts.add` takes them: in one call,
+    as a rebuild and a catch-up read every event so. An event that cannot be read is
+    an UnreadableLog naming its position."""
     try:
-        return _fact_parts(fields)
-    except (KeyError, TypeError, ValueError) as e:
-        raise _unreadable(position, record_type, e) from None
+        return _facts_of_state(state)
+    except (orjson.JSONDecodeError, AttributeError, *_UNREADABLE):
+        fields_of(position, state)  # not JSON, or not an object
+        try:
+            return _facts_of_state(state)
+        except _UNREADABLE as e:
+            raise _unreadable(position, record_type, e) from None
 
 
-def _fact_parts(fields: Mapping[str, Any]) -> FactParts:
+_UNREADABLE = (KeyError, TypeError, ValueError)
+_loads = orjson.loads
+_day = date.fromisoformat
+
+
+def _facts_of_state(state: bytes) -> tuple[dict[str, Any], FactParts]:
+    fields: dict[str, Any] = _loads(state)
     get = fields.get
     target = get("target")
-    return (
-        record_key(fields["authority"], fields["reference"]),
+    if target is not None:
+        # Two fields, or the record cannot be read (a key of one field would pass).
+        authority, reference = target["_data_"]
+        target = _new_tuple(RecordKey, (authority, reference))
+    return fields, (
+        _new_tuple(RecordKey, (fields["authority"], fields["reference"])),
         get("kind"),
-        date.fromisoformat(fields["occurred_on"]["_data_"]),
-        record_key(*target["_data_"]) if target is not None else None,
+        _day(fields["occurred_on"]["_data_"]),
+        target,
         get("outcome"),
     )
+
+
+_new_tuple = tuple.__new__
 
 
 def resident_of(position: int, enrolment: Mapping[str, Any]) -> ResidentId:
@@ -279,15 +288,14 @@ def stored_facts(
     cid: uuid.UUID, version: int, topic: str, state: bytes
 ) -> tuple[str, FactParts, datetime]:
     """One of a citizen's stored records after their enrolment as what their facts take
-    of it (its type and `fact_parts`) and the time it was recorded: what a writer
+    of it (its type and what `fact_fields` gives) and the time it was recorded: what a writer
     loading a citizen needs of it, without the record itself (its amount, its
     credential, its reason)."""
     record_type = _stored_type(cid, version, topic)
     try:
-        fields = orjson.loads(state)
-        parts = _fact_parts(fields)
+        fields, parts = _facts_of_state(state)
         return record_type, parts, datetime.fromisoformat(fields["timestamp"]["_data_"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (orjson.JSONDecodeError, AttributeError, *_UNREADABLE) as e:
         raise _unreadable_stored(cid, version, record_type, e) from None
 
 

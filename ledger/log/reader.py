@@ -18,10 +18,11 @@ from ledger.domain.facts import CitizenFacts
 from ledger.domain.identity import ResidentId
 from ledger.log.decoding import (
     CITIZEN_TOPIC_PREFIX,
+    RECORD_TYPE_OF_TOPIC,
     USE_OF_TOPIC,
     as_uuid,
     citizens_rows,
-    fact_parts,
+    fact_fields,
     fields_of,
     folded,
     grouped,
@@ -126,25 +127,33 @@ class LogReader:
         grouped by citizen: what a catch-up folds, in half the time of a `page`."""
         ids = None if partition is None else partition_bounds(*partition)
         rows = self.recorder.log_page(after, limit, upto, ids)
-        citizens: dict[uuid.UUID, list[LoggedFact]] = {}
+        citizens: dict[Any, list[LoggedFact]] = {}
         enrolled: dict[uuid.UUID, str] = {}
-        for position, cid, version, record_type, fields in citizens_rows(rows):
+        type_of = RECORD_TYPE_OF_TOPIC.get
+        for position, originator, version, topic, state in rows:
+            record_type = type_of(topic)
+            if record_type is None:
+                record_type_at(position, topic)
+                continue
+            fields, parts = fact_fields(position, record_type, state)
             if record_type == r.ENROLLED:
-                enrolled[cid] = resident_of(position, fields).value
+                enrolled[as_uuid(originator)] = resident_of(position, fields).value
             elif version == 1:
                 # A citizen's first event is their enrolment: a reader that folds only
                 # the records on the page relies on it.
                 raise UnreadableLog(
-                    f"position {position}: citizen {cid} has records before the enrolment"
+                    f"position {position}: citizen {as_uuid(originator)} has records "
+                    "before the enrolment"
                 )
-            found = citizens.get(cid)
+            found = citizens.get(originator)
             if found is None:
-                found = citizens[cid] = []
+                found = citizens[originator] = []
             # tuple.__new__ straight, not the named tuple's own __new__ (a Python call):
             # one is made for every record a catch-up reads.
-            parts = fact_parts(position, record_type, fields)
             found.append(_new(LoggedFact, (position, version, record_type, *parts)))
-        return FactPage(citizens, enrolled, rows[-1][0] if rows else after)
+        # Each citizen's id made once, as the page is grouped.
+        by_id = {as_uuid(originator): found for originator, found in citizens.items()}
+        return FactPage(by_id, enrolled, rows[-1][0] if rows else after)
 
     def _add_residents(
         self, residents: dict[uuid.UUID, ResidentId], citizens: Iterable[uuid.UUID]
