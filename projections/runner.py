@@ -154,7 +154,7 @@ def _sharing(run: _Run, behind: int, workers: int | None) -> CatchUpShares | Non
     known.close()
     # What one process kept stands for nothing once others have moved the positions.
     known.clear()
-    known.shares = shares = CatchUpShares(run.log.url, run.policies, workers)
+    known.shares = shares = CatchUpShares(run.log.url, run.policies, workers, run.store.postgres)
     return shares
 
 
@@ -229,7 +229,7 @@ def _pages(run: _Run, writer: _PageWriter, positions: dict[str, int], page_size:
             # every policy's views of the page in one transaction.
             names = [p.name for p in group]
             made = list(page_views(log, known, group, start, page))
-            rows = page_rows(made, names)
+            rows = page_rows(made, names, page.end, run.store.postgres)
             run.before_write()
             writer.write([(tracking_name(p), p.name) for p in group], page.end, rows)
             # Kept as written before the write is done: if it fails, the catch-up ends

@@ -189,9 +189,9 @@ class CatchUpShares(_Workers):
     what = "catch-up"
     left = "the views stay as the last stretch written left them"
 
-    def __init__(self, url: str, policies: Sequence[Policy], workers: int) -> None:
+    def __init__(self, url: str, policies: Sequence[Policy], workers: int, postgres: bool) -> None:
         self.policies = [p.name for p in policies]
-        super().__init__(workers, _catch_up_share, (url, list(policies)))
+        super().__init__(workers, _catch_up_share, (url, list(policies), postgres))
 
     def ask(self, start: int, end: int) -> None:
         """Have every worker fold its share of the positions (start, end]."""
@@ -206,6 +206,7 @@ class CatchUpShares(_Workers):
 def _catch_up_share(
     url: str,
     policies: list[Policy],
+    postgres: bool,
     share: tuple[int, int],
     pipe: Connection,
     parent: int,
@@ -230,7 +231,7 @@ def _catch_up_share(
             facts: list[Any] = []
             while part := list(islice(items, CHUNK)):
                 facts += folded(part)
-                pipe.send(("rows", page_rows(part, names)))
+                pipe.send(("rows", page_rows(part, names, end, postgres)))
             pipe.send(("made", None))
             made = (end, facts)
             set_aside()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.store.encoding import ChangeRow, ViewRow, merged_text
+from projections.store.encoding import CHANGE_COLUMNS, ChangeRow, ViewRow, merged_text
 from projections.store.sql import Tx
 
 # A citizen's views have their changes folded in whenever the citizen's version (their
@@ -67,24 +67,9 @@ def write_views(tx: Tx, rows: Sequence[ViewRow]) -> None:
     )
 
 
-def write_changes(tx: Tx, position: int, rows: Sequence[ChangeRow]) -> None:
-    """Add these changes to their views, as of `position`."""
-    if not rows:
-        return
-    if tx.postgres:
-        policies, citizens, changes = (list(column) for column in zip(*rows, strict=True))
-        tx.execute(
-            "INSERT INTO score_changes (policy, citizen_id, position, change) "
-            "SELECT k.policy, k.citizen_id, ?, k.change "
-            "FROM unnest(?::text[], ?::text[], ?::text[]) AS k(policy, citizen_id, change)",
-            [position, policies, citizens, changes],
-            binary=True,
-        )
-        return
-    tx.executemany(
-        "INSERT INTO score_changes (policy, citizen_id, position, change) VALUES (?, ?, ?, ?)",
-        [(policy, cid, position, change) for policy, cid, change in rows],
-    )
+def write_changes(tx: Tx, rows: bytes | Sequence[ChangeRow]) -> None:
+    """Add these changes (as `page_rows` made them) to their views."""
+    tx.copy_encoded("score_changes", CHANGE_COLUMNS, rows)
 
 
 def fold_in(tx: Tx, views: Sequence[tuple[str, str]]) -> None:

@@ -32,6 +32,7 @@ from projections.scoring import CitizenFacts, Contribution, Scored
 CHUNK = 1000
 
 VIEW_COLUMNS = ("policy", "citizen_id", "resident_id", "contributions")
+CHANGE_COLUMNS = ("policy", "citizen_id", "position", "change")
 
 
 class CitizenViews(NamedTuple):
@@ -123,17 +124,18 @@ class CitizenChange(NamedTuple):
 Made = CitizenViews | CitizenChange
 
 ViewRow = tuple[str, str, str, str]
-ChangeRow = tuple[str, str, str]
+ChangeRow = tuple[str, str, int, str]
 
 
 class PageRows(NamedTuple):
     """The rows a catch-up makes of a page, or of part of it: (policy, citizen id,
-    identity number, contributions) of whole views, (policy, citizen id, change) of
-    changes, written at the page's end, and (policy, citizen id) of the views to have
-    their changes folded in then; and how many citizens they came from."""
+    identity number, contributions) of whole views; the changes, at the page's end,
+    as COPY text on PostgreSQL and (policy, citizen id, position, change) rows on
+    SQLite; and (policy, citizen id) of the views to have their changes folded in then;
+    and how many citizens they came from."""
 
     views: list[ViewRow]
-    changes: list[ChangeRow]
+    changes: bytes | list[ChangeRow]
     folds: list[tuple[str, str]]
     citizens: int
 
@@ -147,13 +149,16 @@ def view_rows(views: Iterable[CitizenViews], policies: Sequence[str]) -> list[Vi
     ]
 
 
-def page_rows(made: Iterable[Made], policies: Sequence[str]) -> PageRows:
-    """The rows of what a catch-up made of its citizens: whole views (of citizens
-    enrolled on the page) and changes."""
+def page_rows(
+    made: Iterable[Made], policies: Sequence[str], position: int, postgres: bool
+) -> PageRows:
+    """The rows of what a catch-up made of its citizens on a page ending at `position`:
+    whole views (of citizens enrolled on the page) and changes."""
     views: list[ViewRow] = []
-    changes: list[ChangeRow] = []
+    changes: list[Any] = []
     folds: list[tuple[str, str]] = []
     citizens = 0
+    names = [_text(policy) for policy in policies] if postgres else policies
     for item in made:
         citizens += 1
         if type(item) is CitizenViews:
@@ -161,12 +166,17 @@ def page_rows(made: Iterable[Made], policies: Sequence[str]) -> PageRows:
             continue
         assert type(item) is CitizenChange
         cid = item.citizen.hex
-        for policy, found in zip(policies, item.contributions, strict=True):
-            if found is not None:
-                changes.append((policy, cid, change_text(item.replaces, found)))
+        for name, found in zip(names, item.contributions, strict=True):
+            if found is None:
+                continue
+            text = change_text(item.replaces, found)
+            if postgres:
+                changes.append(f"{name}\t{cid}\t{position}\t{_text(text)}\n")
+            else:
+                changes.append((name, cid, position, text))
         if item.fold:
             folds += [(policy, cid) for policy in policies]
-    return PageRows(views, changes, folds, citizens)
+    return PageRows(views, "".join(changes).encode() if postgres else changes, folds, citizens)
 
 
 def same_contributions(new: Sequence[Scored], old: Sequence[Scored]) -> bool:

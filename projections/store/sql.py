@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 
@@ -22,15 +21,6 @@ class Tx:
             self.cursor.execute(sql.replace("?", "%b"), params)
             return
         self.cursor.execute(self._sql(sql), params)
-
-    def pipelined(self) -> AbstractContextManager[Any]:
-        """Statements in this block sent without waiting for each answer (PostgreSQL's
-        pipeline mode); their results are not read, and an error is raised by the
-        block's end at the latest."""
-        if self.postgres:
-            pipeline: AbstractContextManager[Any] = self.cursor.connection.pipeline()
-            return pipeline
-        return nullcontext()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
@@ -51,9 +41,9 @@ class Tx:
         )
 
     def copy_encoded(
-        self, table: str, columns: Sequence[str], data: bytes | list[tuple[Any, ...]]
+        self, table: str, columns: Sequence[str], data: bytes | Sequence[Sequence[Any]]
     ) -> None:
-        """Insert rows `encode_views` prepared: COPY text on PostgreSQL, rows on SQLite."""
+        """Insert rows made ready to write: COPY text on PostgreSQL, rows on SQLite."""
         if not data:
             return
         if isinstance(data, bytes):

@@ -221,7 +221,9 @@ class ViewStore:
         contributions) and move the tracking position, at once."""
         whole = [CitizenViews(cid, CitizenFacts(resident), [list[Scored](found)])
                  for cid, (resident, found) in views.items()]  # fmt: skip
-        self.save_rows([(tracking, policy)], position, page_rows(whole, [policy]))
+        self.save_rows(
+            [(tracking, policy)], position, page_rows(whole, [policy], position, self.postgres)
+        )
 
     def save_rows(
         self, projections: Sequence[tuple[str, str]], position: int, rows: PageRows
@@ -248,13 +250,10 @@ class ViewStore:
         with self.transaction() as tx:
             for tracking, _ in projections:
                 tables.move(tx, tracking, position)
-            # Pipelined: each chunk is sent without waiting for the one before to be
-            # written, so the next is received and made ready as the server writes.
-            with tx.pipelined():
-                for chunk in chunks:
-                    changes.write_views(tx, chunk.views)
-                    changes.write_changes(tx, position, chunk.changes)
-                    folds += chunk.folds
+            for chunk in chunks:
+                changes.write_views(tx, chunk.views)
+                changes.write_changes(tx, chunk.changes)
+                folds += chunk.folds
             changes.fold_in(tx, folds)
 
     def replace_all(
