@@ -31,6 +31,10 @@ from projections.known import KnownFacts
 from projections.policy import Policy
 from projections.store import CHUNK, EncodedViews, PageRows, encode_views, page_rows
 
+# A worker only reads the log, whose tables the process that started it has made: a
+# small pool, and no statements to make them (a third of a worker's start).
+WORKER_ENV = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2", "CREATE_TABLE": "n"}
+
 
 class RebuildFailed(LedgerError):
     """A process sharing a rebuild failed or died; nothing of the rebuild was written."""
@@ -245,7 +249,7 @@ def _opened(url: str, pipe: Connection, parent: int) -> Iterator[Ledger]:
     URL's password."""
     as_forked_child(parent)
     try:
-        ledger = Ledger(url)
+        ledger = Ledger(url, env=WORKER_ENV)
         try:
             pipe.send(("ready", None))
             yield ledger

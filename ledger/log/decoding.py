@@ -349,4 +349,17 @@ def stored_use_time(cid: uuid.UUID, version: int, topic: str, state: bytes) -> d
 
 
 def as_uuid(value: Any) -> uuid.UUID:
-    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
+    """A UUID from a stored id: a UUID already, or its text as the database writes it
+    (then made straight from its number, in half the time of UUID(text))."""
+    if type(value) is uuid.UUID:
+        return value
+    if type(value) is str and len(value) == 36:
+        made = _object_new(uuid.UUID)
+        _SET_INT(made, int(value.replace("-", ""), 16))
+        _SET_SAFE(made, uuid.SafeUUID.unknown)
+        return made
+    return uuid.UUID(str(value))
+
+
+_object_new = object.__new__
+_SET_INT, _SET_SAFE = slot_setters(uuid.UUID, "int", "is_safe")
