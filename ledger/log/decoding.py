@@ -90,7 +90,7 @@ def grouped(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, list[LoggedReco
             if current is not None:
                 yield current, records
             last = originator
-            current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
+            current = as_uuid(originator)
             records, resident = [], None
         fields = fields_of(position, state)
         if resident is None:
@@ -139,7 +139,7 @@ def folded(rows: Iterable[LogRow]) -> Iterator[tuple[uuid.UUID, CitizenFacts]]:
             if current is not None and facts is not None:
                 yield current, facts
             last = originator
-            current = originator if type(originator) is uuid.UUID else uuid.UUID(originator)
+            current = as_uuid(originator)
             if record_type != r.ENROLLED:
                 raise UnreadableLog(
                     f"position {position}: citizen {current} has records before the enrolment"
@@ -349,16 +349,20 @@ def stored_use_time(cid: uuid.UUID, version: int, topic: str, state: bytes) -> d
 
 
 def as_uuid(value: Any) -> uuid.UUID:
-    """A UUID from a stored id: a UUID already, or its text as the database writes it
-    (then made straight from its number, in half the time of UUID(text))."""
+    """A UUID from a stored id: a UUID already, its 16 bytes or its text as the database
+    gives them (then made straight from its number, in half the time of UUID())."""
     if type(value) is uuid.UUID:
         return value
-    if type(value) is str and len(value) == 36:
-        made = _object_new(uuid.UUID)
-        _SET_INT(made, int(value.replace("-", ""), 16))
-        _SET_SAFE(made, uuid.SafeUUID.unknown)
-        return made
-    return uuid.UUID(str(value))
+    if type(value) is bytes and len(value) == 16:
+        number = int.from_bytes(value, "big")
+    elif type(value) is str and len(value) == 36:
+        number = int(value.replace("-", ""), 16)
+    else:
+        return uuid.UUID(str(value))
+    made = _object_new(uuid.UUID)
+    _SET_INT(made, number)
+    _SET_SAFE(made, uuid.SafeUUID.unknown)
+    return made
 
 
 _object_new = object.__new__

@@ -31,6 +31,8 @@ Claim = tuple[RecordKey, uuid.UUID, bytes]
 Holder = tuple[uuid.UUID, bytes]
 # (position, citizen or other aggregate id, version, topic, state), as the database
 # gives them: the id may be a UUID or its text, the state bytes or a buffer.
+# (position, citizen id, version, topic, state); the id as the store gives it (a UUID,
+# its text or its 16 bytes), which the log's port makes a UUID (ledger.log.decoding.as_uuid).
 LogRow = tuple[int, Any, int, str, Any]
 # The citizens from the first id to the one before the second (None: to the last).
 IdRange = tuple[uuid.UUID, uuid.UUID | None]
