@@ -171,7 +171,7 @@ def page_rows(
                 continue
             text = change_text(item.replaces, found)
             if postgres:
-                changes.append(f"{name}\t{cid}\t{position}\t{_text(text)}\n")
+                changes.append(f"{name}\t{cid}\t{position}\t{_json_text(text)}\n")
             else:
                 changes.append((name, cid, position, text))
         if item.fold:
@@ -208,7 +208,7 @@ def encode_views(
         if postgres:
             tail = f"\t{cid.hex}\t{_text(facts.resident_id)}\t"
             for name, found in zip(quoted, per_policy, strict=True):
-                lines.append(f"{name}{tail}{_text(contributions_text(found))}\n")
+                lines.append(f"{name}{tail}{_json_text(contributions_text(found))}\n")
         else:
             lines.extend(view_rows([view], policies))
         count += 1
@@ -228,6 +228,12 @@ def _chunk(lines: list[Any], count: int, records: int, postgres: bool) -> Encode
 
 # COPY's text format: backslash, tab, newline and carriage return escaped; \N is NULL.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _json_text(value: str) -> str:
+    # JSON as orjson writes it holds no tab, newline or carriage return (they are
+    # escaped, with a backslash): only backslashes need escaping again.
+    return value.replace("\\", "\\\\") if "\\" in value else value
 
 
 def _text(value: str) -> str:

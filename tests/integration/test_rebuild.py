@@ -19,12 +19,20 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.domain.identity import citizen_id, make_resident_id
+from ledger.domain.records import RecordKey
 from projections import policy, shares
 from projections.known import KnownFacts
 from projections.queries import Scores
 from projections.runner import CatchUpFailed, RebuildFailed, catch_up, rebuild, tracking_name
 from projections.scoring import CitizenFacts, Contribution
-from projections.store import CitizenViews, EncodedViews, ViewStore, encode_views
+from projections.store import (
+    CitizenChange,
+    CitizenViews,
+    EncodedViews,
+    ViewStore,
+    encode_views,
+    page_rows,
+)
 from projections.store.changes import FOLD_EVERY
 from tests.builders import append, enrolled, fine, record, register_authorities, target
 
@@ -115,6 +123,11 @@ def test_views_with_characters_copy_escapes_are_written_and_read_back_whole(
         [("scores:x", "x")], 7, [CitizenViews(citizen, CitizenFacts("resident"), [found])]
     )
     assert store.view("scores:x", "x", citizen) == (found, 7)
+    # And as a change a catch-up adds to the view, replacing what the record counted.
+    again = [found[0]._replace(points=-9)]
+    change = CitizenChange(citizen, frozenset({RecordKey(awkward, "R-1")}), [again], False, None)
+    store.save_rows([("scores:x", "x")], 8, page_rows([change], ["x"], 8, store.postgres))
+    assert store.view("scores:x", "x", citizen) == (again, 8)
 
 
 class KillingStore(ViewStore):
