@@ -25,7 +25,9 @@ def views_of(
     earlier: Mapping[uuid.UUID, CitizenFacts] | None = None,
 ) -> Iterator[Made]:
     """The one fold of a page: for a citizen enrolled on it, their views whole; for any
-    other, the change their records on it make to their views under every policy.
+    other, the change their records on it make to their views under every policy, and
+    whether their views are due to have their changes folded in (their events, uses of
+    their file included, reached a multiple of FOLD_EVERY on the page).
 
     A record that acts on none contributes what it alone says (what later records do
     to it changes that, not what came before it), so it needs none of the citizen's
@@ -35,7 +37,15 @@ def views_of(
     the citizen's records since some position (all of them, or those this process
     folded), or `earlier`, all of them up to the page, read from the log where the
     kept ones do not reach (`needs_facts`)."""
-    for cid, records in page.citizens.items():
+    for cid, (first, last) in page.versions.items():
+        # Due to be folded: the citizen's events reached a multiple of FOLD_EVERY.
+        fold = last // FOLD_EVERY > (first - 1) // FOLD_EVERY
+        records = page.citizens.get(cid)
+        if records is None:
+            # Only uses of their file, which change no view: a fold, if due.
+            if fold:
+                yield CitizenChange(cid, None, [None] * len(policies), True, None)
+            continue
         facts = earlier.get(cid) if earlier else None
         if facts is None:
             facts = known.get(cid)
@@ -50,7 +60,7 @@ def views_of(
             for record in records:
                 facts.apply(record)
             found = contributions_under(facts, policies, [record.key for record in records])
-            yield CitizenChange(cid, None, [f or None for f in found], due(records), facts)
+            yield CitizenChange(cid, None, [f or None for f in found], fold, facts)
             continue
         before = contributions_under(
             facts, policies, facts.linked(t for t in acting if t in facts.records)
@@ -62,7 +72,7 @@ def views_of(
         yield CitizenChange(cid, keys, [
             None if same_contributions(now, then) else now
             for now, then in zip(found, before, strict=True)
-        ], due(records), facts)  # fmt: skip
+        ], fold, facts)  # fmt: skip
 
 
 def needs_facts(page: FactPage, known: Mapping[uuid.UUID, CitizenFacts]) -> list[uuid.UUID]:
@@ -90,12 +100,6 @@ def needs_facts(page: FactPage, known: Mapping[uuid.UUID, CitizenFacts]) -> list
                 break
             on_page.add(record.key)
     return needed
-
-
-def due(records: Sequence[LoggedFact]) -> bool:
-    """Whether a citizen's views are to have their changes folded in after these records
-    (see projections.store.changes)."""
-    return any(record.version % FOLD_EVERY == 0 for record in records)
 
 
 def enrolled(page: FactPage, cid: uuid.UUID, records: Sequence[LoggedFact]) -> CitizenFacts:

@@ -55,11 +55,13 @@ class LoggedFact(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class FactPage:
     """A stretch of the log as the facts see it: each citizen's records on it in log
-    order, the identity numbers of those enrolled on it, and the last position read
-    (as `Page.end`)."""
+    order, the identity numbers of those enrolled on it, the first and last version of
+    each citizen's events on it (their records and the uses of their file), and the
+    last position read (as `Page.end`)."""
 
     citizens: dict[uuid.UUID, list[LoggedFact]]
     enrolled: dict[uuid.UUID, str]
+    versions: dict[uuid.UUID, tuple[int, int]]
     end: int
 
 

@@ -129,11 +129,19 @@ class LogReader:
         rows = self.recorder.log_page(after, limit, upto, ids)
         citizens: dict[Any, list[LoggedFact]] = {}
         enrolled: dict[uuid.UUID, str] = {}
+        versions: dict[Any, list[int]] = {}
         type_of = RECORD_TYPE_OF_TOPIC.get
         for position, originator, version, topic, state in rows:
             record_type = type_of(topic)
-            if record_type is None:
+            if record_type is None and topic not in USE_OF_TOPIC:
                 record_type_at(position, topic)
+                continue
+            seen = versions.get(originator)
+            if seen is None:
+                versions[originator] = [version, version]
+            else:
+                seen[1] = version
+            if record_type is None:
                 continue
             fields, parts = fact_fields(position, record_type, state)
             if record_type == r.ENROLLED:
@@ -152,8 +160,13 @@ class LogReader:
             # one is made for every record a catch-up reads.
             found.append(_new(LoggedFact, (position, version, record_type, *parts)))
         # Each citizen's id made once, as the page is grouped.
-        by_id = {as_uuid(originator): found for originator, found in citizens.items()}
-        return FactPage(by_id, enrolled, rows[-1][0] if rows else after)
+        made = {originator: as_uuid(originator) for originator in versions}
+        return FactPage(
+            {made[originator]: found for originator, found in citizens.items()},
+            enrolled,
+            {made[originator]: (first, last) for originator, (first, last) in versions.items()},
+            rows[-1][0] if rows else after,
+        )
 
     def _add_residents(
         self, residents: dict[uuid.UUID, ResidentId], citizens: Iterable[uuid.UUID]

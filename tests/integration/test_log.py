@@ -245,6 +245,10 @@ def test_a_fact_page_holds_what_the_facts_take_of_a_page(
         facts = log.fact_page(after, limit, partition=share)
         assert facts.citizens == _as_facts(page.records)
         assert facts.end == page.end
+        # No uses of a file in this log: each citizen's versions are their records'.
+        assert facts.versions == {
+            cid: (found[0].version, found[-1].version) for cid, found in facts.citizens.items()
+        }
         assert facts.enrolled == {
             r.citizen_id: r.record.citizen.value
             for r in page.records

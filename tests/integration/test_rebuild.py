@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from ledger.application import Ledger
+from ledger.application import Ledger, Used
+from ledger.domain import Inquired
 from ledger.domain.identity import citizen_id, make_resident_id
 from ledger.domain.records import RecordKey
+from ledger.log import CitizenFile
 from projections import policy, shares
 from projections.known import KnownFacts
 from projections.queries import Scores
@@ -290,6 +292,38 @@ def test_a_catch_up_adds_changes_to_views_and_folds_them_in_every_few_events(
     assert views["finance-v1"] == first["finance-v1"]
     assert views["national-v1"].count("TP-again-") == more
     assert contents(store) == rebuilt()
+
+
+def test_a_use_of_a_file_that_brings_its_citizen_to_a_fold_folds_the_changes(
+    ledger: Ledger, store: ViewStore
+) -> None:
+    """A use of the citizen's file is one of their events but no record: when it is the
+    one that reaches a multiple of FOLD_EVERY, the page that holds it, with no record of
+    theirs, folds their views' changes, so no view holds more than FOLD_EVERY - 1."""
+    register_authorities(ledger)
+    cid = citizen_id(CITIZENS[0])
+    assert append(ledger, enrolled(CITIZENS[0])).rejected == []
+    catch_up(ledger, store, POLICIES)
+    for n in range(FOLD_EVERY - 2):  # the enrolment and these: FOLD_EVERY - 1 events
+        assert append(ledger, fine(f"TP-use-{n}", CITIZENS[0])).rejected == []
+        catch_up(ledger, store, POLICIES)
+
+    def gathered() -> int:
+        rows = store.read("SELECT COUNT(*) FROM score_changes WHERE citizen_id = ?", [cid.hex])
+        return int(rows[0][0])
+
+    assert gathered() == FOLD_EVERY - 2
+    scored = contents(store)["views"]
+
+    def inquiry(file: CitizenFile) -> tuple[None, Used]:
+        return None, (Inquired, {"party": "bank-a", "purpose": "mortgage",
+                                 "as_of": date(2026, 1, 1), "position": file.records[-1].position,
+                                 "policy": "national-v1", "score": 1})  # fmt: skip
+
+    ledger.record_use(cid, inquiry)
+    catch_up(ledger, store, POLICIES)
+    assert gathered() == 0
+    assert contents(store)["views"] == scored
 
 
 @pytest.mark.postgres
