@@ -262,8 +262,7 @@ class PostgresReads:
         # objects (the log's port makes one a citizen).
         return self._tuples(
             self._sql(
-                f"SELECT {_LOG_COLUMNS} "
-                f"FROM {{}} WHERE {where} ORDER BY notification_id LIMIT %s",
+                f"SELECT {_LOG_COLUMNS} FROM {{}} WHERE {where} ORDER BY notification_id LIMIT %s",
                 self.events_table_name,
             ),
             [*params, limit],
