@@ -112,7 +112,7 @@ class CitizenChange(NamedTuple):
     it scored again (None when the new records act on none, so nothing is taken away),
     and under each policy in order their contributions now, or None where that view is
     unchanged; whether the views are then to have their changes folded in; and the
-    citizen's facts when they were folded whole (to be kept)."""
+    citizen's facts as the catch-up folded them (to be kept), if it did."""
 
     citizen: uuid.UUID
     replaces: frozenset[RecordKey] | None
