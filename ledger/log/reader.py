@@ -128,7 +128,7 @@ class LogReader:
         ids = None if partition is None else partition_bounds(*partition)
         rows = self.recorder.log_page(after, limit, upto, ids)
         citizens: dict[Any, list[LoggedFact]] = {}
-        enrolled: dict[uuid.UUID, str] = {}
+        enrolled: dict[Any, str] = {}
         versions: dict[Any, list[int]] = {}
         type_of = RECORD_TYPE_OF_TOPIC.get
         for position, originator, version, topic, state in rows:
@@ -145,7 +145,7 @@ class LogReader:
                 continue
             fields, parts = fact_fields(position, record_type, state)
             if record_type == r.ENROLLED:
-                enrolled[as_uuid(originator)] = resident_of(position, fields).value
+                enrolled[originator] = resident_of(position, fields).value
             elif version == 1:
                 # A citizen's first event is their enrolment: a reader that folds only
                 # the records on the page relies on it.
@@ -163,7 +163,7 @@ class LogReader:
         made = {originator: as_uuid(originator) for originator in versions}
         return FactPage(
             {made[originator]: found for originator, found in citizens.items()},
-            enrolled,
+            {made[originator]: resident for originator, resident in enrolled.items()},
             {made[originator]: (first, last) for originator, (first, last) in versions.items()},
             rows[-1][0] if rows else after,
         )
